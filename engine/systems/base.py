@@ -1,0 +1,102 @@
+"""The target of every model: a lattice system with log f(s; T, mu) = -(E(s) - mu * sum_i s_i) / (k_B T).
+
+Configurations are spins s_i in {-1, +1} (Ising down/up; CuAu Cu/Au) as a (B, N) tensor of any real or integer
+dtype, on any device. Species index k in {0, 1} maps to s = 2k - 1. Energies come back in float64.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+
+from ..errors import LatthermError
+from ..lattices import Lattice
+
+
+def check_condition(T, mu) -> None:
+    """Reject non-positive or non-finite temperatures and non-finite mu with a message naming the value."""
+    t = torch.as_tensor(T, dtype=torch.float64)
+    m = torch.as_tensor(mu, dtype=torch.float64)
+    if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+        bad = t[~torch.isfinite(t) | (t <= 0)].reshape(-1)[0].item()
+        raise LatthermError(f"temperature must be positive and finite, got T={bad:g}")
+    if not bool(torch.isfinite(m).all()):
+        raise LatthermError("chemical potential / field mu must be finite")
+
+
+class System(ABC):
+    """A binary lattice system in the semi-grand-canonical ensemble."""
+
+    name: str
+    #: species names, index 0 <-> spin -1, index 1 <-> spin +1
+    species: tuple[str, str]
+    #: Boltzmann constant in the system's units (1 for Ising, where kT is in units of eps)
+    k_B: float
+    temperature_unit: str
+    mu_unit: str
+    #: natural scales of (T, mu), used to normalise model conditioning features
+    T_scale: float
+    mu_scale: float
+
+    def __init__(self, lattice: Lattice):
+        self.lattice = lattice
+
+    @property
+    def n_sites(self) -> int:
+        return self.lattice.n_sites
+
+    @property
+    def n_species(self) -> int:
+        return len(self.species)
+
+    @abstractmethod
+    def energy(self, s: torch.Tensor) -> torch.Tensor:
+        """E(s) for a (B, N) batch of spins, float64 (B,), in the system's energy unit."""
+
+    def log_f(self, s: torch.Tensor, T, mu) -> torch.Tensor:
+        """Log of the unnormalised Boltzmann weight, float64 (B,). T and mu: scalars or (B,) tensors."""
+        s = s.to(torch.float64)
+        T = torch.as_tensor(T, dtype=torch.float64, device=s.device)
+        mu = torch.as_tensor(mu, dtype=torch.float64, device=s.device)
+        return -(self.energy(s) - mu * s.sum(-1)) / (self.k_B * T)
+
+    def magnetisation(self, s: torch.Tensor) -> torch.Tensor:
+        """Mean spin per site, float64 (B,)."""
+        return s.to(torch.float64).mean(-1)
+
+    def observable(self, s: torch.Tensor) -> torch.Tensor:
+        """The system's headline order parameter: magnetisation (Ising) or x_Au (alloy)."""
+        return self.magnetisation(s)
+
+    observable_name = "magnetisation"
+
+    def beta(self, T) -> float:
+        return 1.0 / (self.k_B * float(T))
+
+    def check(self, T, mu) -> None:
+        check_condition(T, mu)
+
+    def check_spins(self, s: torch.Tensor) -> None:
+        if s.ndim != 2 or s.shape[1] != self.n_sites:
+            raise LatthermError(f"configurations must have shape (batch, {self.n_sites}), got {tuple(s.shape)}")
+        if not bool(((s == 1) | (s == -1)).all()):
+            raise LatthermError("configurations must hold spins -1/+1 only")
+
+    def describe(self) -> dict:
+        return {"system": self.name, "lattice": self.lattice.kind, "size": list(self.lattice.size)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.lattice.label})"
+
+
+def spins_from_species(k: torch.Tensor) -> torch.Tensor:
+    return 2 * k - 1
+
+
+def species_from_spins(s: torch.Tensor) -> torch.Tensor:
+    return (s > 0).to(torch.long)
+
+
+LOG2 = math.log(2.0)

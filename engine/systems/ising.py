@@ -1,0 +1,31 @@
+"""2D Ising model on a periodic square lattice (SCIENCE.md): log f = (eps*sum_<ij> s_i s_j + mu*sum_i s_i) / kT,
+eps = 1, each nearest-neighbour bond counted once (2*L1*L2 bonds), kT and mu in units of eps."""
+
+from __future__ import annotations
+
+import torch
+
+from ..lattices import Lattice, square
+from .base import System
+
+
+class Ising(System):
+    name = "ising"
+    species = ("down", "up")
+    k_B = 1.0
+    temperature_unit = "kT/eps"
+    mu_unit = "eps"
+    T_scale = 2.5
+    mu_scale = 0.4
+
+    def __init__(self, lattice: Lattice | tuple[int, int]):
+        if not isinstance(lattice, Lattice):
+            lattice = square(*lattice)
+        super().__init__(lattice)
+        self.eps = 1.0
+        self._bonds = torch.as_tensor(lattice.bonds(1), dtype=torch.long)
+
+    def energy(self, s: torch.Tensor) -> torch.Tensor:
+        s = s.to(torch.float64)
+        b = self._bonds.to(s.device)
+        return -self.eps * (s[:, b[:, 0]] * s[:, b[:, 1]]).sum(-1)
