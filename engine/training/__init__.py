@@ -1,0 +1,8 @@
+"""Training: run configs, condition schedules, REINFORCE for FO-/AO-ARMs."""
+
+from .conditions import ConditionSchedule, grid, paper_grid, parse_grid
+from .config import RunConfig, load_config, parse_config
+from .reinforce import Control, Trainer, pick_device
+
+__all__ = ["ConditionSchedule", "Control", "RunConfig", "Trainer", "grid", "load_config", "paper_grid",
+           "parse_config", "parse_grid", "pick_device"]

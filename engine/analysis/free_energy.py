@@ -1,0 +1,139 @@
+"""Free-energy estimates of a trained model against the exact reference (SCIENCE.md, ALGORITHMS.md §7).
+
+Per condition, from n samples with exact path log-probabilities:
+  F_q = <log p - log f>                    variational bound on -log Z (in units of kT)
+  -log Z_nis = -(LSE(log f - log p) - log n)  importance-sampled (Nicoli et al. 2020), float64 weights
+  ESS / n = exp(2 LSE(log w) - LSE(2 log w)) / n
+and, where an exact method exists, -log Z and the gap F_q - (-log Z) >= 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from ..errors import LatthermError
+from ..systems import System
+
+
+@dataclass
+class ConditionEstimate:
+    T: float
+    mu: float
+    n_samples: int
+    mean_log_p: float
+    mean_log_f: float
+    F_q: float
+    F_q_stderr: float
+    neg_log_Z_nis: float
+    ess_fraction: float
+    mean_observable: float  # <m> or <x_Au> over model samples
+    mean_energy_per_site: float
+    free_energy_per_site_q: float  # k_B T F_q / N in the system's energy unit
+    free_energy_per_site_nis: float
+    exact_neg_log_Z: float | None = None
+    exact_free_energy_per_site: float | None = None
+    exact_mean_observable: float | None = None
+    exact_method: str | None = None
+
+    @property
+    def gap(self) -> float | None:
+        return None if self.exact_neg_log_Z is None else self.F_q - self.exact_neg_log_Z
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["gap"] = self.gap
+        d["nis_gap"] = None if self.exact_neg_log_Z is None else self.neg_log_Z_nis - self.exact_neg_log_Z
+        return d
+
+
+@dataclass
+class Evaluation:
+    system: dict
+    model: dict
+    conditions: list[ConditionEstimate] = field(default_factory=list)
+
+    def average(self) -> dict:
+        cs = self.conditions
+        mean = lambda key: sum(getattr(c, key) for c in cs) / len(cs)  # noqa: E731
+        out = {"F_q": mean("F_q"), "neg_log_Z_nis": mean("neg_log_Z_nis"), "mean_log_p": mean("mean_log_p"),
+               "mean_log_f": mean("mean_log_f"), "ess_fraction": mean("ess_fraction"), "exact_neg_log_Z": None,
+               "gap": None}
+        if cs and all(c.exact_neg_log_Z is not None for c in cs):
+            out["exact_neg_log_Z"] = mean("exact_neg_log_Z")
+            out["gap"] = out["F_q"] - out["exact_neg_log_Z"]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"system": self.system, "model": self.model, "conditions": [c.to_dict() for c in self.conditions],
+                "average": self.average()}
+
+
+def importance_estimates(log_p: torch.Tensor, log_f: torch.Tensor) -> tuple[float, float]:
+    """(-log Z_nis, ESS/n) from float64 log-densities of n samples."""
+    log_w = (log_f - log_p).to(torch.float64)
+    n = log_w.numel()
+    lse = torch.logsumexp(log_w, 0)
+    neg_log_z = -(float(lse) - math.log(n))
+    ess = math.exp(float(2 * lse - torch.logsumexp(2 * log_w, 0))) / n
+    return neg_log_z, ess
+
+
+def estimate_condition(system: System, T: float, mu: float, spins: torch.Tensor, log_p: torch.Tensor,
+                       exact=None) -> ConditionEstimate:
+    log_f = system.log_f(spins, T, mu)
+    log_p = log_p.to(torch.float64)
+    diff = log_p - log_f
+    n = diff.numel()
+    neg_log_z, ess = importance_estimates(log_p, log_f)
+    kT_per_site = system.k_B * T / system.n_sites
+    est = ConditionEstimate(
+        T=float(T), mu=float(mu), n_samples=n, mean_log_p=float(log_p.mean()), mean_log_f=float(log_f.mean()),
+        F_q=float(diff.mean()), F_q_stderr=float(diff.std() / math.sqrt(n)) if n > 1 else float("nan"),
+        neg_log_Z_nis=neg_log_z, ess_fraction=ess, mean_observable=float(system.observable(spins).mean()),
+        mean_energy_per_site=float(system.energy(spins).mean()) / system.n_sites,
+        free_energy_per_site_q=float(diff.mean()) * kT_per_site, free_energy_per_site_nis=neg_log_z * kT_per_site)
+    if exact is not None:
+        est.exact_neg_log_Z = -exact.log_Z
+        est.exact_free_energy_per_site = exact.free_energy_per_site
+        est.exact_mean_observable = exact.mean_observable
+        est.exact_method = exact.method
+    return est
+
+
+def exact_or_none(system: System, T: float, mu: float):
+    """The exact reference where one exists for this system and size, else None."""
+    from ..exact import exact_reference
+
+    try:
+        return exact_reference(system, T, mu)
+    except LatthermError:
+        return None
+
+
+@torch.no_grad()
+def evaluate(model, system: System, conditions, n_samples: int, batch_size: int = 2000, exact: bool = True,
+             on_progress=None) -> Evaluation:
+    """Sample ``n_samples`` per condition and estimate free energies; exact references where available."""
+    if n_samples < 1:
+        raise LatthermError(f"number of samples must be >= 1, got {n_samples}")
+    if model.n_sites != system.n_sites:
+        raise LatthermError(f"model serves {model.n_sites} sites, the {system.lattice.label} lattice has "
+                            f"{system.n_sites}")
+    model.eval()
+    ev = Evaluation(system=system.describe(), model=model.hparams())
+    for i, (T, mu) in enumerate(conditions):
+        system.check(T, mu)
+        spins, log_p = [], []
+        for start in range(0, n_samples, batch_size):
+            b = min(batch_size, n_samples - start)
+            sb = model.sample(float(T), float(mu), batch=b)
+            spins.append(sb.spins.cpu())
+            log_p.append(sb.log_p.cpu())
+        ref = exact_or_none(system, T, mu) if exact else None
+        ev.conditions.append(estimate_condition(system, T, mu, torch.cat(spins), torch.cat(log_p), ref))
+        if on_progress:
+            on_progress(i + 1, len(conditions))
+    return ev

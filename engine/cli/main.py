@@ -1,0 +1,285 @@
+"""The `lattherm` command: exact references, training, evaluation, sampling and runs, headless.
+
+Every user error (bad temperature, unknown system, a size the model can't serve, a malformed config, a missing or
+truncated checkpoint) is one line on stderr and exit code 2; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import signal
+import sys
+
+from .. import __version__
+from ..errors import LatthermError
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lattherm", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"lattherm {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    e = sub.add_parser("exact", help="exact log Z, free energy, <E>, <M>/<x_Au>, C of a small lattice")
+    e.add_argument("system", help="ising or cuau")
+    e.add_argument("--size", required=True, help="e.g. 10x10 (Ising) or 2x2x4 (CuAu)")
+    e.add_argument("--T", type=_positive, required=True, help="temperature (kT/eps for Ising, kelvin for CuAu)")
+    e.add_argument("--mu", type=_positive, default=0.0, help="field / chemical potential (eps or eV)")
+    e.add_argument("--method", default="auto", choices=["auto", "kaufman", "transfer_matrix", "enumeration"])
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+
+    t = sub.add_parser("train", help="train a model from a TOML config, or resume a run")
+    t.add_argument("config", nargs="?", help="CONFIG.toml (see resources/configs/)")
+    t.add_argument("--resume", metavar="RUN", help="run id or folder to continue")
+    t.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
+    t.add_argument("--name", help="name hint for the run folder")
+
+    v = sub.add_parser("evaluate", help="free energies of a run or model over a condition grid")
+    v.add_argument("model", metavar="RUN_OR_MODEL")
+    v.add_argument("--grid", default="paper", help="'paper' or 'T1,T2:mu1,mu2'")
+    v.add_argument("--samples", type=int, default=2000, help="samples per condition")
+    v.add_argument("--batch", type=int, default=2000)
+    v.add_argument("--no-exact", action="store_true", help="skip exact references")
+    v.add_argument("--device", default="cpu")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--json", action="store_true")
+    v.add_argument("--out", help="also write the JSON result to this file")
+
+    s = sub.add_parser("sample", help="draw configurations at one condition into an .npz file")
+    s.add_argument("model", metavar="RUN_OR_MODEL")
+    s.add_argument("--T", type=_positive, required=True)
+    s.add_argument("--mu", type=_positive, default=0.0)
+    s.add_argument("-n", type=int, default=1000, help="number of samples")
+    s.add_argument("--size", help="target lattice (must be the model's own for MLP models)")
+    s.add_argument("--out", required=True, help="FILE.npz")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--seed", type=int, default=0)
+
+    r = sub.add_parser("runs", help="list runs with their status")
+    r.add_argument("--json", action="store_true")
+
+    d = sub.add_parser("demo", help="evaluate the bundled example model on the paper grid")
+    d.add_argument("--samples", type=int, default=1000)
+
+    x = sub.add_parser("export-model", help="write a run's latest weights as a self-contained model folder")
+    x.add_argument("run", metavar="RUN")
+    x.add_argument("--out", required=True, help="destination folder")
+    x.add_argument("--info", help="JSON file with extra provenance (measured numbers) for model.json")
+    return p
+
+
+# ---- commands ---------------------------------------------------------------------------------------------------
+def cmd_exact(a) -> int:
+    from ..exact import exact_reference
+    from ..systems import make_system
+
+    system = make_system(a.system, a.size)
+    res = exact_reference(system, a.T, a.mu, method=a.method)
+    d = {**res.to_dict(), "system": system.name, "size": system.lattice.label,
+         "T_unit": system.temperature_unit, "energy_unit": system.mu_unit}
+    if a.json:
+        print(json.dumps(d))
+    else:
+        for k, v in d.items():
+            print(f"{k:>24}: {v}")
+    return 0
+
+
+def cmd_train(a) -> int:
+    from ..training import Control, Trainer
+    from .progress import Progress
+
+    if a.resume:
+        if a.config:
+            raise LatthermError("give either CONFIG.toml or --resume RUN, not both")
+        trainer = Trainer.resume(a.resume, device=a.device)
+    elif a.config:
+        from pathlib import Path
+
+        path = Path(a.config)
+        if not path.is_file():
+            raise LatthermError(f"config file {path} not found")
+        trainer = Trainer.create(path.read_text(encoding="utf-8"), name_hint=a.name, device=a.device)
+    else:
+        raise LatthermError("train needs CONFIG.toml or --resume RUN")
+    control = Control()
+
+    def on_sigint(signum, frame):
+        if control.stop:
+            raise KeyboardInterrupt
+        control.request_stop("interrupted (Ctrl-C)")
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    cfg = trainer.cfg.training
+    progress = Progress(cfg.steps, trainer.step, cfg.max_minutes * 60)
+    print(f"run {trainer.run.id} in {trainer.run.path} on {trainer.device} (step {trainer.step})", file=sys.stderr)
+    try:
+        status = trainer.train(on_log=progress, control=control)
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, old)
+    print(f"{status}: run {trainer.run.id}, step {trainer.step}, checkpoint {trainer.run.latest_checkpoint()}",
+          file=sys.stderr)
+    return 130 if status == "stopped" and control.reason.startswith("interrupted") else 0
+
+
+def _print_table(ev: dict, unit: str) -> None:
+    print(f"{'T':>8} {'mu':>7} {'<log p>':>10} {'<log f>':>10} {'F_q':>10} {'-logZ_nis':>10} {'ESS/N':>6} "
+          f"{'exact':>10} {'gap':>8}")
+    for c in ev["conditions"]:
+        ex = "-" if c["exact_neg_log_Z"] is None else f"{c['exact_neg_log_Z']:.4f}"
+        gap = "-" if c["gap"] is None else f"{c['gap']:.4f}"
+        print(f"{c['T']:8.3f} {c['mu']:7.3f} {c['mean_log_p']:10.4f} {c['mean_log_f']:10.4f} {c['F_q']:10.4f} "
+              f"{c['neg_log_Z_nis']:10.4f} {c['ess_fraction']:6.3f} {ex:>10} {gap:>8}")
+    av = ev["average"]
+    ex = "-" if av["exact_neg_log_Z"] is None else f"{av['exact_neg_log_Z']:.4f}"
+    gap = "-" if av["gap"] is None else f"{av['gap']:.4f}"
+    print(f"{'average':>16} {av['mean_log_p']:10.4f} {av['mean_log_f']:10.4f} {av['F_q']:10.4f} "
+          f"{av['neg_log_Z_nis']:10.4f} {av['ess_fraction']:6.3f} {ex:>10} {gap:>8}   (T in {unit})")
+
+
+def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int) -> dict:
+    import torch
+
+    from ..analysis import evaluate
+    from ..models.io import load_model
+    from ..training import parse_grid
+
+    torch.manual_seed(seed)
+    lm = load_model(ref, device=device)
+    conds = parse_grid(grid, lm.system.name)
+    for T, mu in conds:
+        lm.system.check(T, mu)
+    ev = evaluate(lm.model, lm.system, conds, samples, batch, exact=exact).to_dict()
+    ev["source"] = {"kind": lm.source.kind, "path": str(lm.source.path), "step": lm.step}
+    ev["system"]["T_unit"] = lm.system.temperature_unit
+    return ev
+
+
+def cmd_evaluate(a) -> int:
+    ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed)
+    if a.out:
+        from ..store import atomic_write_json
+
+        atomic_write_json(a.out, ev)
+    if a.json:
+        print(json.dumps(ev))
+    else:
+        _print_table(ev, ev["system"]["T_unit"])
+    return 0
+
+
+def cmd_sample(a) -> int:
+    import numpy as np
+    import torch
+
+    from ..lattices import parse_size
+    from ..models.io import load_model
+    from ..store import atomic_write_bytes
+
+    if a.n < 1:
+        raise LatthermError(f"-n must be >= 1, got {a.n}")
+    if not a.out.endswith(".npz"):
+        raise LatthermError(f"--out must name an .npz file, got {a.out!r}")
+    torch.manual_seed(a.seed)
+    lm = load_model(a.model, device=a.device)
+    system = lm.system
+    if a.size and parse_size(a.size) != system.lattice.size:
+        raise LatthermError(f"this {lm.model.kind} MLP model serves only the {system.lattice.label} lattice, "
+                            f"not {a.size} (larger lattices need painting)")
+    system.check(a.T, a.mu)
+    sb = lm.model.sample(a.T, a.mu, batch=a.n)
+    spins = sb.spins.cpu()
+    log_f = system.log_f(spins, a.T, a.mu)
+    values = spins if system.name == "ising" else (spins > 0).to(torch.int64)
+    buf = io.BytesIO()
+    np.savez(buf, samples=values.numpy().astype(np.int8).reshape(a.n, *system.lattice.size),
+             log_p=sb.log_p.cpu().numpy(), log_f=log_f.numpy(), order=sb.ranks.cpu().numpy(),
+             T=np.float64(a.T), mu=np.float64(a.mu), system=system.name, size=system.lattice.label,
+             species=np.array(system.species), encoding="spin" if system.name == "ising" else "species")
+    atomic_write_bytes(a.out, buf.getvalue())
+    obs = float(system.observable(spins).mean())
+    print(f"wrote {a.n} samples to {a.out}: <log p> {float(sb.log_p.mean()):.4f}, <log f> {float(log_f.mean()):.4f}, "
+          f"<{system.observable_name}> {obs:.4f}")
+    return 0
+
+
+def cmd_runs(a) -> int:
+    from ..store import list_runs
+
+    rows = list_runs()
+    if a.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no runs yet (lattherm train CONFIG.toml)")
+        return 0
+    print(f"{'id':<44} {'status':<9} {'system':<7} {'size':<7} {'model':<10} {'step':>7} {'best F_q':>10}")
+    for r in rows:
+        fq = "-" if r.get("best_F_q") is None else f"{r['best_F_q']:.4f}"
+        print(f"{r['id']:<44} {str(r['status']):<9} {str(r['system']):<7} {str(r['size']):<7} {str(r['model']):<10} "
+              f"{str(r.get('step') or 0):>7} {fq:>10}")
+    return 0
+
+
+def cmd_demo(a) -> int:
+    from ..store import bundled_models
+
+    names = bundled_models()
+    if not names:
+        raise LatthermError("no bundled model found under resources/models")
+    name = "ising-5x5-ao-mlp" if "ising-5x5-ao-mlp" in names else names[0]
+    print(f"lattherm {__version__}: evaluating the bundled model {name} on the paper grid "
+          f"({a.samples} samples per condition)")
+    ev = _evaluate(name, "paper", a.samples, 2000, True, "cpu", 0)
+    _print_table(ev, ev["system"]["T_unit"])
+    return 0
+
+
+def cmd_export_model(a) -> int:
+    from pathlib import Path
+
+    from ..models.io import load_model, save_model_folder
+    from ..store import Run
+
+    run = Run.open(a.run)
+    lm = load_model(str(run.path))
+    info = {"source_run": run.id, "step": lm.step, "status": run.status().get("status")}
+    if a.info:
+        try:
+            info.update(json.loads(Path(a.info).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise LatthermError(f"--info {a.info}: {exc}") from None
+    out = save_model_folder(a.out, lm.model, lm.system, run.config_text(), info)
+    print(f"wrote model folder {out}")
+    return 0
+
+
+COMMANDS = {"exact": cmd_exact, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
+            "runs": cmd_runs, "demo": cmd_demo, "export-model": cmd_export_model}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except LatthermError as exc:
+        print(f"lattherm: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("lattherm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

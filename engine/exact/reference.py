@@ -1,0 +1,76 @@
+"""Pick the exact method a system and condition allow, so callers ask for "the exact answer" and nothing else.
+
+Order of preference for the square-lattice Ising torus: Kaufman at mu = 0 (any size, closed form), the row transfer
+matrix with a field (shorter side <= MAX_TM_WIDTH); for any system, enumeration when N <= 24.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from ..errors import LatthermError
+from ..systems.base import System, check_condition
+from .enumeration import MAX_ENUMERATION_SITES, enumerate_exact
+from .kaufman import kaufman_exact
+from .result import METHODS, ExactResult
+from .transfer import MAX_TM_WIDTH, transfer_matrix
+
+
+def _scalar(value, name: str) -> float:
+    t = torch.as_tensor(value, dtype=torch.float64)
+    if t.numel() != 1:
+        raise LatthermError(f"{name} must be a single number for an exact reference, got {t.numel()} values")
+    return float(t.reshape(()))
+
+
+def _is_square_ising(system: System) -> bool:
+    from ..systems.ising import Ising
+
+    return isinstance(system, Ising) and system.lattice.kind == "square"
+
+
+def exact_reference(system: System, T, mu, method: str = "auto") -> ExactResult:
+    """Exact thermodynamics of ``system`` at (T, mu).
+
+    method: "auto" (Kaufman for Ising at mu = 0, else the transfer matrix when the torus is narrow enough, else
+    enumeration when N <= 24), or force "kaufman", "transfer_matrix" or "enumeration". Raises LatthermError when
+    the condition is invalid or no exact method applies.
+    """
+    check_condition(T, mu)
+    T, mu = _scalar(T, "T"), _scalar(mu, "mu")
+    ising = _is_square_ising(system)
+    n = int(system.n_sites)
+    if method == "auto":
+        if ising and mu == 0.0:
+            method = "kaufman"
+        elif ising and min(system.lattice.size) <= MAX_TM_WIDTH:
+            method = "transfer_matrix"
+        elif n <= MAX_ENUMERATION_SITES:
+            method = "enumeration"
+        else:
+            why = (f"the transfer matrix needs the shorter side <= {MAX_TM_WIDTH}" if ising
+                   else "Kaufman and the transfer matrix cover only the square-lattice Ising model")
+            raise LatthermError(f"no exact method for {system!r} (N={n}) at T={T:g}, mu={mu:g}: {why}, "
+                                f"enumeration needs N <= {MAX_ENUMERATION_SITES}")
+    if method == "kaufman":
+        if not ising:
+            raise LatthermError(f"Kaufman's formula is only for the square-lattice Ising model, not {system!r}")
+        if mu != 0.0:
+            raise LatthermError(f"Kaufman's formula needs zero field, got mu={mu:g}; use the transfer matrix")
+        L1, L2 = system.lattice.size
+        return kaufman_exact(L1, L2, T, eps=float(system.eps), k_B=float(system.k_B))
+    if method == "transfer_matrix":
+        return transfer_matrix(system, T, mu)
+    if method == "enumeration":
+        return enumerate_exact(system, T, mu)
+    raise LatthermError(f"unknown exact method {method!r} (choose from: auto, {', '.join(METHODS)})")
+
+
+def exact_grid(system: System, conditions: Iterable[tuple[float, float]], method: str = "auto") -> list[ExactResult]:
+    """exact_reference at each (T, mu) in ``conditions``, in order; all are validated before any is computed."""
+    conds = [(T, mu) for T, mu in conditions]
+    for T, mu in conds:
+        check_condition(T, mu)
+    return [exact_reference(system, T, mu, method=method) for T, mu in conds]

@@ -1,0 +1,118 @@
+"""What every autoregressive model offers the rest of the engine.
+
+A model draws configurations of spins s in {-1,+1}^N conditioned on (T, mu) and returns, for each sample, the exact
+log-probability of the path that generated it (the order is part of the sample for any-order models, so
+importance weights f(s)/p_sigma(s) stay exact even when conditionals disagree across orders; ALGORITHMS.md §7).
+
+Optional Z2 symmetrisation uses the symmetry f(s; T, mu) = f(-s; T, -mu) of binary systems:
+q_sym(s | mu) = [q(s | mu) + q(-s | -mu)] / 2, sampled by drawing under +-mu with probability 1/2 and flipping.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class SampleBatch:
+    """Samples with their generating order and exact path log-probability (float64)."""
+
+    spins: torch.Tensor  # (B, N) float32 in {-1, +1}
+    log_p: torch.Tensor  # (B,) float64
+    ranks: torch.Tensor  # (B, N) long: ranks[b, j] = step at which site j was generated
+
+
+def tokens_from_spins(s: torch.Tensor) -> torch.Tensor:
+    """Spins -> model tokens: 0 = unknown, 1 = spin -1 (species 0), 2 = spin +1 (species 1)."""
+    return (s > 0).to(torch.long) + 1
+
+
+def random_ranks(batch: int, n_sites: int, device=None, generator=None) -> torch.Tensor:
+    """A uniformly random order per row, as ranks (argsort of uniform noise)."""
+    noise = torch.rand(batch, n_sites, device=device, generator=generator)
+    return noise.argsort(-1).argsort(-1)
+
+
+class AutoregressiveModel(nn.Module):
+    """Base of FO-ARM and AO-ARM models: sampling with path log-probabilities, log_prob with gradients."""
+
+    kind: str = ""
+    any_order: bool = False
+
+    def __init__(self, n_sites: int, n_species: int = 2, symmetric: bool = False):
+        super().__init__()
+        if n_species != 2 and symmetric:
+            raise ValueError("Z2 symmetrisation needs a binary system")
+        self.n_sites = int(n_sites)
+        self.n_species = int(n_species)
+        self.symmetric = bool(symmetric)
+
+    # ---- to implement -------------------------------------------------------------------------------------------
+    def hparams(self) -> dict:
+        raise NotImplementedError
+
+    def _sample_path(self, T, mu, ranks, tokens, free, generator=None) -> torch.Tensor:
+        """Fill the sites ``free`` of ``tokens`` (in place) in the order ``ranks``; return the float64 (B,) sum
+        of the log-conditionals of the drawn values (the exact path log-probability of the free sites)."""
+        raise NotImplementedError
+
+    def _log_prob_path(self, s, T, mu, ranks) -> torch.Tensor:
+        """log p_sigma(s) along ``ranks`` (with gradient), float32 (B,)."""
+        raise NotImplementedError
+
+    def default_ranks(self, batch: int, device, generator=None) -> torch.Tensor:
+        if self.any_order:
+            return random_ranks(batch, self.n_sites, device, generator)
+        return torch.arange(self.n_sites, device=device).expand(batch, -1).clone()
+
+    # ---- public API -------------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def sample(self, T, mu, batch: int | None = None, ranks=None, generator=None) -> SampleBatch:
+        """Draw ``batch`` samples at conditions T, mu (scalars or (B,) tensors), with exact path log p."""
+        T, mu = self._conditions(T, mu, batch)
+        B = T.shape[0]
+        if ranks is None:
+            ranks = self.default_ranks(B, T.device, generator)
+        flip = None
+        if self.symmetric:
+            flip = torch.rand(B, device=T.device, generator=generator) < 0.5
+            mu = torch.where(flip, -mu, mu)
+        tokens = torch.zeros(B, self.n_sites, dtype=torch.long, device=T.device)
+        free = torch.ones(B, self.n_sites, dtype=torch.bool, device=T.device)
+        log_p = self._sample_path(T, mu, ranks, tokens, free, generator=generator)
+        s = (2 * tokens - 3).to(torch.float32)
+        if self.symmetric:
+            # the other mixture component, scored along the same order (joint-space weights stay exact)
+            other = self._log_prob_path(-s, T, -mu, ranks).to(torch.float64)
+            log_p = torch.logaddexp(log_p, other) - math.log(2.0)
+            s = torch.where(flip[:, None], -s, s)
+        return SampleBatch(spins=s, log_p=log_p, ranks=ranks)
+
+    def log_prob(self, s: torch.Tensor, T, mu, ranks: torch.Tensor | None = None) -> torch.Tensor:
+        """log q_sigma(s | T, mu) for a (B, N) batch along ``ranks`` (FO: raster order). Differentiable."""
+        T, mu = self._conditions(T, mu, s.shape[0])
+        if ranks is None:
+            if self.any_order:
+                raise ValueError("an any-order model needs the order (ranks) that generated each sample")
+            ranks = self.default_ranks(s.shape[0], s.device)
+        if not self.symmetric:
+            return self._log_prob_path(s, T, mu, ranks)
+        both = self._log_prob_path(torch.cat([s, -s]), torch.cat([T, T]), torch.cat([mu, -mu]), torch.cat([ranks, ranks]))
+        a, b = both.chunk(2)
+        return torch.logaddexp(a, b) - math.log(2.0)
+
+    def _conditions(self, T, mu, batch):
+        dev = self.device
+        T = torch.as_tensor(T, dtype=torch.float32, device=dev)
+        mu = torch.as_tensor(mu, dtype=torch.float32, device=dev)
+        if batch is None:
+            batch = max(T.numel(), mu.numel())
+        return T.expand(batch).clone() if T.ndim == 0 else T, mu.expand(batch).clone() if mu.ndim == 0 else mu

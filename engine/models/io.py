@@ -1,0 +1,82 @@
+"""Saving and loading models: safetensors weights under ``model.*`` plus JSON hyper-parameters and system.
+
+The same loader serves run checkpoints (which also carry optimizer state) and model folders, so every command that
+takes a run also takes a bundled model. Nothing is unpickled; a file whose tensors don't fit the declared
+architecture is a CheckpointError naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError, LatthermError
+from ..store import ModelSource, load_tensors, resolve_model_source, save_tensors
+from ..systems import System, make_system
+from . import AutoregressiveModel, build_model
+
+PREFIX = "model."
+
+
+def model_tensors(model: AutoregressiveModel) -> dict[str, torch.Tensor]:
+    return {PREFIX + k: v.detach() for k, v in model.state_dict().items()}
+
+
+def model_meta(model: AutoregressiveModel, system: System) -> dict:
+    return {"model": model.hparams(), "system": system.describe()}
+
+
+def model_from_tensors(tensors: dict, meta: dict, path, device="cpu") -> tuple[AutoregressiveModel, System]:
+    try:
+        hp = dict(meta["model"])
+        sysd = meta["system"]
+        system = make_system(sysd["system"], sysd["size"])
+    except (KeyError, TypeError):
+        raise CheckpointError(f"{path}: checkpoint lacks the model/system description") from None
+    kind, arch = hp.pop("kind", None), hp.pop("arch", "mlp")
+    model = build_model(kind, arch, **hp)
+    state = {k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX)}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit a {kind}/{arch} model ({first})") from None
+    if model.n_sites != system.n_sites:
+        raise CheckpointError(f"{path}: model has {model.n_sites} sites but its system has {system.n_sites}")
+    return model.to(device).eval(), system
+
+
+@dataclass
+class LoadedModel:
+    model: AutoregressiveModel
+    system: System
+    source: ModelSource
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def step(self) -> int | None:
+        return self.meta.get("step")
+
+
+def load_model(ref, device: str = "cpu") -> LoadedModel:
+    """Load the model of a run (latest checkpoint), a model folder, or a bundled model by name."""
+    source = resolve_model_source(ref)
+    if source.weights_path is None:
+        raise LatthermError(f"run {source.path.name} has no checkpoint yet")
+    tensors, meta = load_tensors(source.weights_path, device="cpu")
+    model, system = model_from_tensors(tensors, meta, source.weights_path, device)
+    return LoadedModel(model, system, source, meta)
+
+
+def save_model_folder(folder, model: AutoregressiveModel, system: System, config_text: str, info: dict) -> Path:
+    """Write a self-contained model folder (config.toml, model.safetensors, model.json), each file atomically."""
+    from ..store import atomic_write_json, atomic_write_text
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tensors(folder / "model.safetensors", model_tensors(model), {**model_meta(model, system), **info})
+    atomic_write_text(folder / "config.toml", config_text)
+    atomic_write_json(folder / "model.json", info)
+    return folder

@@ -1,0 +1,382 @@
+"""Run folders: one training run = one folder under the runs root, readable with a text editor.
+
+Layout of ``<root>/<id>/``::
+
+    config.toml     the exact config the run was started with (source of truth for rebuilding the model)
+    status.json     small, rewritten atomically: status, created, step, best_F_q, system, model, message ...
+    metrics.jsonl   one JSON object per line, appended in batches (tail -f friendly, survives a kill)
+    checkpoints/    step-00001000.safetensors ..., plus optional best/final.safetensors
+    samples/        <stem>-<n>.npz arrays handed to the GUI by path
+    engine.log      the engine's stderr for this run
+    fault.log       faulthandler output if the engine process crashes
+
+The folder name is the id: ``YYYYmmdd-HHMMSS-<hint>-<4 hex>`` sorts by time and stays unique across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from .. import paths
+from ..errors import LatthermError
+from .atomic import atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.toml"
+STATUS = "status.json"
+METRICS = "metrics.jsonl"
+_STEP_RE = re.compile(r"^step-(\d+)\.safetensors$")
+_ID_RE = re.compile(r"^(\d{8}-\d{6})-")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _slug(text: str, default: str) -> str:
+    """File-name-safe fragment (no separators, no leading dot) so hints/stems cannot escape their folder."""
+    s = _UNSAFE.sub("-", str(text)).strip("-.")[:40]
+    return s or default
+
+
+def _root(root: str | os.PathLike | None) -> Path:
+    return Path(root) if root is not None else paths.runs_dir()
+
+
+class Run:
+    """Handle on one run folder. Cheap to create; every accessor goes to disk, so several processes can share it."""
+
+    def __init__(self, path: str | os.PathLike):
+        self._path = Path(path).resolve()
+
+    # ---- creation / lookup -------------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, config_text: str, name_hint: str = "run", root: str | os.PathLike | None = None) -> "Run":
+        """Make a new run folder with its config and a ``created`` status; the id is unique even under races."""
+        base = _root(root)
+        base.mkdir(parents=True, exist_ok=True)
+        hint = _slug(name_hint, "run")
+        for _ in range(100):
+            rid = f"{datetime.now():%Y%m%d-%H%M%S}-{hint}-{secrets.token_hex(2)}"
+            try:
+                (base / rid).mkdir()  # exclusive: a clash with another process just draws again
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - 100 clashes in one second
+            raise LatthermError(f"could not create a unique run folder in {base}")
+        run = cls(base / rid)
+        run.checkpoints_dir.mkdir()
+        run.samples_dir.mkdir()
+        atomic_write_text(run.config_path, config_text)
+        atomic_write_json(run.path / STATUS, {"status": "created", "created": _now(), "id": rid})
+        return run
+
+    @classmethod
+    def open(cls, ref: str | os.PathLike, root: str | os.PathLike | None = None) -> "Run":
+        """Open by folder path, by id under ``root``, or by a unique id prefix; LatthermError if none fits."""
+        path = _find_run_dir(ref, _root(root))
+        return cls(path)
+
+    # ---- paths -------------------------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def id(self) -> str:
+        return self._path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self._path / CONFIG
+
+    @property
+    def status_path(self) -> Path:
+        return self._path / STATUS
+
+    @property
+    def metrics_path(self) -> Path:
+        return self._path / METRICS
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self._path / "checkpoints"
+
+    @property
+    def samples_dir(self) -> Path:
+        return self._path / "samples"
+
+    @property
+    def log_path(self) -> Path:
+        return self._path / "engine.log"
+
+    @property
+    def fault_path(self) -> Path:
+        return self._path / "fault.log"
+
+    def config_text(self) -> str:
+        return self.config_path.read_text(encoding="utf-8")
+
+    def __repr__(self) -> str:
+        return f"Run({str(self._path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other._path == self._path
+
+    def __hash__(self) -> int:
+        return hash(self._path)
+
+    # ---- status ------------------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Current status dict; ``{"status": "unknown"}`` if the file is missing or damaged (never raises)."""
+        try:
+            data = json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"status": "unknown"}
+        if not isinstance(data, dict) or not isinstance(data.get("status"), str):
+            return {"status": "unknown"}
+        return data
+
+    def set_status(self, status: str, **extra: Any) -> dict[str, Any]:
+        """Set ``status`` and merge ``extra`` keys (step, best_F_q, message ...) into status.json, atomically."""
+        data = self.status()
+        if data.get("status") == "unknown" and "created" not in data:
+            data.setdefault("created", _created_from_id(self.id) or _now())
+        data.update(extra)
+        data["status"] = status
+        data["id"] = self.id
+        data["updated"] = _now()
+        atomic_write_json(self.status_path, data)
+        return data
+
+    # ---- metrics -----------------------------------------------------------------------------------------------
+
+    def append_metrics(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append one JSON line per record in a single write, then flush (a kill loses at most this batch's tail)."""
+        text = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
+        if not text:
+            return
+        with open(self.metrics_path, "a+b") as f:
+            # A run killed mid-write leaves a line without "\n"; start on a fresh line so the new records survive.
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    text = "\n" + text
+            f.write(text.encode("utf-8"))
+            f.flush()
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """All metric records; a truncated or damaged line (a run killed mid-write) is skipped, not fatal."""
+        try:
+            raw = self.metrics_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        lines = raw.split(b"\n")
+        out: list[dict[str, Any]] = []
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                if i < len(lines) - 1:  # the final partial line is expected after a kill; others are worth a note
+                    log.warning("%s: skipping damaged line %d", self.metrics_path, i + 1)
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+        return out
+
+    # ---- checkpoints -------------------------------------------------------------------------------------------
+
+    def checkpoint_path(self, step: int) -> Path:
+        if int(step) < 0:
+            raise ValueError("step must be >= 0")
+        return self.checkpoints_dir / f"step-{int(step):08d}.safetensors"
+
+    def named_checkpoint_path(self, name: str) -> Path:
+        """``checkpoints/<name>.safetensors`` for kept-forever checkpoints such as ``best`` and ``final``."""
+        return self.checkpoints_dir / f"{_slug(name, 'named')}.safetensors"
+
+    def checkpoints(self) -> list[Path]:
+        """Step checkpoints, oldest step first (named ones like best/final are not included)."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        found = []
+        for p in self.checkpoints_dir.iterdir():
+            m = _STEP_RE.match(p.name)
+            if m and p.is_file():
+                found.append((int(m.group(1)), p))
+        return [p for _, p in sorted(found)]
+
+    def latest_checkpoint(self) -> Path | None:
+        """Highest-step checkpoint; falls back to final/best if only those exist; None for a fresh run."""
+        steps = self.checkpoints()
+        if steps:
+            return steps[-1]
+        for name in ("final", "best"):
+            p = self.named_checkpoint_path(name)
+            if p.is_file():
+                return p
+        return None
+
+    def prune_checkpoints(self, keep: int = 3) -> list[Path]:
+        """Delete all but the newest ``keep`` step checkpoints; named ones (best, final) are never touched."""
+        steps = self.checkpoints()
+        doomed = steps[: max(0, len(steps) - max(0, int(keep)))]
+        for p in doomed:
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+        return doomed
+
+    # ---- samples -----------------------------------------------------------------------------------------------
+
+    def new_samples_path(self, stem: str = "samples") -> Path:
+        """``samples/<stem>-<n>.npz`` with n one past the highest existing (not reserved; write it atomically)."""
+        stem = _slug(stem, "samples")
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        pat = re.compile(rf"^{re.escape(stem)}-(\d+)\.npz$")
+        used = [int(m.group(1)) for p in self.samples_dir.iterdir() if (m := pat.match(p.name))]
+        return self.samples_dir / f"{stem}-{max(used, default=0) + 1}.npz"
+
+
+# ---- lookup, listing, deletion ------------------------------------------------------------------------------------
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / CONFIG).is_file()
+
+
+def _find_run_dir(ref: str | os.PathLike, root: Path, prefix: bool = True) -> Path:
+    """A bare name is an id under ``root`` first (then a folder in the cwd); anything path-like is only a path."""
+    text = os.fspath(ref)
+    if not text:
+        raise LatthermError("no run given")
+    p = Path(text).expanduser()
+    bare = not isinstance(ref, os.PathLike) and len(p.parts) == 1 and not text.startswith((".", "~"))
+    candidates = ([root / text] if bare else []) + [p]
+    for cand in candidates:
+        if cand.is_dir():
+            if is_run_dir(cand):
+                return cand
+            raise LatthermError(f"{cand} is not a lattherm run (no {CONFIG})")
+    if bare and prefix and root.is_dir():  # unique prefix, so the CLI can take "20250101-1200" instead of the whole id
+        hits = sorted(d for d in root.iterdir() if d.name.startswith(text) and is_run_dir(d))
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            names = ", ".join(d.name for d in hits[:5]) + (" ..." if len(hits) > 5 else "")
+            raise LatthermError(f"run '{text}' is ambiguous: {names}")
+        raise LatthermError(f"no run '{text}' (no such id in {root}, and no such folder)")
+    if bare:
+        raise LatthermError(f"no run '{text}' (runs folder {root} does not exist)")
+    raise LatthermError(f"run folder not found: {p}")
+
+
+def _created_from_id(rid: str) -> str | None:
+    m = _ID_RE.match(rid)
+    if not m:
+        return None
+    try:
+        return datetime.strptime(m.group(1), "%Y%m%d-%H%M%S").astimezone().isoformat(timespec="seconds")
+    except ValueError:
+        return None
+
+
+def _load_toml(path: Path) -> dict:
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            return {}
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _pick(table: Any, *keys: str) -> Any:
+    if isinstance(table, str):
+        return table
+    if isinstance(table, dict):
+        for k in keys:
+            if k in table and not isinstance(table[k], dict):
+                return table[k]
+    return None
+
+
+def config_summary(config: dict) -> dict[str, Any]:
+    """system / size / model from a parsed config, tolerant of layout (``[system] kind=``, ``model = "..."``)."""
+    system = _pick(config.get("system"), "kind", "name", "type")
+    size = _pick(config.get("system"), "size", "L") or _pick(config.get("lattice"), "size", "L")
+    if size is None:
+        size = _pick(config, "size")
+    model = _pick(config.get("model"), "kind", "name", "type")
+    return {"system": system, "size": size, "model": model}
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    """One row for a run list: status.json values win, config.toml fills the gaps."""
+    st = run.status()
+    cfg = config_summary(_load_toml(run.config_path))
+    row: dict[str, Any] = {"id": run.id, "path": str(run.path), "status": st.get("status", "unknown")}
+    for key in ("system", "size", "model"):
+        row[key] = st.get(key, cfg[key])
+    row["step"] = st.get("step")
+    row["best_F_q"] = st.get("best_F_q")
+    row["created"] = st.get("created") or _created_from_id(run.id)
+    return row
+
+
+def _sort_key(row: dict[str, Any]) -> tuple[float, str]:
+    try:
+        t = datetime.fromisoformat(row["created"]).timestamp()
+    except (TypeError, ValueError):
+        try:
+            t = Path(row["path"]).stat().st_mtime
+        except OSError:
+            t = 0.0
+    return (t, row["id"])
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Summaries (JSON-ready: ``path`` is a str) of every run under ``root``, oldest first; other folders skipped."""
+    base = _root(root)
+    if not base.is_dir():
+        return []
+    rows = [run_summary(Run(d)) for d in base.iterdir() if d.is_dir() and is_run_dir(d)]
+    return sorted(rows, key=_sort_key)
+
+
+def delete_run(ref: str | os.PathLike | Run, root: str | os.PathLike | None = None) -> Path:
+    """Remove a run folder, but only one that is a run directly inside the runs root (never an arbitrary path).
+
+    Takes an exact id or path (no prefix matching: deleting is not the place for guesses).
+    """
+    base = _root(root).resolve()
+    path = ref.path if isinstance(ref, Run) else _find_run_dir(ref, base, prefix=False)
+    path = path.resolve()  # follows symlinks: a link in the root pointing elsewhere is refused too
+    if path.parent != base:
+        raise LatthermError(f"refusing to delete {path}: not a run inside {base}")
+    if not is_run_dir(path):
+        raise LatthermError(f"refusing to delete {path}: not a lattherm run (no {CONFIG})")
+    shutil.rmtree(path)
+    return path
