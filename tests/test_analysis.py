@@ -1,0 +1,60 @@
+"""Free-energy estimators: exact when the sampler is the Boltzmann distribution, bounds otherwise."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from lattherm.engine.analysis import estimate_condition, evaluate, importance_estimates
+from lattherm.engine.models import build_model
+from lattherm.engine.systems import make_system
+
+ALL9 = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=9)))
+
+
+def test_perfect_sampler_gives_exact_log_Z_and_full_ESS():
+    """With q = p (exact Boltzmann samples and exact log p), -log Z_nis = -log Z, F_q ~ -log Z, ESS/N = 1."""
+    system = make_system("ising", "3x3")
+    T, mu = 2.0, 0.2
+    log_f = system.log_f(ALL9, T, mu)
+    log_z = float(torch.logsumexp(log_f, 0))
+    torch.manual_seed(0)
+    idx = torch.multinomial((log_f - log_z).exp(), 20_000, replacement=True)
+    est = estimate_condition(system, T, mu, ALL9[idx], log_f[idx] - log_z)
+    assert est.neg_log_Z_nis == pytest.approx(-log_z, abs=1e-9)
+    assert est.ess_fraction == pytest.approx(1.0, abs=1e-9)
+    assert abs(est.F_q + log_z) < 5 * est.F_q_stderr + 1e-12
+
+
+def test_importance_estimate_of_uniform_proposal_is_unbiased_for_Z():
+    """Uniform proposal over all 2^9 states, each once: the NIS sum is exactly Z; ESS reflects the weight spread."""
+    system = make_system("ising", "3x3")
+    log_f = system.log_f(ALL9, 2.5, 0.0)
+    log_p = torch.full((len(ALL9),), -9 * math.log(2.0), dtype=torch.float64)
+    neg_log_z, ess = importance_estimates(log_p, log_f)
+    assert neg_log_z == pytest.approx(-float(torch.logsumexp(log_f, 0)), abs=1e-9)
+    assert 0 < ess < 1
+
+
+def test_evaluate_reports_bounds_and_exact_gap_for_an_untrained_model():
+    """An untrained model's F_q sits above the exact -log Z (bound); NIS is closer to it than F_q."""
+    torch.manual_seed(0)
+    system = make_system("ising", "3x3")
+    model = build_model("ao-arm", n_sites=9, hidden=16, layers=2, T_scale=2.5, mu_scale=0.4)
+    ev = evaluate(model, system, [(2.0, 0.0), (3.0, 0.4)], n_samples=4000)
+    d = ev.to_dict()
+    for c in d["conditions"]:
+        assert c["exact_neg_log_Z"] is not None and c["exact_method"]
+        assert c["F_q"] > c["exact_neg_log_Z"]
+        assert abs(c["neg_log_Z_nis"] - c["exact_neg_log_Z"]) < c["F_q"] - c["exact_neg_log_Z"]
+        assert 0 < c["ess_fraction"] <= 1
+    assert d["average"]["gap"] == pytest.approx(d["average"]["F_q"] - d["average"]["exact_neg_log_Z"])
+
+
+def test_evaluate_refuses_a_lattice_the_model_cannot_serve():
+    from lattherm.engine.errors import LatthermError
+
+    model = build_model("fo-arm", n_sites=9, hidden=8, layers=1)
+    with pytest.raises(LatthermError, match="9 sites"):
+        evaluate(model, make_system("ising", "4x4"), [(2.0, 0.0)], 10)
