@@ -117,8 +117,8 @@ def exact_or_none(system: System, T: float, mu: float):
 def evaluate(model, system: System, conditions, n_samples: int, batch_size: int = 2000, exact: bool = True,
              on_progress=None) -> Evaluation:
     """Sample ``n_samples`` per condition and estimate free energies; exact references where available."""
-    if n_samples < 1:
-        raise LatthermError(f"number of samples must be >= 1, got {n_samples}")
+    if n_samples < 1 or batch_size < 1:
+        raise LatthermError(f"samples and batch size must be >= 1, got {n_samples} and {batch_size}")
     if model.n_sites != system.n_sites:
         raise LatthermError(f"model serves {model.n_sites} sites, the {system.lattice.label} lattice has "
                             f"{system.n_sites}")

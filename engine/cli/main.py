@@ -16,12 +16,21 @@ from .. import __version__
 from ..errors import LatthermError
 
 
-def _positive(text: str) -> float:
+def _number(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     return v
+
+
+def _device(name: str | None) -> str | None:
+    """Check a --device value up front: a typo or a missing GPU is a one-line error, not a torch traceback."""
+    if name is None:
+        return None
+    from ..devices import pick_device
+
+    return str(pick_device(name))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("exact", help="exact log Z, free energy, <E>, <M>/<x_Au>, C of a small lattice")
     e.add_argument("system", help="ising or cuau")
     e.add_argument("--size", required=True, help="e.g. 10x10 (Ising) or 2x2x4 (CuAu)")
-    e.add_argument("--T", type=_positive, required=True, help="temperature (kT/eps for Ising, kelvin for CuAu)")
-    e.add_argument("--mu", type=_positive, default=0.0, help="field / chemical potential (eps or eV)")
+    e.add_argument("--T", type=_number, required=True, help="temperature (kT/eps for Ising, kelvin for CuAu)")
+    e.add_argument("--mu", type=_number, default=0.0, help="field / chemical potential (eps or eV)")
     e.add_argument("--method", default="auto", choices=["auto", "kaufman", "transfer_matrix", "enumeration"])
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -56,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw configurations at one condition into an .npz file")
     s.add_argument("model", metavar="RUN_OR_MODEL")
-    s.add_argument("--T", type=_positive, required=True)
-    s.add_argument("--mu", type=_positive, default=0.0)
+    s.add_argument("--T", type=_number, required=True)
+    s.add_argument("--mu", type=_number, default=0.0)
     s.add_argument("-n", type=int, default=1000, help="number of samples")
     s.add_argument("--size", help="target lattice (must be the model's own for MLP models)")
     s.add_argument("--out", required=True, help="FILE.npz")
@@ -101,14 +110,18 @@ def cmd_train(a) -> int:
     if a.resume:
         if a.config:
             raise LatthermError("give either CONFIG.toml or --resume RUN, not both")
-        trainer = Trainer.resume(a.resume, device=a.device)
+        trainer = Trainer.resume(a.resume, device=_device(a.device))
     elif a.config:
         from pathlib import Path
 
         path = Path(a.config)
         if not path.is_file():
             raise LatthermError(f"config file {path} not found")
-        trainer = Trainer.create(path.read_text(encoding="utf-8"), name_hint=a.name, device=a.device)
+        from ..training import parse_config
+
+        text = path.read_text(encoding="utf-8")
+        parse_config(text, source=str(path))  # errors name the file; nothing is created for a bad config
+        trainer = Trainer.create(text, name_hint=a.name, device=_device(a.device))
     else:
         raise LatthermError("train needs CONFIG.toml or --resume RUN")
     control = Control()
@@ -155,6 +168,9 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
     from ..models.io import load_model
     from ..training import parse_grid
 
+    if batch < 1:
+        raise LatthermError(f"--batch must be >= 1, got {batch}")
+    device = _device(device)
     torch.manual_seed(seed)
     lm = load_model(ref, device=device)
     conds = parse_grid(grid, lm.system.name)
@@ -171,7 +187,10 @@ def cmd_evaluate(a) -> int:
     if a.out:
         from ..store import atomic_write_json
 
-        atomic_write_json(a.out, ev)
+        try:
+            atomic_write_json(a.out, ev)
+        except OSError as exc:
+            raise LatthermError(f"cannot write {a.out}: {exc.strerror or exc}") from None
     if a.json:
         print(json.dumps(ev))
     else:
@@ -191,8 +210,9 @@ def cmd_sample(a) -> int:
         raise LatthermError(f"-n must be >= 1, got {a.n}")
     if not a.out.endswith(".npz"):
         raise LatthermError(f"--out must name an .npz file, got {a.out!r}")
+    device = _device(a.device)
     torch.manual_seed(a.seed)
-    lm = load_model(a.model, device=a.device)
+    lm = load_model(a.model, device=device)
     system = lm.system
     if a.size and parse_size(a.size) != system.lattice.size:
         raise LatthermError(f"this {lm.model.kind} MLP model serves only the {system.lattice.label} lattice, "
@@ -207,7 +227,10 @@ def cmd_sample(a) -> int:
              log_p=sb.log_p.cpu().numpy(), log_f=log_f.numpy(), order=sb.ranks.cpu().numpy(),
              T=np.float64(a.T), mu=np.float64(a.mu), system=system.name, size=system.lattice.label,
              species=np.array(system.species), encoding="spin" if system.name == "ising" else "species")
-    atomic_write_bytes(a.out, buf.getvalue())
+    try:
+        atomic_write_bytes(a.out, buf.getvalue())
+    except OSError as exc:
+        raise LatthermError(f"cannot write {a.out}: {exc.strerror or exc}") from None
     obs = float(system.observable(spins).mean())
     print(f"wrote {a.n} samples to {a.out}: <log p> {float(sb.log_p.mean()):.4f}, <log f> {float(log_f.mean()):.4f}, "
           f"<{system.observable_name}> {obs:.4f}")

@@ -61,14 +61,18 @@ def kaufman_log_z(L1: int, L2: int, K) -> torch.Tensor:
         raise LatthermError(f"Kaufman's formula needs a positive finite coupling K, got K={k:g}")
     m, n = L1, L2
     g = _gammas(K, n)
-    odd = 0.5 * m * g[1::2]                                       # gamma_{2r+1}, r = 0..n-1
-    even = 0.5 * m * g[0::2]                                      # gamma_{2r},   r = 0..n-1
+    odd = 0.5 * m * g[1::2]                                       # gamma_{2r+1} > 0, r = 0..n-1
+    rest = 0.5 * m * g[2::2]                                      # gamma_{2r} > 0,   r = 1..n-1
+    x0 = 0.5 * m * g[0]                                           # signed: < 0 above T_c, = 0 at T_c
+    # only the r = 0 factors of Y3/Y4 need care: 2cosh/2sinh(x0) = e^{|x0|} (e^{x0-|x0|} +/- e^{-x0-|x0|}),
+    # smooth through x0 = 0 (no log|sinh| there), with Y4 taking the sign of gamma_0
+    a0 = x0.abs()
+    up, down = torch.exp(x0 - a0), torch.exp(-x0 - a0)
     logs = torch.stack([_log_2cosh(odd).sum(), _log_abs_2sinh(odd).sum(),
-                        _log_2cosh(even).sum(), _log_abs_2sinh(even).sum()])
-    # only the r = 0 factor 2 sinh(m gamma_0 / 2) can be negative: Y4 carries the sign of gamma_0
-    signs = torch.stack([torch.ones((), dtype=torch.float64)] * 3 + [torch.sign(g[0]).detach()])
+                        _log_2cosh(rest).sum() + a0, _log_abs_2sinh(rest).sum() + a0])
+    factors = torch.stack([torch.ones_like(up), torch.ones_like(up), up + down, up - down])
     top = logs.max().detach()
-    total = (signs * torch.exp(logs - top)).sum()                 # >= Y1 / e^top > 0: no cancellation to zero
+    total = (factors * torch.exp(logs - top)).sum()               # >= Y1 / e^top > 0: never cancels to zero
     log_pref = 0.5 * m * n * (2.0 * K + torch.log(-torch.expm1(-4.0 * K))) - _LOG2
     return log_pref + top + torch.log(total)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..devices import pick_device
 from ..errors import CheckpointError, LatthermError
 from ..store import ModelSource, load_tensors, resolve_model_source, save_tensors
 from ..systems import System, make_system
@@ -62,6 +63,7 @@ class LoadedModel:
 
 def load_model(ref, device: str = "cpu") -> LoadedModel:
     """Load the model of a run (latest checkpoint), a model folder, or a bundled model by name."""
+    device = pick_device(str(device))
     source = resolve_model_source(ref)
     if source.weights_path is None:
         raise LatthermError(f"run {source.path.name} has no checkpoint yet")

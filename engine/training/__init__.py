@@ -2,7 +2,8 @@
 
 from .conditions import ConditionSchedule, grid, paper_grid, parse_grid
 from .config import RunConfig, load_config, parse_config
-from .reinforce import Control, Trainer, pick_device
+from ..devices import pick_device
+from .reinforce import Control, Trainer
 
 __all__ = ["ConditionSchedule", "Control", "RunConfig", "Trainer", "grid", "load_config", "paper_grid",
            "parse_config", "parse_grid", "pick_device"]

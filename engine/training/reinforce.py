@@ -19,20 +19,13 @@ import torch
 
 from .. import __version__
 from ..errors import CheckpointError, LatthermError
+from ..devices import pick_device
 from ..models import build_model
 from ..models.io import model_from_tensors, model_meta, model_tensors
 from ..store import Run, load_tensors, save_tensors
 from ..systems import make_system
 from .conditions import ConditionSchedule
 from .config import RunConfig, parse_config
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LatthermError(f"device {name!r} requested but CUDA is not available here")
-    return torch.device(name)
 
 
 @dataclass
@@ -128,7 +121,8 @@ class Trainer:
         except (KeyError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{path}: optimizer state unreadable ({exc})") from None
         self.elapsed = float(meta.get("elapsed_s", 0.0))
-        self.best_F_q = meta.get("best_F_q") or math.inf
+        best = meta.get("best_F_q")
+        self.best_F_q = math.inf if best is None else float(best)
         if "rng.torch" in tensors:
             torch.set_rng_state(tensors["rng.torch"].to(torch.uint8))
 

@@ -1,0 +1,25 @@
+"""Choosing the torch device from a user string, with one-line errors."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import LatthermError
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'; anything else is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise LatthermError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise LatthermError(f"unsupported device {name!r} (use auto, cpu, cuda or cuda:N)")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LatthermError(f"device {name!r} requested but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise LatthermError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
+    return dev
