@@ -20,13 +20,19 @@ def build_parser() -> argparse.ArgumentParser:
         "The headless `lattherm` command does the same work from a terminal.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print(f"{PROG}: the desktop GUI is not built yet; use the `lattherm` command line meanwhile (`lattherm --help`).")
-    return 0
+    args = build_parser().parse_args(argv)
+    if args.engine:  # a frozen app relaunches itself as its engine process
+        from lattherm.engine.server.main import main as engine_main
+
+        return engine_main()
+    from .gui import run  # Qt is imported only now, so --version/--help need no display
+
+    return run()
 
 
 if __name__ == "__main__":

@@ -48,6 +48,40 @@ print(json.dumps({"sec_per_step": dt, "peak_mib": mem, "threads": torch.get_num_
 """
 
 
+STACKED = r"""
+import json, sys, time, torch
+from lattherm.engine.models import build_model
+n_sites, hidden, layers, chunk = map(int, sys.argv[1:5])
+torch.manual_seed(0)
+m = build_model("ao-arm", n_sites=n_sites, hidden=hidden, layers=layers, T_scale=2.5, mu_scale=0.4, chunk_rows=chunk)
+B = 1250
+T, mu = torch.full((B,), 2.5), torch.zeros(B)
+sb = m.sample(T, mu)
+times = []
+for _ in range(3):
+    t0 = time.perf_counter()
+    m.log_prob(sb.spins, T, mu, sb.ranks).sum().backward()
+    times.append(time.perf_counter() - t0)
+print(json.dumps({"sec": min(times)}))
+"""
+
+
+def stacked_vs_separate(hidden: int, layers: int, sizes) -> None:
+    """AO-ARM log p with gradient: all N partial lattices in one (N*B)-row pass vs N passes of B rows."""
+    print(f"\nAO-ARM log p + backward, batch 1250: one stacked pass vs N separate passes")
+    print(f"{'size':>6} {'stacked s':>10} {'separate s':>11} {'speed-up':>9}")
+    for size in sizes:
+        n = 1
+        for d in size.split("x"):
+            n *= int(d)
+        res = {}
+        for label, chunk in (("stacked", 10**9), ("separate", 1250)):
+            out = subprocess.run([sys.executable, "-c", STACKED, str(n), str(hidden), str(layers), str(chunk)],
+                                 capture_output=True, text=True)
+            res[label] = json.loads(out.stdout.strip().splitlines()[-1])["sec"] if not out.returncode else float("nan")
+        print(f"{size:>6} {res['stacked']:10.2f} {res['separate']:11.2f} {res['separate'] / res['stacked']:8.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=3)
@@ -74,6 +108,8 @@ def main() -> None:
             fo, ao = rows[(size, "fo-arm")], rows[(size, "ao-arm")]
             print(f"{size}: AO/FO time {ao['sec_per_step'] / fo['sec_per_step']:.1f}x, "
                   f"memory {ao['peak_mib'] / max(fo['peak_mib'], 1):.1f}x")
+    if a.device == "cpu":
+        stacked_vs_separate(a.hidden, a.layers, a.sizes.split(","))
 
 
 if __name__ == "__main__":

@@ -140,3 +140,29 @@ def test_epoch_zero_trains_on_the_grid_and_later_epochs_jitter_reproducibly():
     assert torch.equal(a, b) and not torch.equal(a, s.conditions(0))
     assert torch.equal(ConditionSchedule.from_config(cfg).conditions(8), a)
     assert bool((a[:, 0] > 0).all()) and math.isfinite(float(a.sum()))
+
+
+def _bundled_configs():
+    from lattherm.engine.paths import RESOURCES
+
+    return sorted((RESOURCES / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", _bundled_configs(), ids=lambda p: p.name)
+def test_every_bundled_config_is_valid_and_paper_configs_follow_the_paper(path):
+    """Shipped configs parse; the paper settings use the paper's batch and condition grids (Appendices F, J)."""
+    cfg = parse_config(path.read_text())
+    if "cpu" in path.stem or "quick" in path.stem:
+        return
+    if cfg.system.name == "ising":
+        assert (cfg.training.batch, cfg.conditions.T, cfg.conditions.mu) == (1250, [1.5, 3.5], [-0.4, 0.4])
+        assert (cfg.model.hidden, cfg.model.layers) == (512, 4)
+    else:
+        assert (cfg.training.batch, cfg.conditions.T, cfg.conditions.mu) == (2048, [200.0, 1200.0], [-0.12, 0.12])
+        assert (cfg.conditions.jitter_T, cfg.conditions.jitter_mu) == (50.0, 0.02)
+
+
+def test_bundled_configs_exist_for_every_paper_setting():
+    names = {p.stem for p in _bundled_configs()}
+    assert {"ising-5x5-fo-mlp", "ising-5x5-ao-mlp", "ising-10x10-fo-mlp", "ising-10x10-ao-mlp",
+            "cuau-2x2x4-ao-mlp", "quick-cpu"} <= names

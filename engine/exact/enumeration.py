@@ -14,6 +14,7 @@ import torch
 
 from ..errors import LatthermError
 from ..systems.base import System, check_condition
+from ._threads import single_threaded
 from .result import ExactResult
 
 MAX_ENUMERATION_SITES = 24
@@ -40,7 +41,7 @@ def enumerate_exact(system: System, T: float, mu: float, chunk: int = 1 << 17) -
     w1 = w2 = wo = 0.0     # same, weighted by (E - e_ref), (E - e_ref)^2, observable
     e_ref = None
     plain_log_f = type(system).log_f is System.log_f
-    with torch.no_grad():
+    with torch.no_grad(), single_threaded():
         for start in range(0, 1 << n, chunk):
             s = _configurations(start, min(start + chunk, 1 << n), n)
             energy = system.energy(s).to(torch.float64)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import LatthermError
+from ._threads import single_threaded
 from .result import ExactResult
 
 #: widest row (the shorter side of the torus) the transfer matrix accepts: 2^14 row states, blocks of ~1200
@@ -101,12 +102,18 @@ def transfer_matrix_log_z(L1: int, L2: int, K: float, H: float, derivatives: boo
     """log Z(K, H) of the Ising torus with L1 rows and L2 columns, and d/dK, d^2/dK^2, d/dH of log Z.
 
     log f = K sum_<ij> s_i s_j + H sum_i s_i. The shorter side is used as the row width (Z is symmetric under
-    transposition); it must be at most MAX_TM_WIDTH.
+    transposition); it must be at most MAX_TM_WIDTH. Returns a dict with log_Z (and d_log_z_dK, d2_log_z_dK2,
+    d_log_z_dH when ``derivatives``).
     """
-    n, w = max(L1, L2), min(L1, L2)
-    if w > MAX_TM_WIDTH:
+    if min(L1, L2) > MAX_TM_WIDTH:
         raise LatthermError(f"the transfer matrix needs the shorter side of the torus <= {MAX_TM_WIDTH} "
-                            f"(2^{w} row states are too many), got {L1}x{L2}")
+                            f"(2^{min(L1, L2)} row states are too many), got {L1}x{L2}")
+    with single_threaded():
+        return _solve(int(L1), int(L2), float(K), float(H), derivatives)
+
+
+def _solve(L1: int, L2: int, K: float, H: float, derivatives: bool) -> dict:
+    n, w = max(L1, L2), min(L1, L2)
     space = _row_space(w)
     K, H = float(K), float(H)
     c = space.c2.to(torch.float64) * 0.5
@@ -133,14 +140,11 @@ def transfer_matrix_log_z(L1: int, L2: int, K: float, H: float, derivatives: boo
         if not derivatives:
             continue
         pw = mu_ ** (n - 1)
-
-        def rotated_diag(a):
-            return (u.conj() * (a @ u)).sum(0).real / top
-
+        p = (u * pw) @ u.conj().T / top                               # T^{n-1} in the original block basis
         x = (u.conj().T @ mats[1] @ u) / top                          # T_K in the eigenbasis
         dk += mult * n * float((pw * x.diagonal().real).sum())
-        dh += mult * n * float((pw * rotated_diag(mats[3])).sum())
-        second = n * float((pw * rotated_diag(mats[2])).sum())
+        dh += mult * n * float((p * mats[3].conj()).sum().real)      # tr(T^{n-1} T_H), T_H Hermitian
+        second = n * float((p * mats[2].conj()).sum().real)
         if n >= 2:
             powers = mu_[None, :] ** torch.arange(n - 1, dtype=torch.float64)[:, None]   # (n-1, b): mu^a
             f = powers.T @ powers.flip(0)                                                  # sum_a mu_i^a mu_j^(n-2-a)

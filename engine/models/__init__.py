@@ -1,4 +1,5 @@
-"""Autoregressive models conditioned on (T, mu): FO-ARM (MADE) and AO-ARM (MLP)."""
+"""Autoregressive models conditioned on (T, mu): FO-ARM (MADE), AO-ARM (MLP) and the AO-ARM Transformer with
+periodic RoPE."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from ..errors import LatthermError
 from .ao_arm import AOARMMLP
 from .base import AutoregressiveModel, SampleBatch, random_ranks, tokens_from_spins
 from .fo_arm import FOARMMADE
+from .transformer import TransformerAOARM
 
-MODEL_KINDS = {("fo-arm", "mlp"): FOARMMADE, ("ao-arm", "mlp"): AOARMMLP}
+MODEL_KINDS = {("fo-arm", "mlp"): FOARMMADE, ("ao-arm", "mlp"): AOARMMLP,
+               ("ao-arm", "transformer"): TransformerAOARM}
 
 
 def build_model(kind: str, arch: str = "mlp", **hparams) -> AutoregressiveModel:
@@ -19,5 +22,15 @@ def build_model(kind: str, arch: str = "mlp", **hparams) -> AutoregressiveModel:
     return cls(**hparams)
 
 
-__all__ = ["AutoregressiveModel", "SampleBatch", "AOARMMLP", "FOARMMADE", "build_model", "random_ranks",
+def model_for_system(kind: str, arch: str, system, hidden: int, layers: int, symmetric: bool = False,
+                     heads: int = 4) -> AutoregressiveModel:
+    """The model a run config asks for, sized for ``system`` (a Transformer also learns its lattice cell)."""
+    hp = dict(n_sites=system.n_sites, n_species=system.n_species, hidden=hidden, layers=layers, symmetric=symmetric,
+              T_scale=system.T_scale, mu_scale=system.mu_scale)
+    if str(arch).lower() == "transformer":
+        hp.update(heads=heads, lattice=system.lattice.kind, size=system.lattice.size)
+    return build_model(kind, arch, **hp)
+
+
+__all__ = ["model_for_system", "AutoregressiveModel", "SampleBatch", "AOARMMLP", "FOARMMADE", "build_model", "random_ranks",
            "tokens_from_spins", "MODEL_KINDS"]

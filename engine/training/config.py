@@ -26,6 +26,7 @@ class ModelConfig:
     hidden: int = 512
     layers: int = 4
     symmetric: bool = False  # Z2: (s, mu) -> (-s, -mu)
+    heads: int = 4  # attention heads (transformer only)
 
 
 @dataclass
@@ -158,8 +159,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"[training] beta_anneal must be in [0, 1), got {t.beta_anneal}")
     if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
         raise ConfigError(f"[training] device must be auto, cpu or cuda, got {t.device!r}")
-    if m.hidden < 1 or m.layers < 1:
-        raise ConfigError("[model] hidden and layers must be >= 1")
+    if m.hidden < 1 or m.layers < 1 or m.heads < 1:
+        raise ConfigError("[model] hidden, layers and heads must be >= 1")
+    if m.arch == "transformer" and m.hidden % m.heads:
+        raise ConfigError(f"[model] hidden ({m.hidden}) must be a multiple of heads ({m.heads})")
     from ..models import MODEL_KINDS
 
     if (m.kind, m.arch) not in MODEL_KINDS:

@@ -20,7 +20,7 @@ import torch
 from .. import __version__
 from ..errors import CheckpointError, LatthermError
 from ..devices import pick_device
-from ..models import build_model
+from ..models import model_for_system
 from ..models.io import model_from_tensors, model_meta, model_tensors
 from ..store import Run, load_tensors, save_tensors
 from ..systems import make_system
@@ -58,9 +58,8 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.system = make_system(cfg.system.name, cfg.system.size)
         m = cfg.model
-        self.model = build_model(m.kind, m.arch, n_sites=self.system.n_sites, n_species=self.system.n_species,
-                                 hidden=m.hidden, layers=m.layers, symmetric=m.symmetric,
-                                 T_scale=self.system.T_scale, mu_scale=self.system.mu_scale).to(self.device)
+        self.model = model_for_system(m.kind, m.arch, self.system, m.hidden, m.layers, m.symmetric,
+                                      m.heads).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
         self.schedule = ConditionSchedule.from_config(cfg)
         self.step = 0

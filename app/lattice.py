@@ -1,0 +1,181 @@
+"""Lattice pictures and the painting editor.
+
+Lattices arrive as integer arrays of spins in {-1, +1} (0 = free / unknown while painting) with the lattice's own
+shape: (L1, L2) for square lattices, (L1, L2, L3) for fcc, which is shown one layer (last index) at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtWidgets import QWidget
+
+COLORS = {-1: QColor(40, 60, 140), 1: QColor(245, 200, 60), 0: QColor(225, 225, 225)}
+
+
+def layer_of(values: np.ndarray, layer: int) -> np.ndarray:
+    return values if values.ndim == 2 else values[:, :, layer]
+
+
+class LatticeView(QWidget):
+    """One lattice layer as coloured squares; sites in ``fixed`` (non-zero) get a dark frame."""
+
+    def __init__(self, values=None, fixed=None, cell: int = 16, parent=None):
+        super().__init__(parent)
+        self.cell = cell
+        self.layer = 0
+        self.values = np.zeros((4, 4), np.int8) if values is None else np.asarray(values)
+        self.fixed = None if fixed is None else np.asarray(fixed)
+
+    def set_values(self, values, fixed=None) -> None:
+        self.values = np.asarray(values)
+        self.fixed = None if fixed is None else np.asarray(fixed)
+        self.layer = min(self.layer, self.n_layers() - 1)
+        self.updateGeometry()
+        self.update()
+
+    def n_layers(self) -> int:
+        return 1 if self.values.ndim == 2 else self.values.shape[2]
+
+    def set_layer(self, k: int) -> None:
+        self.layer = int(k)
+        self.update()
+
+    def grid_shape(self) -> tuple[int, int]:
+        return self.values.shape[0], self.values.shape[1]
+
+    def sizeHint(self) -> QSize:
+        r, c = self.grid_shape()
+        return QSize(c * self.cell + 1, r * self.cell + 1)
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+    def cell_rect(self, i: int, j: int) -> QRect:
+        return QRect(j * self.cell, i * self.cell, self.cell, self.cell)
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        vals = layer_of(self.values, self.layer)
+        fixed = None if self.fixed is None else layer_of(self.fixed, self.layer)
+        p.setPen(QPen(QColor(255, 255, 255), 1))
+        for i in range(vals.shape[0]):
+            for j in range(vals.shape[1]):
+                p.fillRect(self.cell_rect(i, j), COLORS.get(int(np.sign(vals[i, j])), COLORS[0]))
+        p.setPen(QPen(QColor(150, 150, 150), 1))
+        for i in range(vals.shape[0] + 1):
+            p.drawLine(0, i * self.cell, vals.shape[1] * self.cell, i * self.cell)
+        for j in range(vals.shape[1] + 1):
+            p.drawLine(j * self.cell, 0, j * self.cell, vals.shape[0] * self.cell)
+        if fixed is not None:
+            p.setPen(QPen(QColor(200, 20, 20), 2))
+            for i, j in zip(*np.nonzero(fixed)):
+                p.drawRect(self.cell_rect(int(i), int(j)).adjusted(2, 2, -2, -2))
+        p.end()
+
+
+class LatticeEditor(LatticeView):
+    """Paint sites with a brush (+1, -1 or 0 = free); 'rect' fills a dragged rectangle; undo/redo whole strokes."""
+
+    changed = Signal()
+
+    def __init__(self, shape=(5, 5), cell: int = 28, parent=None):
+        super().__init__(np.zeros(shape, np.int8), None, cell, parent)
+        self.brush = 1
+        self.tool = "pen"  # pen | rect
+        self.undo_stack: list[np.ndarray] = []
+        self.redo_stack: list[np.ndarray] = []
+        self._anchor: tuple[int, int] | None = None
+        self._before: np.ndarray | None = None
+        self.setMouseTracking(False)
+
+    def reset(self, shape) -> None:
+        self.values = np.zeros(tuple(shape), np.int8)
+        self.undo_stack.clear()
+        self.redo_stack.clear()
+        self.layer = 0
+        self.updateGeometry()
+        self.update()
+        self.changed.emit()
+
+    def clear(self) -> None:
+        self._push()
+        self.values[...] = 0
+        self.update()
+        self.changed.emit()
+
+    def _push(self) -> None:
+        self.undo_stack.append(self.values.copy())
+        self.redo_stack.clear()
+
+    def undo(self) -> None:
+        if self.undo_stack:
+            self.redo_stack.append(self.values.copy())
+            self.values = self.undo_stack.pop()
+            self.update()
+            self.changed.emit()
+
+    def redo(self) -> None:
+        if self.redo_stack:
+            self.undo_stack.append(self.values.copy())
+            self.values = self.redo_stack.pop()
+            self.update()
+            self.changed.emit()
+
+    def site_at(self, pos: QPoint) -> tuple[int, int] | None:
+        i, j = pos.y() // self.cell, pos.x() // self.cell
+        r, c = self.grid_shape()
+        return (i, j) if 0 <= i < r and 0 <= j < c else None
+
+    def _set(self, i: int, j: int) -> None:
+        if self.values.ndim == 2:
+            self.values[i, j] = self.brush
+        else:
+            self.values[i, j, self.layer] = self.brush
+
+    def mousePressEvent(self, ev) -> None:
+        site = self.site_at(ev.position().toPoint())
+        if site is None or ev.button() != Qt.LeftButton:
+            return
+        self._before = self.values.copy()
+        self._anchor = site
+        if self.tool == "pen":
+            self._set(*site)
+            self.update()
+
+    def mouseMoveEvent(self, ev) -> None:
+        site = self.site_at(ev.position().toPoint())
+        if self._anchor is None or site is None:
+            return
+        if self.tool == "pen":
+            self._set(*site)
+        else:
+            self.values = self._before.copy()
+            self._fill(self._anchor, site)
+        self.update()
+
+    def mouseReleaseEvent(self, ev) -> None:
+        if self._anchor is None:
+            return
+        site = self.site_at(ev.position().toPoint()) or self._anchor
+        if self.tool == "rect":
+            self.values = self._before.copy()
+            self._fill(self._anchor, site)
+        if not np.array_equal(self.values, self._before):
+            self.undo_stack.append(self._before)
+            self.redo_stack.clear()
+            self.changed.emit()
+        self._anchor = self._before = None
+        self.update()
+
+    def _fill(self, a, b) -> None:
+        (i0, i1), (j0, j1) = sorted((a[0], b[0])), sorted((a[1], b[1]))
+        if self.values.ndim == 2:
+            self.values[i0:i1 + 1, j0:j1 + 1] = self.brush
+        else:
+            self.values[i0:i1 + 1, j0:j1 + 1, self.layer] = self.brush
+
+    def fixed_flat(self) -> list[int]:
+        """Sites in the engine's order (row-major over the lattice grid), 0 = free."""
+        return [int(v) for v in self.values.reshape(-1)]

@@ -1,0 +1,40 @@
+"""The model chooser shared by the sampler and the painting panel: bundled models first, then runs."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox
+
+from lattherm.engine.store import bundled_models, bundled_models_dir
+
+
+def model_choices(runs: list[dict]) -> list[tuple[str, str]]:
+    """(label, reference) pairs: bundled models by folder path, runs (with a checkpoint) by path."""
+    out = [(f"bundled: {name}", str(bundled_models_dir() / name)) for name in bundled_models()]
+    for r in runs:
+        if (r.get("step") or 0) > 0:
+            out.append((f"run: {r['id']} ({r.get('status')})", r["path"]))
+    return out
+
+
+class ModelCombo(QComboBox):
+    def set_choices(self, choices: list[tuple[str, str]]) -> None:
+        current = self.current_ref()
+        self.blockSignals(True)
+        self.clear()
+        for label, ref in choices:
+            self.addItem(label, ref)
+        self.blockSignals(False)
+        if current is not None:
+            self.select(current)
+        if self.currentIndex() < 0 and self.count():
+            self.setCurrentIndex(0)
+        self.currentIndexChanged.emit(self.currentIndex())
+
+    def select(self, ref: str) -> bool:
+        i = self.findData(ref)
+        if i >= 0:
+            self.setCurrentIndex(i)
+        return i >= 0
+
+    def current_ref(self) -> str | None:
+        return self.currentData()

@@ -1,0 +1,176 @@
+"""Lattice painting: fix sites with a brush (or leave them free), in-paint the rest with a model at (T, mu),
+and compare several completions side by side with their log p and log f. fcc lattices are painted layer by layer."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QPushButton, QRadioButton,
+                               QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget)
+
+from . import export
+from .common import dspin, error_label, show_error
+from .lattice import LatticeEditor, LatticeView
+from .models import ModelCombo
+
+SPECIES = {"ising": ("up (+1)", "down (−1)"), "cuau": ("Au (+1)", "Cu (−1)")}
+
+
+class PaintingPanel(QWidget):
+    def __init__(self, client, parent=None):
+        super().__init__(parent)
+        self.client = client
+        self.info: dict | None = None
+        self.result: dict | None = None
+        self.busy = False
+        self.model = ModelCombo()
+        self.model.currentIndexChanged.connect(self.model_changed)
+        self.editor = LatticeEditor((5, 5))
+        self.brushes = QButtonGroup(self)
+        self.brush_buttons = {}
+        row = QHBoxLayout()
+        for value, label in ((1, "up (+1)"), (-1, "down (−1)"), (0, "free")):
+            b = QRadioButton(label)
+            self.brushes.addButton(b, value + 1)
+            self.brush_buttons[value] = b
+            row.addWidget(b)
+        self.brush_buttons[1].setChecked(True)
+        self.brushes.idToggled.connect(lambda i, on: on and setattr(self.editor, "brush", i - 1))
+        self.rect = QPushButton("rectangle fill")
+        self.rect.setCheckable(True)
+        self.rect.toggled.connect(lambda on: setattr(self.editor, "tool", "rect" if on else "pen"))
+        undo, redo, clear = QPushButton("Undo"), QPushButton("Redo"), QPushButton("Clear")
+        undo.clicked.connect(self.editor.undo)
+        redo.clicked.connect(self.editor.redo)
+        clear.clicked.connect(self.editor.clear)
+        for w in (self.rect, undo, redo, clear):
+            row.addWidget(w)
+        self.layer = QSlider(Qt.Horizontal)
+        self.layer.valueChanged.connect(self._set_layer)
+        self.layer_label = QLabel("layer")
+        self.size_label = QLabel("")
+        self.T, self.mu = dspin(2.0, 0.001, 1e5), dspin(0.0, -1e3, 1e3, 0.05)
+        self.n = QSpinBox()
+        self.n.setRange(1, 16)
+        self.n.setValue(4)
+        self.go = QPushButton("In-paint")
+        self.go.clicked.connect(self.paint)
+        self.status = error_label()
+        save = QPushButton("Save NPZ…")
+        save.clicked.connect(self._export_npz)
+        png = QPushButton("PNG…")
+        png.clicked.connect(self._export_png)
+        form = QGridLayout()
+        form.addWidget(QLabel("model"), 0, 0)
+        form.addWidget(self.model, 0, 1, 1, 5)
+        for i, w in enumerate((QLabel("T"), self.T, QLabel("mu"), self.mu, QLabel("samples"), self.n)):
+            form.addWidget(w, 1, i)
+        form.addWidget(self.size_label, 2, 0, 1, 4)
+        form.addWidget(self.go, 2, 4)
+        self.results = QWidget()
+        self.results_layout = QHBoxLayout(self.results)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.results)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(row)
+        lr = QHBoxLayout()
+        lr.addWidget(self.layer_label)
+        lr.addWidget(self.layer)
+        lay.addLayout(lr)
+        lay.addWidget(self.editor, 0, Qt.AlignLeft)
+        lay.addWidget(self.status)
+        lay.addWidget(QLabel("<b>In-painted lattices</b> (fixed sites framed red)"))
+        lay.addWidget(scroll, 1)
+        ex = QHBoxLayout()
+        ex.addWidget(save)
+        ex.addWidget(png)
+        ex.addStretch(1)
+        lay.addLayout(ex)
+        self.views: list[LatticeView] = []
+        self._set_layer_range(1)
+
+    # ---- model -------------------------------------------------------------------------------------------------
+    def model_changed(self, _=None) -> None:
+        ref = self.model.current_ref()
+        if ref and self.client.is_ready():
+            self.client.request("model_info", {"model": ref}, self._got_info, lambda e: show_error(self.status, e))
+
+    def _got_info(self, info: dict) -> None:
+        self.info = info
+        shape = tuple(info["size"])
+        if self.editor.values.shape != shape:
+            self.editor.reset(shape)
+        self._set_layer_range(shape[2] if len(shape) == 3 else 1)
+        up, down = SPECIES.get(info["system"], SPECIES["ising"])
+        self.brush_buttons[1].setText(up)
+        self.brush_buttons[-1].setText(down)
+        self.size_label.setText(f"{info['system']} {info['lattice']} {'x'.join(map(str, shape))}, "
+                                f"{info['model']['kind']}")
+
+    def _set_layer_range(self, n: int) -> None:
+        self.layer.setRange(0, n - 1)
+        self.layer.setVisible(n > 1)
+        self.layer_label.setVisible(n > 1)
+
+    def _set_layer(self, k: int) -> None:
+        self.editor.set_layer(k)
+        for v in self.views:
+            v.set_layer(k)
+
+    # ---- in-painting -------------------------------------------------------------------------------------------
+    def paint(self) -> None:
+        ref = self.model.current_ref()
+        if not ref:
+            self.status.setText("no model to paint with")
+            return
+        self.busy = True
+        self.go.setEnabled(False)
+        self.status.setText("in-painting…")
+        params = {"model": ref, "T": self.T.value(), "mu": self.mu.value(), "n": self.n.value(),
+                  "fixed": self.editor.fixed_flat(), "size": list(self.editor.values.shape)}
+        self.client.request("paint", params, self._painted, self._failed)
+
+    def _failed(self, exc) -> None:
+        self.busy = False
+        self.go.setEnabled(True)
+        show_error(self.status, exc)
+
+    def _painted(self, result: dict) -> None:
+        self.busy = False
+        self.go.setEnabled(True)
+        with np.load(result["path"]) as z:
+            self.result = {k: z[k] for k in z.files}
+        self.result_path = result["path"]
+        for v in self.views:
+            v.setParent(None)
+        self.views = []
+        while self.results_layout.count():
+            self.results_layout.takeAt(0)
+        fixed = self.result["fixed"]
+        for k, spins in enumerate(self.result["spins"]):
+            box = QWidget()
+            bl = QVBoxLayout(box)
+            view = LatticeView(spins, fixed, cell=18)
+            view.set_layer(self.layer.value())
+            self.views.append(view)
+            bl.addWidget(view)
+            bl.addWidget(QLabel(f"log p = {result['log_p'][k]:.3f}\nlog f = {result['log_f'][k]:.3f}"))
+            self.results_layout.addWidget(box)
+        self.results_layout.addStretch(1)
+        self.status.setText(f"{len(self.views)} completions, {result['n_fixed']} fixed sites kept")
+
+    def _export_npz(self) -> None:
+        if self.result is None:
+            return
+        path = export.ask_path(self, "Save lattices", "painted.npz", "NumPy (*.npz)", key="npz_dir")
+        if path:
+            export.write_npz(path, **self.result)
+
+    def _export_png(self) -> None:
+        if not self.views:
+            return
+        path = export.ask_path(self, "Save picture", "painted.png", "PNG (*.png)")
+        if path:
+            self.results.grab().save(path)

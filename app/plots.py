@@ -1,0 +1,119 @@
+"""Live training curves: raw values faint behind an EMA-smoothed line, redrawn by one timer (never per message).
+
+Buffers double when full (amortised O(1) appends); curves use clip-to-view and peak downsampling so a long run
+stays cheap to draw. ``LiveCurves`` holds one plot per metric in a single GraphicsLayoutWidget.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+
+METRICS = (("loss", "loss"), ("F_q", "F_q (variational free energy)"), ("ess_fraction", "ESS / n"),
+           ("grad_norm", "gradient norm"))
+
+
+class Series:
+    def __init__(self):
+        self.x = np.empty(256)
+        self.y = np.empty(256)
+        self.ema = np.empty(256)
+        self.n = 0
+
+    def extend(self, xs, ys, alpha: float) -> None:
+        for x, y in zip(xs, ys):
+            if self.n == len(self.x):
+                self.x, self.y, self.ema = (np.resize(a, 2 * len(a)) for a in (self.x, self.y, self.ema))
+            prev = self.ema[self.n - 1] if self.n else y
+            self.x[self.n], self.y[self.n] = x, y
+            self.ema[self.n] = y if not np.isfinite(prev) else (1 - alpha) * prev + alpha * y
+            self.n += 1
+
+    def recompute_ema(self, alpha: float) -> None:
+        e = self.ema
+        for i in range(self.n):
+            e[i] = self.y[i] if i == 0 else (1 - alpha) * e[i - 1] + alpha * self.y[i]
+
+    def data(self):
+        return self.x[: self.n], self.y[: self.n], self.ema[: self.n]
+
+
+class LiveCurves(pg.GraphicsLayoutWidget):
+    def __init__(self, parent=None, smoothing: float = 0.9):
+        super().__init__(parent)
+        self.smoothing = smoothing  # EMA weight of the past: ema = s * ema + (1 - s) * y
+        self.series = {key: Series() for key, _ in METRICS}
+        self.plots, self.raw, self.smooth = {}, {}, {}
+        for i, (key, title) in enumerate(METRICS):
+            p = self.addPlot(row=i // 2, col=i % 2, title=title)
+            p.setLabel("bottom", "step")
+            p.showGrid(x=True, y=True, alpha=0.2)
+            p.setClipToView(True)
+            p.setDownsampling(auto=True, mode="peak")
+            self.raw[key] = p.plot(pen=pg.mkPen((100, 150, 255, 70), width=1))
+            self.smooth[key] = p.plot(pen=pg.mkPen((30, 90, 230), width=2))
+            self.plots[key] = p
+        self._dirty = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(40)  # 25 Hz redraw
+        self.timer.timeout.connect(self.redraw)
+        self.timer.start()
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.smoothing
+
+    def reset(self) -> None:
+        for key in self.series:
+            self.series[key] = Series()
+        self._dirty = True
+        self.redraw()
+
+    def add_records(self, records: list[dict]) -> None:
+        for key in self.series:
+            pts = [(r["step"], r[key]) for r in records if r.get(key) is not None and "step" in r]
+            if pts:
+                xs, ys = zip(*pts)
+                self.series[key].extend(xs, ys, self.alpha)
+        self._dirty = True
+
+    def set_smoothing(self, s: float) -> None:
+        self.smoothing = float(s)
+        for ser in self.series.values():
+            ser.recompute_ema(self.alpha)
+        self._dirty = True
+
+    def set_log_y(self, on: bool) -> None:
+        for p in self.plots.values():
+            p.setLogMode(y=bool(on))
+
+    def n_points(self, key: str = "loss") -> int:
+        return self.series[key].n
+
+    def redraw(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        for key, ser in self.series.items():
+            x, y, e = ser.data()
+            self.raw[key].setData(x, y)
+            self.smooth[key].setData(x, e)
+
+    def table(self) -> tuple[list[str], list[list]]:
+        """CSV header and rows: step, then raw and EMA values of each metric (blank where a metric is missing)."""
+        header = ["step"]
+        cols = {}
+        for key, _ in METRICS:
+            header += [key, f"{key}_ema"]
+            x, y, e = self.series[key].data()
+            cols[key] = {float(a): (b, c) for a, b, c in zip(x, y, e)}
+        steps = sorted(set().union(*[c.keys() for c in cols.values()]))
+        rows = []
+        for s in steps:
+            row = [int(s)]
+            for key, _ in METRICS:
+                v = cols[key].get(s)
+                row += [None, None] if v is None else [float(v[0]), float(v[1])]
+            rows.append(row)
+        return header, rows

@@ -1,0 +1,409 @@
+"""In-/out-painting with any-order models: fill the free sites of a (possibly larger) target lattice, keeping the
+fixed sites, and return the exact path log-probability of what was generated (ALGORITHMS.md §3.6; PAPER App. I, L).
+
+Plan. A paint is a fixed sequence of *windows*, each an index map from a model cell (in the model's own site order)
+onto target sites; windows wrap periodically on the target. Window w is conditioned on everything already known
+inside it (fixed sites and sites filled by earlier windows, given to the model as known tokens) and generates the
+remaining free sites inside it in a random order. The order is one uniform random key per target site and sample:
+within a window, free sites are generated in increasing key. The path log p of the painted lattice is the sum of the
+per-site log-conditionals, which is the exact probability of this generating procedure given the plan and the order.
+
+* Fixed-size models (AO-ARM MLP, n_sites = window cell): sliding windows of the model's cell at offsets
+  0, s, 2s, ... per axis (until the window reaches the periodic image of the start), all combinations, the first
+  axis moving fastest. Default stride: 3 in 2D (App. I), 1 in 3D (App. L), never more than the window extent.
+* Transformer (any cell): ``method="direct"`` (default) is one window, the whole target, i.e. all free sites in one
+  random order; ``method="windows"`` uses windows of its training cell (or ``window=``) like an MLP.
+
+The plan depends only on the mask (not on the sample), and the order is recorded, so
+:func:`paint_log_prob` re-scores any configuration by teacher forcing through the same windows; the value returned
+by :func:`paint` equals it. Z2-symmetrised models paint the mixture [q(s | mu, v) + q(-s | -mu, -v)] / 2 (v: the
+fixed values), sampled by drawing one component and flipping, scored along the same plan and order.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..errors import LatthermError
+from ..lattices import Lattice, lattice_for
+from ..models.base import AutoregressiveModel, tokens_from_spins
+from ..models.transformer import TransformerAOARM, TransformerCellView
+from ..store import atomic_write_bytes
+from ..systems import System
+
+METHODS = ("auto", "direct", "windows")
+DEFAULT_STRIDE = {2: 3, 3: 1}
+
+
+@dataclass
+class PaintPlan:
+    """The windows a paint goes through, with the model that scores each window and the constraints."""
+
+    target: Lattice
+    mask: np.ndarray  # (N,) bool: fixed sites
+    values: np.ndarray  # (N,) float64 spins at fixed sites (0 elsewhere)
+    windows: list  # each (N_w,) int64 target indices, in the runner's site order
+    runner: AutoregressiveModel  # applied to every window (an MLP, or a Transformer view on the window cell)
+    method: str
+    window_size: tuple
+    stride: tuple
+
+    @property
+    def n_free(self) -> int:
+        return int((~self.mask).sum())
+
+
+@dataclass
+class PaintResult:
+    spins: torch.Tensor  # (n, N) float32 in {-1, +1}
+    log_p: torch.Tensor  # (n,) float64 exact path log-probability of the free sites
+    log_f: torch.Tensor  # (n,) float64 log f of the whole target configuration
+    order: torch.Tensor  # (n, N) long: step at which each site was generated; -1 at fixed sites
+    mask: torch.Tensor  # (N,) bool: fixed sites
+    T: torch.Tensor  # (n,) float64
+    mu: torch.Tensor  # (n,) float64
+    plan: PaintPlan = field(repr=False)
+
+    @property
+    def ranks(self) -> torch.Tensor:
+        return self.order
+
+
+# ---- plans --------------------------------------------------------------------------------------------------------
+def window_offsets(L: int, w: int, stride: int) -> list[int]:
+    """Offsets 0, s, 2s, ... along one axis until the window [o, o + w) reaches the periodic image of site 0."""
+    offs = [0]
+    while offs[-1] + w < L:
+        offs.append(offs[-1] + stride)
+    return offs
+
+
+def window_plan(target: Lattice, window_size, stride=None) -> list[np.ndarray]:
+    """All sliding windows of ``window_size`` on ``target`` (periodic), as target-index maps in window site order."""
+    wsize = tuple(int(v) for v in window_size)
+    if len(wsize) != target.dim:
+        raise LatthermError(f"a {len(wsize)}D window cannot paint the {target.dim}D target {target.label}")
+    if any(w > L for w, L in zip(wsize, target.size)):
+        raise LatthermError(f"the model's window {'x'.join(map(str, wsize))} is larger than the target "
+                            f"{target.label}")
+    strides = _strides(stride, wsize)
+    offs = [window_offsets(L, w, s) for L, w, s in zip(target.size, wsize, strides)]
+    wgrid = lattice_for(target.kind, list(wsize)).grid  # row-major: the model's own site order
+    windows = []
+    for rev in itertools.product(*offs[::-1]):  # first axis moves fastest
+        o = np.asarray(rev[::-1], dtype=np.int64)
+        windows.append(target.index(wgrid + o))
+    return windows
+
+
+def _strides(stride, wsize) -> tuple[int, ...]:
+    if stride is None:
+        d = DEFAULT_STRIDE.get(len(wsize), 1)
+        return tuple(min(d, w) for w in wsize)
+    s = (int(stride),) * len(wsize) if np.ndim(stride) == 0 else tuple(int(v) for v in stride)
+    if len(s) != len(wsize) or any(not 1 <= a <= w for a, w in zip(s, wsize)):
+        raise LatthermError(f"stride {stride} must be between 1 and the window extent "
+                            f"{'x'.join(map(str, wsize))} on every axis")
+    return s
+
+
+def _window_size(model, target: Lattice, window) -> tuple[int, ...]:
+    """Window cell of a fixed-size model: from ``window`` (Lattice, System, size) or inferred for square cells."""
+    if isinstance(window, System):
+        window = window.lattice
+    if isinstance(window, Lattice):
+        if window.kind != target.kind:
+            raise LatthermError(f"a model of a {window.kind} lattice cannot paint a {target.kind} target")
+        size = window.size
+    elif window is not None:
+        size = lattice_for(target.kind, window if isinstance(window, str) else list(window)).size
+    else:
+        L = math.isqrt(model.n_sites)
+        if target.kind != "square" or L * L != model.n_sites:
+            raise LatthermError(f"give the model's window cell (window=...) for a {model.n_sites}-site model")
+        size = (L, L)
+    if int(np.prod(size)) != model.n_sites:
+        raise LatthermError(f"window {'x'.join(map(str, size))} does not match the model's {model.n_sites} sites")
+    return tuple(size)
+
+
+def _constraints(target: Lattice, mask, values) -> tuple[np.ndarray, np.ndarray]:
+    N = target.n_sites
+    if mask is None:
+        return np.zeros(N, dtype=bool), np.zeros(N)
+    m = np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)
+    if m.shape not in (tuple(target.size), (N,)):
+        raise LatthermError(f"constraint mask has shape {m.shape}; the target {target.label} needs "
+                            f"{tuple(target.size)}")
+    if m.dtype != bool:
+        if not np.isin(m, (0, 1)).all():
+            raise LatthermError("constraint mask must be boolean (or 0/1)")
+        m = m.astype(bool)
+    m = m.reshape(N)
+    if values is None:
+        if m.any():
+            raise LatthermError("constraint values are missing for the fixed sites")
+        return m, np.zeros(N)
+    v = np.asarray(values.cpu() if isinstance(values, torch.Tensor) else values)
+    if v.shape not in (tuple(target.size), (N,)):
+        raise LatthermError(f"constraint values have shape {v.shape}; the target {target.label} needs "
+                            f"{tuple(target.size)}")
+    v = v.reshape(N).astype(np.float64)
+    if not np.isin(v[m], (-1.0, 1.0)).all():
+        raise LatthermError("constraint values at fixed sites must be spins -1/+1 (one of the system's two species)")
+    if m.all():
+        raise LatthermError("every site is fixed: nothing to paint")
+    return m, np.where(m, v, 0.0)
+
+
+def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=None, stride=None,
+              method: str = "auto", window=None, period_mode: str | None = None) -> PaintPlan:
+    """Check the model, target and constraints, and build the window sequence (windows with nothing left to fill
+    are dropped)."""
+    if method not in METHODS:
+        raise LatthermError(f"unknown painting method {method!r} (choose from: {', '.join(METHODS)})")
+    if not getattr(model, "any_order", False) or not hasattr(model, "logits"):
+        raise LatthermError("painting needs an any-order (ao-arm) model")
+    m, v = _constraints(target, mask, values)
+    if isinstance(model, (TransformerAOARM, TransformerCellView)):
+        net = model.net if isinstance(model, TransformerCellView) else model
+        if net.lattice_kind != target.kind:
+            raise LatthermError(f"a model of a {net.lattice_kind} lattice cannot paint a {target.kind} target")
+        if method in ("auto", "direct"):
+            runner = net.for_lattice(target, period_mode)
+            windows, wsize, strides = [np.arange(target.n_sites)], tuple(target.size), tuple(target.size)
+        else:
+            wlat = net.resolve_lattice(window.lattice if isinstance(window, System) else window)
+            runner = net.for_lattice(wlat, period_mode)
+            wsize = tuple(wlat.size)
+            strides = _strides(stride, wsize)
+            windows = window_plan(target, wsize, strides)
+    else:
+        wsize = _window_size(model, target, window)
+        if method == "direct" and wsize != tuple(target.size):
+            raise LatthermError(f"a fixed-size model ({'x'.join(map(str, wsize))}) cannot paint the "
+                                f"{target.label} target directly; use windows")
+        runner = model
+        strides = _strides(stride, wsize)
+        windows = window_plan(target, wsize, strides)
+    filled = m.copy()
+    kept = []
+    for idx in windows:
+        if not filled[idx].all():
+            kept.append(idx)
+            filled[idx] = True
+    assert filled.all(), "windows do not cover the target"
+    used = "direct" if isinstance(runner, TransformerCellView) and method != "windows" else "windows"
+    return PaintPlan(target, m, v, kept, runner, used, wsize, strides)
+
+
+# ---- painting -----------------------------------------------------------------------------------------------------
+def _window_ranks(key: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+    """Ranks inside a window: known sites first, then the free ones in increasing key."""
+    k = torch.where(free, key.to(torch.float64), torch.full_like(key, -1.0, dtype=torch.float64))
+    return k.argsort(dim=-1, stable=True).argsort(dim=-1)
+
+
+def _conds(T, mu, n):
+    T = torch.as_tensor(T, dtype=torch.float64)
+    mu = torch.as_tensor(mu, dtype=torch.float64)
+    T = T.expand(n).clone() if T.ndim == 0 else T
+    mu = mu.expand(n).clone() if mu.ndim == 0 else mu
+    if T.shape != (n,) or mu.shape != (n,):
+        raise LatthermError(f"T and mu must be scalars or have one value per sample ({n})")
+    return T, mu
+
+
+@torch.no_grad()
+def _sample_component(plan: PaintPlan, T, mu, sign, n, generator, key=None):
+    """Paint n samples of the non-symmetrised model; fixed values multiplied by ``sign`` (n,) (Z2 component).
+    ``key`` (n, N): priorities of the sites (free sites of a window are generated by increasing key)."""
+    runner = plan.runner
+    dev = runner.device
+    N = plan.target.n_sites
+    mask = torch.as_tensor(plan.mask, device=dev)
+    vals = torch.as_tensor(plan.values, dtype=torch.float32, device=dev)[None] * sign[:, None]
+    tokens = torch.where(mask[None], tokens_from_spins(vals), torch.zeros((), dtype=torch.long, device=dev))
+    if key is None:
+        key = torch.rand(n, N, generator=generator, device=dev if generator is None else generator.device)
+    key = key.to(dev)
+    order = torch.full((n, N), -1, dtype=torch.long, device=dev)
+    log_p = torch.zeros(n, dtype=torch.float64, device=dev)
+    Tm, mum = T.to(dev), mu.to(dev)
+    step = 0
+    for idx_np in plan.windows:
+        idx = torch.as_tensor(idx_np, device=dev)
+        tw = tokens[:, idx].clone()
+        free = tw == 0
+        n_known = int((~free[0]).sum())
+        ranks = _window_ranks(key[:, idx], free)
+        log_p += runner._sample_path(Tm, mum, ranks, tw, free.clone(), generator=generator).to(torch.float64)
+        tokens[:, idx] = tw
+        o = order[:, idx]
+        order[:, idx] = torch.where(free, ranks - n_known + step, o)
+        step += int(free[0].sum())
+    return (2 * tokens - 3).to(torch.float32), log_p, order
+
+
+@torch.no_grad()
+def _score_component(plan: PaintPlan, T, mu, spins, order) -> torch.Tensor:
+    """Teacher-forced path log p of ``spins`` (n, N) through the plan's windows in the recorded ``order``."""
+    runner = plan.runner
+    dev = runner.device
+    spins = spins.to(dev)
+    order = order.to(dev)
+    n = spins.shape[0]
+    target_tok = tokens_from_spins(spins)
+    known = torch.as_tensor(plan.mask, device=dev)[None].expand(n, -1).clone()
+    Tm, mum = T.to(dev), mu.to(dev)
+    rows = torch.arange(n, device=dev)
+    out = torch.zeros(n, dtype=torch.float64, device=dev)
+    for idx_np in plan.windows:
+        idx = torch.as_tensor(idx_np, device=dev)
+        kw = known[:, idx]
+        free = ~kw
+        n_known = int(kw[0].sum())
+        ranks = _window_ranks(order[:, idx].to(torch.float64), free)
+        site_at = ranks.argsort(-1)
+        truth = target_tok[:, idx]
+        tw = torch.where(kw, truth, torch.zeros_like(truth))
+        for t in range(n_known, idx.numel()):
+            site = site_at[:, t]
+            logp = F.log_softmax(runner.logits(tw, Tm, mum)[rows, site].to(torch.float64), -1)
+            val = truth[rows, site]
+            out += logp.gather(1, (val - 1)[:, None]).squeeze(1)
+            tw[rows, site] = val
+        known[:, idx] = True
+    return out
+
+
+def paint_log_prob(model_or_plan, T, mu, spins, order, plan: PaintPlan | None = None) -> torch.Tensor:
+    """Exact path log p (n,) float64 of painted configurations ``spins`` (n, N) along ``plan`` and ``order``
+    (as recorded by :func:`paint`), by teacher forcing through the same windows. The first argument is the model
+    (kept for symmetry with :func:`paint`; the plan's runner is what scores) or the plan itself."""
+    plan = model_or_plan if isinstance(model_or_plan, PaintPlan) else plan
+    if plan is None:
+        raise LatthermError("paint_log_prob needs the plan recorded by paint()")
+    spins = torch.as_tensor(spins, dtype=torch.float32)
+    n = spins.shape[0]
+    if spins.shape != (n, plan.target.n_sites) or torch.as_tensor(order).shape != spins.shape:
+        raise LatthermError(f"spins and order must have shape (n, {plan.target.n_sites})")
+    T, mu = _conds(T, mu, n)
+    order = torch.as_tensor(order)
+    lp = _score_component(plan, T, mu, spins, order)
+    if not plan.runner.symmetric:
+        return lp.cpu()
+    other = _score_component(plan, T, -mu, -spins, order)
+    return (torch.logaddexp(lp, other) - math.log(2.0)).cpu()
+
+
+def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask=None, values=None,
+          generator: torch.Generator | None = None, stride=None, *, method: str = "auto", window=None,
+          period_mode: str | None = None, order=None) -> PaintResult:
+    """Paint ``n`` configurations of ``system_target`` at (T, mu) (scalars or (n,) tensors).
+
+    mask, values: fixed sites (bool) and their spins +-1, shaped like the target lattice or flat (N,); None paints
+    everything. ``window``: the cell of a fixed-size model (Lattice, System or size; inferred for square L x L),
+    or the window cell of a Transformer with ``method="windows"``. ``stride``: int or per-axis tuple.
+    ``period_mode``: RoPE periods of a Transformer on the target ("trained" or "target"; default: the model's).
+    ``order``: optional site priorities, (N,) or (n, N) (e.g. a recorded ``result.order``), instead of a random
+    order: inside each window the free sites are generated by increasing priority."""
+    n = int(n)
+    if n < 1:
+        raise LatthermError("the number of samples must be positive")
+    system_target.check(T, mu)
+    plan = make_plan(model, system_target.lattice, mask, values, stride, method, window, period_mode)
+    runner = plan.runner
+    T, mu = _conds(T, mu, n)
+    dev = runner.device
+    if runner.symmetric:
+        flip = torch.rand(n, generator=generator, device=dev if generator is None else generator.device).to(dev) < 0.5
+        sign = torch.where(flip, -1.0, 1.0).to(dev)
+    else:
+        sign = torch.ones(n, device=dev)
+    mu_c = mu * sign.to(mu.dtype).cpu()
+    key = None
+    if order is not None:
+        key = torch.as_tensor(order, dtype=torch.float64)
+        if key.shape not in ((plan.target.n_sites,), (n, plan.target.n_sites)):
+            raise LatthermError(f"order must have shape ({plan.target.n_sites},) or ({n}, {plan.target.n_sites})")
+        key = key.expand(n, -1)
+    s_c, lp_c, order = _sample_component(plan, T, mu_c, sign, n, generator, key)
+    spins = s_c * sign[:, None]
+    if runner.symmetric:
+        other = _score_component(plan, T, -mu_c, -s_c, order)
+        lp_c = torch.logaddexp(lp_c, other) - math.log(2.0)
+    spins, lp_c, order = spins.cpu(), lp_c.cpu(), order.cpu()
+    assert bool((spins[:, torch.as_tensor(plan.mask)] == torch.as_tensor(plan.values[plan.mask],
+                                                                           dtype=torch.float32)).all())
+    log_f = system_target.log_f(spins, T, mu)
+    return PaintResult(spins=spins, log_p=lp_c, log_f=log_f, order=order, mask=torch.as_tensor(plan.mask),
+                       T=T, mu=mu, plan=plan)
+
+
+# ---- files --------------------------------------------------------------------------------------------------------
+def _uses_spins(system: System) -> bool:
+    """Ising files hold spins +-1; alloy files hold species indices 0/1."""
+    return system.name == "ising"
+
+
+def load_constraints(path, system: System) -> tuple[np.ndarray, np.ndarray]:
+    """Read a constraints .npz (``mask`` bool, ``values``; both shaped like the target lattice) -> (mask (N,) bool,
+    values (N,) float64 spins +-1, 0 at free sites). Ising values are spins +-1; alloy values species indices 0/1."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise LatthermError(f"{path}: no such constraints file") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
+        raise LatthermError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    missing = [k for k in ("mask", "values") if k not in data]
+    if missing:
+        raise LatthermError(f"{path}: constraints file lacks {', '.join(missing)} (needs mask and values)")
+    lat = system.lattice
+    mask, values = data["mask"], data["values"]
+    for name, arr in (("mask", mask), ("values", values)):
+        if arr.shape != tuple(lat.size):
+            raise LatthermError(f"{path}: {name} has shape {arr.shape}; the target {lat.label} needs {tuple(lat.size)}")
+    if mask.dtype != bool:
+        if not np.isin(mask, (0, 1)).all():
+            raise LatthermError(f"{path}: mask must be boolean")
+        mask = mask.astype(bool)
+    mask = mask.reshape(-1)
+    values = values.reshape(-1).astype(np.float64)
+    allowed = (-1.0, 1.0) if _uses_spins(system) else (0.0, 1.0)
+    if not np.isin(values[mask], allowed).all():
+        what = "spins -1/+1" if _uses_spins(system) else f"species indices 0/1 ({'/'.join(system.species)})"
+        raise LatthermError(f"{path}: values at fixed sites must be {what}")
+    spins = values if _uses_spins(system) else 2.0 * values - 1.0
+    if mask.all():
+        raise LatthermError(f"{path}: every site is fixed: nothing to paint")
+    return mask, np.where(mask, spins, 0.0)
+
+
+def save_paint_npz(path, result: PaintResult, system: System) -> Path:
+    """Write ``samples`` (n x target shape; spins +-1 for Ising, species 0/1 for an alloy), ``log_p``, ``log_f``,
+    ``order`` (n x target shape, -1 at fixed sites), ``mask`` (target shape), ``T``, ``mu`` atomically."""
+    shape = tuple(system.lattice.size)
+    n = result.spins.shape[0]
+    s = result.spins.numpy()
+    samples = s.astype(np.int8) if _uses_spins(system) else (s > 0).astype(np.int8)
+    buf = io.BytesIO()
+    np.savez(buf, samples=samples.reshape((n,) + shape), log_p=result.log_p.numpy().astype(np.float64),
+             log_f=result.log_f.numpy().astype(np.float64),
+             order=result.order.numpy().astype(np.int64).reshape((n,) + shape),
+             mask=result.mask.numpy().astype(bool).reshape(shape), T=result.T.numpy(), mu=result.mu.numpy())
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+__all__ = ["PaintPlan", "PaintResult", "paint", "paint_log_prob", "make_plan", "window_plan", "window_offsets",
+           "load_constraints", "save_paint_npz"]

@@ -1,0 +1,341 @@
+"""What the engine does for each request: quick methods ``do_<name>(params)`` and the two job kinds.
+
+Every function takes and returns JSON-ready values; arrays go to ``.npz`` files whose paths are returned.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import io
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import paths
+from ..errors import LatthermError
+from ..store import Run, atomic_write_bytes, bundled_models, delete_run, list_runs, resolve_model_source
+
+#: exceptions that are the user's business (shown as they are), not engine bugs (which also go to the log)
+USER_ERRORS = (LatthermError, FileNotFoundError, ValueError, KeyError)
+
+METRIC_KEYS = ("step", "loss", "F_q", "grad_norm", "ess_fraction", "lr", "sec_per_step", "elapsed_s", "time")
+METRICS_INTERVAL = 0.1  # at most ~10 metrics messages a second
+
+
+def painting_module():
+    try:
+        from ..sampling import painting  # written by the sampling engineer; optional until it lands
+    except ImportError:
+        return None
+    return painting if hasattr(painting, "paint") else None
+
+
+# ---- quick requests ----------------------------------------------------------------------------------------------
+def do_list_runs(params) -> list:
+    return list_runs()
+
+
+def do_bundled_models(params) -> list:
+    out = []
+    for name in bundled_models():
+        src = resolve_model_source(name)
+        out.append({"name": name, "path": str(src.path), "info": src.info})
+    return out
+
+
+def do_delete_run(params) -> dict:
+    run = Run.open(params["run"])
+    if run.status().get("status") == "running" and run.status().get("pid") == __import__("os").getpid():
+        raise LatthermError(f"run {run.id} is training in this engine; stop it first")
+    return {"deleted": str(delete_run(run.id))}
+
+
+def do_open_run(params) -> dict:
+    """Status, config and the scalar metrics of a run (for the browser and for curves of a finished run)."""
+    run = Run.open(params["run"])
+    metrics = [{k: r[k] for k in METRIC_KEYS if k in r} for r in run.read_metrics()]
+    ckpt = run.latest_checkpoint()
+    return {"id": run.id, "path": str(run.path), "status": run.status(), "config": run.config_text(),
+            "metrics": metrics, "checkpoint": None if ckpt is None else str(ckpt),
+            "checkpoints": [str(p) for p in run.checkpoints()]}
+
+
+def do_model_info(params) -> dict:
+    from ..models.io import load_model
+
+    lm = load_model(params["model"])
+    return _model_info(lm)
+
+
+def _model_info(lm) -> dict:
+    s = lm.system
+    return {"source": lm.source.kind, "path": str(lm.source.path), "name": lm.source.name, "model": lm.model.hparams(),
+            "system": s.name, "lattice": s.lattice.kind, "size": list(s.lattice.size), "species": list(s.species),
+            "observable": s.observable_name, "T_unit": s.temperature_unit, "mu_unit": s.mu_unit,
+            "step": lm.step}
+
+
+def do_exact(params) -> list:
+    """Exact references at T (a number or a list) and mu; null entries where no exact method applies."""
+    from ..analysis.free_energy import exact_or_none
+    from ..systems import make_system
+
+    system = make_system(params["system"], params["size"])
+    Ts = params["T"] if isinstance(params["T"], list) else [params["T"]]
+    out = []
+    for T in Ts:
+        ref = exact_or_none(system, float(T), float(params.get("mu", 0.0)))
+        out.append(None if ref is None else ref.to_dict())
+    return out
+
+
+def do_paper_grid(params) -> list:
+    from ..training import paper_grid
+
+    return [list(c) for c in paper_grid(params["system"])]
+
+
+def do_paint(params) -> dict:
+    """In-paint: fixed sites keep their values, the model fills the rest. Writes an .npz, returns its path and
+    the per-sample log p (of the free sites given the fixed ones, along the order used) and log f."""
+    from ..models.io import load_model
+    from ..systems import make_system
+
+    lm = load_model(params["model"])
+    T, mu, n = float(params["T"]), float(params["mu"]), int(params.get("n", 4))
+    if not 1 <= n <= 256:
+        raise LatthermError(f"n must be in 1..256, got {n}")
+    lm.system.check(T, mu)
+    size = params.get("size") or list(lm.system.lattice.size)
+    target = make_system(lm.system.name, "x".join(str(v) for v in size))
+    fixed = torch.as_tensor(params.get("fixed") or [0] * target.n_sites, dtype=torch.float32)
+    if fixed.numel() != target.n_sites or not bool(((fixed == 0) | (fixed.abs() == 1)).all()):
+        raise LatthermError(f"fixed must list {target.n_sites} values in -1, 0 (free), +1")
+    gen = torch.Generator().manual_seed(int(params.get("seed", 0)))
+    if target.n_sites == lm.model.n_sites:
+        spins, log_p = inpaint(lm.model, T, mu, n, fixed, gen)
+    else:
+        painting = painting_module()
+        if painting is None:
+            raise LatthermError(f"this model in-paints its own {lm.system.lattice.label} lattice; other sizes need "
+                                f"lattherm.engine.sampling.painting")
+        mask = fixed != 0
+        res = painting.paint(lm.model, target, T, mu, n, mask=mask, values=fixed)
+        spins, log_p = res.spins.float(), res.log_p.double()
+    log_f = target.log_f(spins, T, mu)
+    path = _samples_path(lm.source, "paint")
+    _write_npz(path, spins=spins.to(torch.int8).numpy().reshape(n, *target.lattice.size),
+               fixed=fixed.to(torch.int8).numpy().reshape(target.lattice.size), log_p=log_p.numpy(),
+               log_f=log_f.numpy(), T=np.float64(T), mu=np.float64(mu))
+    return {"path": str(path), "size": list(target.lattice.size), "lattice": target.lattice.kind,
+            "log_p": log_p.tolist(), "log_f": log_f.tolist(), "n_fixed": int((fixed != 0).sum())}
+
+
+@torch.no_grad()
+def inpaint(model, T: float, mu: float, n: int, fixed: torch.Tensor, generator=None):
+    """Complete ``fixed`` (spins, 0 = free) n times. The known sites take the first ranks, the free ones follow in a
+    random order (FO-ARM: raster order among them), so the path log p of the free steps is log p(free | fixed)
+    along that order. For a Z2-symmetrised model q = [q(s|mu) + q(-s|-mu)]/2 the component is drawn from its
+    posterior given the fixed sites, and log p is that of the mixture."""
+    N = model.n_sites
+    known = (fixed != 0)[None].expand(n, N)
+    if model.any_order:
+        noise = torch.rand(n, N, generator=generator) + 2.0 * (~known)  # known sites sort first
+    else:
+        noise = torch.arange(N, dtype=torch.float32).expand(n, N) + 2.0 * N * (~known)
+    ranks = noise.argsort(-1).argsort(-1)
+    Tt, mut = torch.full((n,), T), torch.full((n,), mu)
+
+    def complete(sign: float):
+        tokens = torch.where(known, ((sign * fixed) > 0).long() + 1, torch.zeros((), dtype=torch.long))
+        free = ~known.clone()
+        lp_free = model._sample_path(Tt, sign * mut, ranks, tokens, free, generator=generator)
+        return (2 * tokens - 3).float(), lp_free
+
+    s, lp_free = complete(1.0)
+    if not model.symmetric:
+        return s, lp_free
+    t, lp_free_b = complete(-1.0)  # component B draws -s given -fixed at -mu
+    full_a = model._log_prob_path(s, Tt, mut, ranks).double()
+    full_b = model._log_prob_path(t, Tt, -mut, ranks).double()
+    log_known_a, log_known_b = full_a - lp_free, full_b - lp_free_b  # log q_A(fixed), log q_B(-fixed)
+    pick_b = torch.rand(n, generator=generator).double() < torch.sigmoid(log_known_b - log_known_a)
+    s = torch.where(pick_b[:, None], -t, s)
+    qa = model._log_prob_path(s, Tt, mut, ranks).double()
+    qb = model._log_prob_path(-s, Tt, -mut, ranks).double()
+    log_p = torch.logaddexp(qa, qb) - torch.logaddexp(log_known_a, log_known_b)
+    return s, log_p
+
+
+# ---- files -------------------------------------------------------------------------------------------------------
+def _samples_path(source, stem: str) -> Path:
+    if source.kind == "run":
+        return Run(source.path).new_samples_path(stem)
+    folder = paths.lattherm_home() / "samples" / source.name  # bundled models may live in a read-only place
+    folder.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while (folder / f"{stem}-{k}.npz").exists():
+        k += 1
+    return folder / f"{stem}-{k}.npz"
+
+
+def _write_npz(path: Path, **arrays) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- jobs --------------------------------------------------------------------------------------------------------
+def validate_job(method: str, params: dict) -> None:
+    from ..training import parse_config
+
+    if method == "start_training":
+        text = params.get("config")
+        if not text and params.get("config_path"):
+            text = Path(params["config_path"]).read_text(encoding="utf-8")
+            params["config"] = text
+        if not text:
+            raise LatthermError("start_training needs 'config' (TOML text) or 'config_path'")
+        parse_config(text)
+    elif method == "resume_training":
+        Run.open(params["run"])
+    elif method == "sample":
+        resolve_model_source(params["model"])
+        n = int(params.get("n", 1000))
+        if not 1 <= n <= 1_000_000:
+            raise LatthermError(f"n must be in 1..1000000, got {n}")
+
+
+def run_job(engine, job) -> None:
+    if job.kind == "train":
+        _train(engine, job)
+    else:
+        _sample(engine, job)
+
+
+class _Metrics:
+    """Batches training records into at most ~10 'metrics' events a second, each with a 'progress' event."""
+
+    def __init__(self, ch, job, total: int, start_step: int):
+        self.ch, self.job, self.total = ch, job, total
+        self.pending: list[dict] = []
+        self.last = 0.0
+        self.t0, self.step0 = time.perf_counter(), start_step
+
+    def add(self, rec: dict) -> None:
+        self.pending.append({k: rec[k] for k in METRIC_KEYS if k in rec})
+        if time.perf_counter() - self.last >= METRICS_INTERVAL:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        step = self.pending[-1]["step"]
+        self.ch.event("metrics", self.job.id, {"run": self.job.run_id, "records": self.pending})
+        done = step - self.step0
+        rate = (time.perf_counter() - self.t0) / done if done > 0 else None  # wall seconds per step, pauses too
+        eta = None if rate is None else rate * (self.total - step)
+        self.ch.event("progress", self.job.id, {"run": self.job.run_id, "step": step, "total": self.total,
+                                                "fraction": step / self.total, "eta_s": eta})
+        self.pending = []
+        self.last = time.perf_counter()
+
+
+def _train(engine, job) -> None:
+    from ..training import Control, Trainer
+
+    ch, p = engine.ch, job.params
+    device = p.get("device") or "cpu"
+    if job.method == "resume_training":
+        trainer = Trainer.resume(p["run"], device=device)
+    else:
+        trainer = Trainer.create(p["config"], p.get("name_hint"), device=device)
+    run = trainer.run
+    job.run_id = run.id
+    job.control = control = Control()
+    if job.cancel_requested:
+        control.request_stop("cancelled")
+    control.pause = job.pause_requested
+    total = trainer.cfg.training.steps
+    fault_file = open(run.fault_path, "a", encoding="utf-8")
+    faulthandler.enable(file=fault_file)  # a hard crash during this job leaves its trace in the run folder
+    with open(run.log_path, "a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {job.method} as {job.id} from step {trainer.step}\n")
+    ch.event("started", job.id, {"run": run.id, "path": str(run.path), "step": trainer.step, "total": total,
+                                 "fault_log": str(run.fault_path), "method": job.method})
+    metrics = _Metrics(ch, job, total, trainer.step)
+    step_once = trainer.train_step
+
+    def train_step():  # pause takes effect before the next step, so within one step of the request
+        if control.pause and not control.stop:
+            metrics.flush()
+            job.state = "paused"
+            ch.event("paused", job.id, {"run": run.id, "step": trainer.step})
+            while control.pause and not control.stop:
+                time.sleep(0.02)
+            job.state = "running"
+            ch.event("resumed", job.id, {"run": run.id, "step": trainer.step})
+            metrics.t0, metrics.step0 = time.perf_counter(), trainer.step
+        return step_once()
+
+    trainer.train_step = train_step
+    try:
+        status = trainer.train(on_log=metrics.add, control=control)
+    finally:
+        metrics.flush()
+        faulthandler.enable(file=sys.__stderr__)
+        fault_file.close()
+    ckpt = run.latest_checkpoint()
+    data = {"run": run.id, "path": str(run.path), "step": trainer.step, "status": status,
+            "checkpoint": None if ckpt is None else str(ckpt),
+            "best_F_q": None if math.isinf(trainer.best_F_q) else trainer.best_F_q}
+    if control.stop:
+        job.state = "cancelled"
+        ch.event("cancelled", job.id, data)
+    else:
+        job.state = "finished"
+        ch.event("finished", job.id, data)
+
+
+def _sample(engine, job) -> None:
+    from ..analysis.free_energy import estimate_condition, exact_or_none
+    from ..models.io import load_model
+    from ..training import paper_grid
+
+    ch, p = engine.ch, job.params
+    lm = load_model(p["model"])
+    system = lm.system
+    conds = p.get("conditions", "paper")
+    conds = paper_grid(system.name) if conds == "paper" else [(float(T), float(mu)) for T, mu in conds]
+    for T, mu in conds:
+        system.check(T, mu)
+    n = int(p.get("n", 1000))
+    gen = torch.Generator().manual_seed(int(p.get("seed", 0)))
+    ch.event("started", job.id, {"model": str(lm.source.path), "conditions": len(conds), "n": n})
+    t0 = time.perf_counter()
+    spins, log_p, log_f, table = [], [], [], []
+    for i, (T, mu) in enumerate(conds):
+        if job.cancel_requested:
+            job.state = "cancelled"
+            ch.event("cancelled", job.id, {"done": i})
+            return
+        sb = lm.model.sample(T, mu, batch=n, generator=gen)
+        est = estimate_condition(system, T, mu, sb.spins, sb.log_p, exact_or_none(system, T, mu))
+        spins.append(sb.spins.to(torch.int8).numpy())
+        log_p.append(sb.log_p.numpy())
+        log_f.append(system.log_f(sb.spins, T, mu).numpy())
+        table.append(est.to_dict())
+        el = time.perf_counter() - t0
+        ch.event("progress", job.id, {"step": i + 1, "total": len(conds), "fraction": (i + 1) / len(conds),
+                                      "eta_s": el / (i + 1) * (len(conds) - i - 1)})
+    path = _samples_path(lm.source, "samples")
+    size = tuple(system.lattice.size)
+    _write_npz(path, spins=np.stack(spins).reshape(len(conds), n, *size), log_p=np.stack(log_p),
+               log_f=np.stack(log_f), T=np.array([c[0] for c in conds]), mu=np.array([c[1] for c in conds]))
+    ch.event("samples_ready", job.id, {"path": str(path), "conditions": len(conds), "n": n})
+    job.state = "finished"
+    ch.event("finished", job.id, {"path": str(path), "table": table, "model": _model_info(lm)})

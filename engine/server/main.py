@@ -1,0 +1,235 @@
+"""Engine process main loop: read requests from stdin, answer quick ones on a small thread pool, queue jobs.
+
+Threads: the main thread reads stdin and dispatches; control requests (hello, pause, cancel, jobs ...) are answered
+right there; quick requests (exact values, run lists, loading a run, in-painting) go to a 2-thread pool; long jobs
+go to one of two queues, each drained by its own worker: ``train`` (training runs, one at a time) and ``sample``
+(sampling + evaluation), so sampling a bundled model is not stuck behind a training run. torch releases the GIL in
+its kernels, so the reader stays responsive while a worker computes. A heartbeat thread sends one event a second.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import itertools
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+from .. import __version__
+from . import PROTOCOL_VERSION
+from .protocol import Channel, guard_stdout
+
+log = logging.getLogger("lattherm.engine.server")
+
+#: requests answered in the reader thread (cheap, must never wait behind anything)
+CONTROL = {"hello", "ping", "jobs", "pause", "resume", "cancel", "shutdown"}
+#: requests that become queued jobs: method -> queue name
+JOB_METHODS = {"start_training": "train", "resume_training": "train", "sample": "sample"}
+
+
+class Job:
+    def __init__(self, jid: str, method: str, params: dict):
+        self.id, self.method, self.params = jid, method, params
+        self.kind = JOB_METHODS[method]
+        self.state = "queued"  # queued | running | paused | finished | failed | cancelled
+        self.run_id: str | None = None
+        self.control = None  # training Control, set when the job starts
+        self.cancel_requested = False
+        self.pause_requested = False
+
+    def describe(self) -> dict:
+        return {"job": self.id, "method": self.method, "kind": self.kind, "state": self.state, "run": self.run_id}
+
+
+class Engine:
+    def __init__(self, channel: Channel):
+        self.ch = channel
+        self.jobs: dict[str, Job] = {}
+        self._ids = itertools.count(1)
+        self.queues = {"train": queue.Queue(), "sample": queue.Queue()}
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quick")
+        self.stopping = threading.Event()
+        self.workers = [threading.Thread(target=self._worker, args=(name,), name=f"jobs-{name}", daemon=True)
+                        for name in self.queues]
+        from . import handlers  # imports torch: done once, before hello is answered
+
+        self.handlers = handlers
+
+    # ---- main loop -------------------------------------------------------------------------------------------
+    def serve(self, stdin) -> int:
+        for w in self.workers:
+            w.start()
+        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
+        while not self.stopping.is_set():
+            line = stdin.readline()
+            if not line:
+                break  # the GUI closed our stdin (or died): shut down cleanly
+            if line.strip():
+                self.dispatch(line)
+        self.shutdown()
+        return 0
+
+    def dispatch(self, line) -> None:
+        import json
+
+        try:
+            msg = json.loads(line)
+            if not isinstance(msg, dict) or not isinstance(msg.get("method"), str):
+                raise ValueError("a request is an object with a string 'method'")
+        except ValueError as exc:
+            self.ch.error(None, "ProtocolError", f"unreadable request: {exc}")
+            return
+        rid, method, params = msg.get("id"), msg["method"], msg.get("params") or {}
+        if not isinstance(params, dict):
+            self.ch.error(rid, "ProtocolError", "params must be an object")
+            return
+        if method in CONTROL:
+            self._answer(rid, getattr(self, "do_" + method), params)
+        elif method in JOB_METHODS:
+            self._answer(rid, self.submit, method, params)
+        elif hasattr(self.handlers, "do_" + method):
+            self.pool.submit(self._answer, rid, getattr(self.handlers, "do_" + method), params)
+        else:
+            self.ch.error(rid, "MethodNotFound", f"unknown method {method!r}")
+
+    def _answer(self, rid, fn, *args) -> None:
+        try:
+            result = fn(*args)
+        except Exception as exc:  # errors are data: the engine keeps serving
+            self.ch.error(rid, type(exc).__name__, str(exc) or repr(exc))
+            if not isinstance(exc, self.handlers.USER_ERRORS):
+                traceback.print_exc()
+        else:
+            self.ch.result(rid, result)
+
+    def _heartbeat(self) -> None:
+        while not self.stopping.wait(1.0):
+            running = {j.id: j.state for j in self.jobs.values() if j.state in ("queued", "running", "paused")}
+            self.ch.event("heartbeat", None, {"time": time.time(), "jobs": running})
+
+    # ---- jobs ------------------------------------------------------------------------------------------------
+    def submit(self, method: str, params: dict) -> dict:
+        self.handlers.validate_job(method, params)  # a bad config is an error reply, not a failed job
+        job = Job(f"job-{next(self._ids)}", method, params)
+        self.jobs[job.id] = job
+        q = self.queues[job.kind]
+        ahead = sum(1 for j in self.jobs.values() if j.kind == job.kind and j.state in ("queued", "running", "paused"))
+        q.put(job)
+        self.ch.event("queued", job.id, {"method": method, "ahead": ahead - 1})
+        return {"job": job.id, "ahead": ahead - 1}
+
+    def _worker(self, name: str) -> None:
+        q = self.queues[name]
+        while True:
+            job = q.get()
+            if job is None:
+                return
+            if job.cancel_requested:
+                continue  # cancelled while queued; the event was sent then
+            job.state = "running"
+            try:
+                self.handlers.run_job(self, job)
+            except Exception as exc:
+                job.state = "failed"
+                self.ch.event("failed", job.id, {"type": type(exc).__name__, "message": str(exc) or repr(exc),
+                                                 "run": job.run_id,
+                                                 "traceback": traceback.format_exc()[-4000:]})
+                if not isinstance(exc, self.handlers.USER_ERRORS):
+                    traceback.print_exc()
+
+    def _job(self, params) -> Job:
+        jid = params.get("job")
+        if jid not in self.jobs:
+            from ..errors import LatthermError
+
+            raise LatthermError(f"no job {jid!r}")
+        return self.jobs[jid]
+
+    # ---- control requests --------------------------------------------------------------------------------------
+    def do_hello(self, params) -> dict:
+        import torch
+
+        client = params.get("protocol", PROTOCOL_VERSION)
+        if client != PROTOCOL_VERSION:
+            from ..errors import LatthermError
+
+            raise LatthermError(f"protocol mismatch: engine speaks {PROTOCOL_VERSION}, client {client}")
+        return {"protocol": PROTOCOL_VERSION, "engine": "lattherm-engine", "version": __version__, "pid": os.getpid(),
+                "python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
+                "cuda": torch.cuda.is_available(), "painting": self.handlers.painting_module() is not None}
+
+    def do_ping(self, params) -> dict:
+        return {"time": time.time()}
+
+    def do_jobs(self, params) -> list:
+        return [j.describe() for j in self.jobs.values()]
+
+    def do_pause(self, params) -> dict:
+        job = self._job(params)
+        if job.kind != "train" or job.state not in ("queued", "running", "paused"):
+            from ..errors import LatthermError
+
+            raise LatthermError(f"{job.id} ({job.method}, {job.state}) cannot be paused")
+        job.pause_requested = True
+        if job.control is not None:
+            job.control.pause = True
+        return job.describe()
+
+    def do_resume(self, params) -> dict:
+        job = self._job(params)
+        job.pause_requested = False
+        if job.control is not None:
+            job.control.pause = False
+        return job.describe()
+
+    def do_cancel(self, params) -> dict:
+        job = self._job(params)
+        if job.state in ("finished", "failed", "cancelled"):
+            return job.describe()
+        job.cancel_requested = True
+        if job.control is not None:
+            job.control.request_stop("cancelled")
+            job.control.pause = False
+        if job.state == "queued":
+            job.state = "cancelled"
+            self.ch.event("cancelled", job.id, {"run": None, "queued": True})
+        return job.describe()
+
+    def do_shutdown(self, params) -> dict:
+        self.stopping.set()
+        return {"bye": True}
+
+    def shutdown(self) -> None:
+        """Stop training with a checkpoint, let the workers finish, then leave."""
+        self.stopping.set()
+        for job in self.jobs.values():
+            if job.state in ("queued", "running", "paused"):
+                self.do_cancel({"job": job.id})
+        for q in self.queues.values():
+            q.put(None)
+        for w in self.workers:
+            w.join(timeout=30)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def main(argv=None) -> int:
+    channel = guard_stdout()  # first: nothing may reach the protocol stream but protocol
+    faulthandler.enable(file=sys.__stderr__)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    threads = os.environ.get("LATTHERM_THREADS")
+    engine = Engine(channel)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    channel.event("ready", None, {"protocol": PROTOCOL_VERSION, "pid": os.getpid()})
+    return engine.serve(sys.stdin)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""The desktop GUI against a real engine process (pytest-qt, offscreen)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QPoint, QProcess, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
+
+from lattherm.app import export, settings  # noqa: E402
+from lattherm.app.window import MainWindow  # noqa: E402
+
+TINY = """
+[system]
+name = "ising"
+size = "3x3"
+[model]
+kind = "ao-arm"
+arch = "mlp"
+hidden = 16
+layers = 1
+[conditions]
+T = [1.5, 3.5]
+T_points = 2
+mu = [-0.4, 0.4]
+mu_points = 2
+[training]
+batch = 16
+steps = {steps}
+lr = 2e-3
+device = "cpu"
+checkpoint_every = 20
+log_every = 1
+"""
+
+
+@pytest.fixture
+def window(qtbot, lattherm_home):
+    win = MainWindow(engine_env={"OMP_NUM_THREADS": "1", "LATTHERM_THREADS": "1"})
+    qtbot.addWidget(win)
+    win.show()
+    win.start_engine()
+    qtbot.waitUntil(win.client.is_ready, timeout=20000)
+    yield win
+    win.client.kill()  # kill + waitForFinished: no engine outlives its test
+    assert win.client.proc.state() == QProcess.NotRunning
+
+
+def train_run(qtbot, win, steps: int) -> str:
+    """Start a run through the Training panel's own Start button; return the run id once it has started."""
+    panel = win.training
+    panel.set_config(tomllib.loads(TINY.format(steps=steps)))
+    qtbot.mouseClick(panel.start_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.curves.n_points("loss") > 0, timeout=20000)
+    return panel.run_id
+
+
+def test_window_has_three_panels_and_engine_says_hello(window):
+    titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    assert titles == ["Training", "Sampler", "Lattice painting"]
+    hello = window.client.hello
+    assert hello["protocol"] == 1 and hello["pid"] == window.client.pid()
+    assert "ready" in window.engine_label.text()
+
+
+def test_training_curves_pause_cancel_browser_and_export(qtbot, window, tmp_path, monkeypatch):
+    panel = window.training
+    run_id = train_run(qtbot, window, steps=100000)
+    qtbot.waitUntil(lambda: panel.pause_btn.isEnabled(), timeout=10000)
+    qtbot.mouseClick(panel.pause_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.state == "paused", timeout=10000)
+    n = panel.curves.n_points("loss")
+    qtbot.wait(600)
+    assert panel.curves.n_points("loss") == n  # paused: no new steps
+    qtbot.mouseClick(panel.resume_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.curves.n_points("loss") > n, timeout=10000)
+    qtbot.mouseClick(panel.stop_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=20000)
+    assert "stopped" in panel.status.text()
+    window.browser.refresh()
+    row = window.browser.row(run_id)
+    assert row is not None and row["status"] == "stopped" and row["step"] > 0
+    ckpts = list((Path(row["path"]) / "checkpoints").glob("step-*.safetensors"))
+    assert ckpts, "cancel saves a checkpoint"
+
+    # export: PNG, SVG and a CSV whose numbers are the curve's
+    panel.curves.redraw()
+    targets = iter([tmp_path / "loss.png", tmp_path / "loss.svg", tmp_path / "curves.csv"])
+    monkeypatch.setattr(export, "ask_path", lambda *a, **k: str(next(targets)))
+    panel._export_figure("png")
+    panel._export_figure("svg")
+    panel._export_csv()
+    png = (tmp_path / "loss.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    ET.parse(tmp_path / "loss.svg")  # well-formed XML
+    with open(tmp_path / "curves.csv") as f:
+        rows = list(csv.DictReader(f))
+    x, y = panel.curves.raw["loss"].getData()
+    assert len(rows) == len(x)
+    assert np.allclose([float(r["step"]) for r in rows], x)
+    assert np.allclose([float(r["loss"]) for r in rows], y)
+    _, ema = panel.curves.smooth["F_q"].getData()
+    assert np.allclose([float(r["F_q_ema"]) for r in rows], ema)
+
+    # delete with confirmation
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Yes)
+    window.browser.select(run_id)
+    qtbot.mouseClick(window.browser.delete_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: window.browser.row(run_id) is None, timeout=10000)
+    assert not Path(row["path"]).exists()
+
+
+def cell_center(editor, i, j) -> QPoint:
+    return QPoint(j * editor.cell + editor.cell // 2, i * editor.cell + editor.cell // 2)
+
+
+def test_painting_editor_and_inpainting_keeps_fixed_sites(qtbot, window):
+    train_run(qtbot, window, steps=30)
+    qtbot.waitUntil(lambda: window.training.state == "idle", timeout=20000)
+    window.browser.refresh()
+    panel = window.painting
+    run_path = window.browser.rows[0]["path"]
+    assert panel.model.select(run_path)
+    panel.model_changed()
+    qtbot.waitUntil(lambda: panel.info is not None and panel.info["path"] == run_path, timeout=10000)
+    ed = panel.editor
+    assert ed.values.shape == (3, 3) and not ed.values.any()
+    # pen: up at (0, 0); down at (2, 1)
+    panel.brush_buttons[1].setChecked(True)
+    QTest.mouseClick(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 0, 0))
+    panel.brush_buttons[-1].setChecked(True)
+    QTest.mouseClick(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 2, 1))
+    assert ed.values[0, 0] == 1 and ed.values[2, 1] == -1 and np.count_nonzero(ed.values) == 2
+    # rectangle fill of rows 0..1, columns 1..2 with "up", then undo / redo
+    panel.brush_buttons[1].setChecked(True)
+    panel.rect.setChecked(True)
+    QTest.mousePress(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 0, 1))
+    QTest.mouseRelease(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 1, 2))
+    assert (ed.values[0:2, 1:3] == 1).all() and np.count_nonzero(ed.values) == 6
+    ed.undo()
+    assert np.count_nonzero(ed.values) == 2
+    ed.redo()
+    assert np.count_nonzero(ed.values) == 6
+    fixed = ed.values.copy()
+    panel.n.setValue(5)
+    qtbot.mouseClick(panel.go, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=15000)
+    spins = panel.result["spins"]
+    assert spins.shape == (5, 3, 3)
+    assert (spins[:, fixed != 0] == fixed[fixed != 0]).all()  # every fixed site kept
+    assert len(panel.views) == 5
+
+
+def test_engine_killed_mid_job_is_reported_and_restarted(qtbot, window):
+    panel = window.training
+    run_id = train_run(qtbot, window, steps=100000)
+    run_dir = Path(os.environ["LATTHERM_HOME"]) / "runs" / run_id
+    qtbot.waitUntil(lambda: any((run_dir / "checkpoints").glob("step-*.safetensors")), timeout=20000)
+    saved = {p: p.read_bytes() for p in (run_dir / "checkpoints").glob("step-*.safetensors")}
+    saved[run_dir / "config.toml"] = (run_dir / "config.toml").read_bytes()
+    old_pid = window.client.pid()
+    os.kill(old_pid, signal.SIGKILL)
+    qtbot.waitUntil(window.banner.isVisible, timeout=10000)
+    assert "exit" in window.banner.text.text()
+    assert "engine process died" in panel.status.text()
+    qtbot.waitUntil(lambda: window.client.is_ready() and window.client.pid() != old_pid, timeout=20000)
+    for path, data in saved.items():  # the kill may leave newer checkpoints, but never loses an old one ...
+        if path.exists():
+            assert path.read_bytes() == data
+    assert (run_dir / "config.toml").exists() and any((run_dir / "checkpoints").glob("step-*.safetensors"))
+    assert window.browser.row(run_id)["status"] == "failed"
+    # ... and the run resumes from its checkpoint in the new engine
+    qtbot.mouseClick(panel.resume_run_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.state == "running", timeout=20000)
+    qtbot.mouseClick(panel.stop_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.state == "idle", timeout=20000)
+
+
+def test_file_dialogs_remember_their_folder(qtbot, tmp_path, monkeypatch):
+    seen = []
+
+    def fake(parent, title, start, filters):
+        seen.append(start)
+        return str(tmp_path / "figs" / "a.png"), filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", fake)
+    assert export.ask_path(None, "t", "a.png", "PNG (*.png)") == str(tmp_path / "figs" / "a.png")
+    export.ask_path(None, "t", "b.png", "PNG (*.png)")
+    assert seen[1] == str(tmp_path / "figs" / "b.png")
+    assert settings.get("export_dir") == str(tmp_path / "figs")

@@ -1,0 +1,243 @@
+"""In-/out-painting: fixed sites are kept, the recorded log p is the exact path probability of the window procedure
+(normalised over every assignment of the free sites, equal to teacher-forced re-scoring), sampling frequencies
+follow it, Transformers paint larger cells directly, and bad constraints or targets are one-line errors."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from lattherm.engine.errors import LatthermError
+from lattherm.engine.lattices import lattice_for
+from lattherm.engine.models import build_model
+from lattherm.engine.sampling import (load_constraints, make_plan, paint, paint_log_prob, save_paint_npz,
+                                      window_offsets, window_plan)
+from lattherm.engine.systems import make_system
+
+torch.set_num_threads(1)
+
+
+def perturb(m, scale=0.4, seed=0):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return m.eval()
+
+
+def mlp(n_sites, symmetric=False, seed=0, T_scale=2.5, mu_scale=0.4):
+    torch.manual_seed(seed)
+    m = build_model("ao-arm", "mlp", n_sites=n_sites, hidden=24, layers=2, symmetric=symmetric,
+                    T_scale=T_scale, mu_scale=mu_scale)
+    return perturb(m, seed=seed)
+
+
+def transformer(size, kind="square", symmetric=False, seed=0, T_scale=2.5, mu_scale=0.4):
+    torch.manual_seed(seed)
+    m = build_model("ao-arm", "transformer", lattice=kind, size=size, hidden=16, heads=2, layers=1,
+                    symmetric=symmetric, T_scale=T_scale, mu_scale=mu_scale)
+    return perturb(m, 0.3, seed)
+
+
+def all_assignments(free_idx, fixed_spins, n_sites):
+    """Every configuration with the fixed sites as given and the free sites enumerated."""
+    combos = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=len(free_idx))))
+    s = torch.as_tensor(fixed_spins, dtype=torch.float32).expand(len(combos), n_sites).clone()
+    s[:, torch.as_tensor(free_idx)] = combos
+    return s
+
+
+def check_normalised(model, system, mask, values, T, mu, **kw):
+    """Sum over all free-site assignments of the path probability along one recorded order and plan is 1."""
+    res = paint(model, system, T, mu, 4, mask, values, generator=torch.Generator().manual_seed(3), **kw)
+    again = paint_log_prob(model, T, mu, res.spins, res.order, res.plan)
+    assert torch.allclose(res.log_p, again, atol=1e-5)
+    N = system.n_sites
+    free = np.flatnonzero(~res.plan.mask)
+    states = all_assignments(free, res.plan.values, N)
+    order = res.order[:1].expand(len(states), -1)
+    lp = paint_log_prob(model, T, mu, states, order, res.plan)
+    assert float(lp.exp().sum()) == pytest.approx(1.0, abs=1e-5)
+    return res
+
+
+# ---- correctness ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_ising_2x4_from_2x2_window_is_normalised(stride, symmetric):
+    system = make_system("ising", "2x4")
+    mask = np.zeros((2, 4), bool)
+    mask[0, 0] = mask[1, 2] = True
+    values = np.where(mask, np.array([[1, 0, 0, 0], [0, 0, -1, 0]]), 0)
+    res = check_normalised(mlp(4, symmetric), system, mask, values, 2.0, 0.25, stride=stride)
+    assert len(res.plan.windows) == (3 if stride == 1 else 2)
+
+
+def test_cuau_2x2x4_from_2x2x2_window_is_normalised():
+    system = make_system("cuau", "2x2x4")
+    rng = np.random.default_rng(0)
+    mask = np.zeros(16, bool)
+    mask[rng.choice(16, 6, replace=False)] = True
+    values = rng.choice([-1.0, 1.0], 16)
+    res = check_normalised(mlp(8, T_scale=700.0, mu_scale=0.12), system, mask, values, 600.0, 0.05,
+                           window=(2, 2, 2))
+    assert res.plan.stride == (1, 1, 1) and len(res.plan.windows) >= 2
+
+
+def test_transformer_direct_paint_is_normalised():
+    system = make_system("ising", "2x4")
+    mask = np.zeros(8, bool)
+    mask[[0, 5, 6]] = True
+    values = np.array([1, 0, 0, 0, 0, -1, 1, 0])
+    res = check_normalised(transformer((2, 2)), system, mask, values, 2.2, -0.1)
+    assert res.plan.method == "direct" and len(res.plan.windows) == 1
+
+
+def test_fixed_sites_are_never_changed_and_order_is_recorded():
+    system = make_system("ising", "5x7")
+    rng = np.random.default_rng(1)
+    mask = rng.random((5, 7)) < 0.3
+    values = rng.choice([-1, 1], (5, 7))
+    T = torch.tensor([1.5, 2.5, 3.5] * 4, dtype=torch.float64)
+    mu = torch.tensor([-0.4, 0.0, 0.4] * 4, dtype=torch.float64)
+    for model in (mlp(9), mlp(9, symmetric=True)):
+        res = paint(model, system, T, mu, 12, mask, values, generator=torch.Generator().manual_seed(0))
+        m = torch.as_tensor(mask.reshape(-1))
+        assert torch.equal(res.spins[:, m], torch.as_tensor(values.reshape(-1)[mask.reshape(-1)],
+                                                            dtype=torch.float32).expand(12, -1))
+        assert set(res.spins.unique().tolist()) <= {-1.0, 1.0}
+        assert bool((res.order[:, m] == -1).all())
+        n_free = int((~m).sum())
+        assert torch.equal(res.order[:, ~m].sort(-1).values, torch.arange(n_free).expand(12, -1))
+        assert torch.allclose(res.log_f, system.log_f(res.spins, T, mu))
+        assert torch.allclose(res.log_p, paint_log_prob(model, T, mu, res.spins, res.order, res.plan), atol=1e-5)
+        assert bool((res.log_p < 0).all())
+
+
+def test_painting_samples_follow_their_path_probabilities():
+    """With one fixed order, empirical frequencies of the 2^5 free-site states agree with exp(log p) (5 sigma)."""
+    system = make_system("ising", "2x4")
+    mask = np.zeros(8, bool)
+    mask[[1, 6, 7]] = True
+    values = np.array([0, -1, 0, 0, 0, 0, 1, 1])
+    model = mlp(4, seed=2)
+    order = torch.tensor([4.0, 0, 7, 1, 3, 6, 5, 2])
+    n = 20_000
+    res = paint(model, system, 2.0, 0.1, n, mask, values, generator=torch.Generator().manual_seed(5), stride=1,
+                order=order)
+    free = np.flatnonzero(~mask)
+    idx = ((res.spins[:, free] > 0).long() * (2 ** torch.arange(len(free) - 1, -1, -1))).sum(1)
+    counts = torch.bincount(idx, minlength=2 ** len(free)).double()
+    states = all_assignments(free, np.where(mask, values, 0), 8)
+    p = paint_log_prob(model, 2.0, 0.1, states, res.order[:1].expand(len(states), -1), res.plan).exp()
+    assert float(p.sum()) == pytest.approx(1.0, abs=1e-5)
+    sigma = torch.sqrt(n * p * (1 - p))
+    assert bool(((counts - n * p).abs() <= 5 * sigma + 1).all())
+
+
+def test_transformer_paints_6x6_from_3x3_directly_and_through_windows():
+    system = make_system("ising", "6x6")
+    model = transformer((3, 3))
+    mask = np.zeros((6, 6), bool)
+    mask[0, :] = mask[:, 2] = True
+    values = np.where(np.indices((6, 6)).sum(0) % 2 == 0, 1, -1)
+    for kw in ({}, {"period_mode": "target"}, {"method": "windows", "stride": 3}):
+        res = paint(model, system, 2.27, 0.0, 3, mask, values, generator=torch.Generator().manual_seed(1), **kw)
+        assert res.spins.shape == (3, 36)
+        assert torch.equal(res.spins[:, mask.reshape(-1)],
+                           torch.as_tensor(values[mask], dtype=torch.float32).expand(3, -1))
+        assert torch.allclose(res.log_p, paint_log_prob(model, 2.27, 0.0, res.spins, res.order, res.plan),
+                              atol=1e-5)
+        assert res.plan.method == ("windows" if kw.get("method") else "direct")
+
+
+def test_window_plans_cover_the_target():
+    assert window_offsets(20, 10, 3) == [0, 3, 6, 9, 12]
+    assert window_offsets(8, 4, 1) == [0, 1, 2, 3, 4]
+    assert window_offsets(4, 4, 1) == [0]
+    big = lattice_for("square", "20x20")
+    wins = window_plan(big, (10, 10))
+    assert len(wins) == 25 and set(np.concatenate(wins).tolist()) == set(range(400))
+    fcc = lattice_for("fcc", "4x4x8")
+    wins = window_plan(fcc, (2, 2, 4))
+    assert len(wins) == 3 * 3 * 5 and set(np.concatenate(wins).tolist()) == set(range(128))
+    # window site k sits at target grid (offset + window grid k), wrapped
+    assert wins[-1][0] == fcc.index(np.array([2, 2, 4]))
+    plan = make_plan(mlp(4), lattice_for("square", "2x4"), stride=2)
+    assert [w.tolist() for w in plan.windows] == [[0, 1, 4, 5], [2, 3, 6, 7]]
+
+
+# ---- errors ---------------------------------------------------------------------------------------------------
+def test_bad_constraints_and_targets_are_one_line_errors():
+    system = make_system("ising", "4x4")
+    model = mlp(4)
+    ok_mask = np.zeros((4, 4), bool)
+    ok_mask[0, 0] = True
+    ok_vals = np.ones((4, 4))
+    cases = [
+        (dict(mask=np.zeros((4, 5), bool), values=np.ones((4, 5))), "mask has shape"),
+        (dict(mask=ok_mask, values=np.ones(15)), "values have shape"),
+        (dict(mask=ok_mask, values=np.zeros((4, 4))), "-1/\\+1"),
+        (dict(mask=ok_mask, values=2 * ok_vals), "-1/\\+1"),
+        (dict(mask=np.ones((4, 4), bool), values=ok_vals), "every site is fixed"),
+        (dict(mask=ok_mask, values=None), "values are missing"),
+    ]
+    for kw, msg in cases:
+        with pytest.raises(LatthermError, match=msg) as exc:
+            paint(model, system, 2.0, 0.0, 2, **kw)
+        assert "\n" not in str(exc.value)
+    with pytest.raises(LatthermError, match="larger than the target"):
+        paint(mlp(9), make_system("ising", "2x4"), 2.0, 0.0, 2, window=(3, 3))
+    with pytest.raises(LatthermError, match="stride"):
+        paint(model, system, 2.0, 0.0, 2, stride=3)
+    with pytest.raises(LatthermError, match="window"):
+        paint(mlp(8), make_system("cuau", "2x2x4"), 600.0, 0.0, 2)  # fcc window cannot be inferred
+    with pytest.raises(LatthermError, match="cannot paint"):
+        paint(mlp(4), make_system("cuau", "2x2x4"), 600.0, 0.0, 2, window=lattice_for("square", "2x2"))
+    with pytest.raises(LatthermError, match="multiple"):
+        paint(transformer((3, 3)), system, 2.0, 0.0, 2, period_mode="trained")
+    with pytest.raises(LatthermError, match="square"):
+        paint(transformer((3, 3)), make_system("cuau", "2x2x4"), 600.0, 0.0, 2)
+    with pytest.raises(LatthermError, match="any-order"):
+        paint(build_model("fo-arm", n_sites=4, hidden=8, layers=2), system, 2.0, 0.0, 2)
+    with pytest.raises(LatthermError, match="temperature"):
+        paint(model, system, -1.0, 0.0, 2)
+
+
+# ---- files ----------------------------------------------------------------------------------------------------
+def test_constraint_files_and_output_npz(tmp_path):
+    alloy = make_system("cuau", "2x2x4")
+    mask = np.zeros((2, 2, 4), bool)
+    mask[0, 0, :] = True
+    species = np.zeros((2, 2, 4), np.int64)
+    species[0, 0, 1::2] = 1  # Au at two fixed sites
+    np.savez(tmp_path / "c.npz", mask=mask, values=species)
+    m, v = load_constraints(tmp_path / "c.npz", alloy)
+    assert m.shape == (16,) and v[m].tolist() == [-1.0, 1.0, -1.0, 1.0] and bool((v[~m] == 0).all())
+    res = paint(mlp(8, T_scale=700.0, mu_scale=0.12), alloy, 600.0, 0.02, 3, m, v,
+                generator=torch.Generator().manual_seed(0), window=(2, 2, 2))
+    out = save_paint_npz(tmp_path / "out" / "painted.npz", res, alloy)
+    with np.load(out) as z:
+        assert z["samples"].shape == (3, 2, 2, 4) and set(np.unique(z["samples"]).tolist()) <= {0, 1}
+        assert bool((z["samples"][:, 0, 0, :] == species[0, 0]).all())
+        assert z["log_p"].dtype == np.float64 and z["log_p"].shape == (3,) and z["log_f"].shape == (3,)
+        assert z["order"].shape == (3, 2, 2, 4) and z["mask"].shape == (2, 2, 4)
+        assert np.allclose(z["log_p"], res.log_p.numpy())
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp file left
+
+    ising = make_system("ising", "4x4")
+    np.savez(tmp_path / "bad.npz", mask=np.ones((4, 4), bool)[:3], values=np.ones((4, 4)))
+    with pytest.raises(LatthermError, match="mask has shape"):
+        load_constraints(tmp_path / "bad.npz", ising)
+    np.savez(tmp_path / "bad2.npz", mask=np.eye(4, dtype=bool), values=np.zeros((4, 4)))
+    with pytest.raises(LatthermError, match="spins"):
+        load_constraints(tmp_path / "bad2.npz", ising)
+    np.savez(tmp_path / "bad3.npz", mask=np.eye(4, dtype=bool))
+    with pytest.raises(LatthermError, match="lacks values"):
+        load_constraints(tmp_path / "bad3.npz", ising)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(LatthermError, match="readable"):
+        load_constraints(tmp_path / "junk.npz", ising)
+    with pytest.raises(LatthermError, match="no such"):
+        load_constraints(tmp_path / "missing.npz", ising)
