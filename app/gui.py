@@ -39,7 +39,7 @@ def run() -> int:
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("lattherm")
-    pg.setConfigOptions(antialias=True, background="w", foreground="k")
+    pg.setConfigOptions(background="w", foreground="k")  # no antialiasing: live curves stay cheap to draw
     _style(app)
     try:
         return qasync.run(_main()) or 0

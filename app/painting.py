@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QPushButton, QRadioButton,
+from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
                                QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from . import export
@@ -49,6 +49,10 @@ class PaintingPanel(QWidget):
         self.layer.valueChanged.connect(self._set_layer)
         self.layer_label = QLabel("layer")
         self.size_label = QLabel("")
+        self.target = QLineEdit("")
+        self.target.setToolTip("target lattice size, e.g. 8x8; larger than the model's own needs the engine's "
+                               "painting module (windowed in-painting)")
+        self.target.editingFinished.connect(self.apply_target)
         self.T, self.mu = dspin(2.0, 0.001, 1e5), dspin(0.0, -1e3, 1e3, 0.05)
         self.n = QSpinBox()
         self.n.setRange(1, 16)
@@ -65,7 +69,9 @@ class PaintingPanel(QWidget):
         form.addWidget(self.model, 0, 1, 1, 5)
         for i, w in enumerate((QLabel("T"), self.T, QLabel("mu"), self.mu, QLabel("samples"), self.n)):
             form.addWidget(w, 1, i)
-        form.addWidget(self.size_label, 2, 0, 1, 4)
+        form.addWidget(self.size_label, 2, 0, 1, 2)
+        form.addWidget(QLabel("target size"), 2, 2)
+        form.addWidget(self.target, 2, 3)
         form.addWidget(self.go, 2, 4)
         self.results = QWidget()
         self.results_layout = QHBoxLayout(self.results)
@@ -100,14 +106,27 @@ class PaintingPanel(QWidget):
     def _got_info(self, info: dict) -> None:
         self.info = info
         shape = tuple(info["size"])
-        if self.editor.values.shape != shape:
-            self.editor.reset(shape)
-        self._set_layer_range(shape[2] if len(shape) == 3 else 1)
+        self.target.setText("x".join(map(str, shape)))
+        self.target.setEnabled(bool((self.client.hello or {}).get("painting")))
+        self.apply_target()
         up, down = SPECIES.get(info["system"], SPECIES["ising"])
         self.brush_buttons[1].setText(up)
         self.brush_buttons[-1].setText(down)
         self.size_label.setText(f"{info['system']} {info['lattice']} {'x'.join(map(str, shape))}, "
                                 f"{info['model']['kind']}")
+
+    def apply_target(self) -> None:
+        try:
+            shape = tuple(int(v) for v in self.target.text().lower().split("x"))
+        except ValueError:
+            show_error(self.status, f"target size {self.target.text()!r} is not like 8x8 or 2x2x4")
+            return
+        if self.info and len(shape) != len(self.info["size"]) or any(v < 1 or v > 64 for v in shape):
+            show_error(self.status, f"target size {self.target.text()!r} does not fit this lattice")
+            return
+        if self.editor.values.shape != shape:
+            self.editor.reset(shape)
+        self._set_layer_range(shape[2] if len(shape) == 3 else 1)
 
     def _set_layer_range(self, n: int) -> None:
         self.layer.setRange(0, n - 1)

@@ -48,11 +48,10 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         for i, (key, title) in enumerate(METRICS):
             p = self.addPlot(row=i // 2, col=i % 2, title=title)
             p.setLabel("bottom", "step")
-            p.showGrid(x=True, y=True, alpha=0.2)
             p.setClipToView(True)
             p.setDownsampling(auto=True, mode="peak")
             self.raw[key] = p.plot(pen=pg.mkPen((100, 150, 255, 70), width=1))
-            self.smooth[key] = p.plot(pen=pg.mkPen((30, 90, 230), width=2))
+            self.smooth[key] = p.plot(pen=pg.mkPen((30, 90, 230), width=1))
             self.plots[key] = p
         self._dirty = False
         self.timer = QTimer(self)

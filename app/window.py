@@ -45,6 +45,7 @@ class MainWindow(QMainWindow):
     def __init__(self, engine_env: dict | None = None, auto_restart: bool = True):
         super().__init__()
         self.setWindowTitle("lattherm")
+        self.setObjectName("lattherm-main")
         self.resize(1400, 900)
         self.auto_restart = auto_restart
         self.restarts: list[float] = []
@@ -78,6 +79,11 @@ class MainWindow(QMainWindow):
         self.log_dock = log_dock
         self.engine_label = QLabel("engine: stopped")
         self.statusBar().addPermanentWidget(self.engine_label)
+        self.last_beat = time.monotonic()
+        self.beat_timer = QTimer(self)
+        self.beat_timer.setInterval(2000)
+        self.beat_timer.timeout.connect(self.check_heartbeat)
+        self.beat_timer.start()
         # wiring
         self.client.event.connect(self.on_event)
         self.client.stderr_line.connect(self.log.appendPlainText)
@@ -104,12 +110,21 @@ class MainWindow(QMainWindow):
         self.engine_label.setText(f"engine: {state}")
 
     def on_ready(self, hello: dict) -> None:
+        self.last_beat = time.monotonic()
         self.banner.restart.setEnabled(True)
         self.engine_label.setText(f"engine: ready (torch {hello.get('torch')}, pid {hello.get('pid')})")
         self.painting.model_changed()
 
+    def check_heartbeat(self) -> None:
+        """The engine beats once a second; a silent but living engine is shown as not responding."""
+        if self.client.is_ready() and time.monotonic() - self.last_beat > 5.0:
+            self.engine_label.setText("engine: not responding (no heartbeat for 5 s)")
+
     def on_event(self, name: str, job, data: dict) -> None:
+        self.last_beat = time.monotonic()
         if name == "heartbeat":
+            if "not responding" in self.engine_label.text():
+                self.engine_label.setText("engine: ready")
             return
         self.training.on_event(name, job, data)
         self.sampler.on_event(name, job, data)

@@ -156,6 +156,15 @@ def test_paint_keeps_fixed_sites_and_sampling_writes_npz(engine):
     # all sites fixed: nothing left to draw, so log p(free | fixed) = 0 exactly
     full = engine.call("paint", model=run, T=2.0, mu=0.0, n=2, fixed=[1] * 9)["result"]
     assert full["log_p"] == [0.0, 0.0]
+    # a larger target than the model's 3x3 goes through the engine's windowed painting
+    big = np.zeros((6, 6), int)
+    big[0, :] = 1
+    big[5, 5] = -1
+    res = engine.call("paint", model=run, T=2.5, mu=0.0, n=3, size=[6, 6], fixed=big.reshape(-1).tolist())
+    assert "result" in res, res
+    with np.load(res["result"]["path"]) as z:
+        assert z["spins"].shape == (3, 6, 6)
+        assert (z["spins"][:, big != 0] == big[big != 0]).all()
     sjob = engine.call("sample", model=run, conditions=[[2.0, 0.0], [3.0, 0.2]], n=50)["result"]["job"]
     fin = engine.event("finished", sjob)["data"]
     with np.load(fin["path"]) as z:

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import AutoregressiveModel, tokens_from_spins
+from .any_order import log_prob_along, sample_along
+from .base import AutoregressiveModel
 from .conditioning import ConditionEmbedding
 from .mlp import ResidualStack
 
@@ -55,43 +56,11 @@ class AOARMMLP(AutoregressiveModel):
         h = self.features(tokens, self.cond(T, mu))
         return torch.einsum("skh,bh->bsk", self.out_w, h) + self.out_b
 
+    def _site_log_probs(self, tokens, c, site):
+        return F.log_softmax(self.site_logits(self.features(tokens, c), site), -1)
+
     def _sample_path(self, T, mu, ranks, tokens, free, generator=None):
-        B, N = tokens.shape
-        c = self.cond(T, mu)
-        log_p = torch.zeros(B, dtype=torch.float64, device=tokens.device)
-        rows = torch.arange(B, device=tokens.device)
-        site_at = ranks.argsort(-1)  # site_at[b, t] = site generated at step t
-        for t in range(N):
-            site = site_at[:, t]
-            todo = free[rows, site]
-            if not bool(todo.any()):
-                continue
-            r = rows[todo]
-            h = self.features(tokens[r], c[r])
-            logp = F.log_softmax(self.site_logits(h, site[r]), -1)
-            k = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
-            tokens[r, site[r]] = k + 1
-            free[r, site[r]] = False
-            log_p[r] += logp.gather(1, k[:, None]).squeeze(1).to(torch.float64)
-        return log_p
+        return sample_along(self._site_log_probs, self.cond(T, mu), ranks, tokens, free, generator)
 
     def _log_prob_path(self, s, T, mu, ranks):
-        B, N = s.shape
-        tokens = tokens_from_spins(s)
-        c = self.cond(T, mu)
-        target = tokens - 1
-        site_at = ranks.argsort(-1)
-        steps = torch.arange(N, device=s.device)
-        out = torch.zeros(B, dtype=c.dtype, device=s.device)
-        per_chunk = max(1, self.chunk_rows // max(B, 1))
-        for t0 in range(0, N, per_chunk):
-            ts = steps[t0:t0 + per_chunk]  # steps in this chunk
-            known = ranks[None, :, :] < ts[:, None, None]  # (S, B, N)
-            x = (tokens[None] * known).reshape(-1, N)
-            cc = c.repeat(len(ts), 1)
-            site = site_at[:, ts].T.reshape(-1)  # (S*B,)
-            h = self.features(x, cc)
-            logp = F.log_softmax(self.site_logits(h, site), -1)
-            val = target.repeat(len(ts), 1).gather(1, site[:, None])
-            out = out + logp.gather(1, val).reshape(len(ts), B).sum(0)
-        return out
+        return log_prob_along(self._site_log_probs, self.cond(T, mu), s, ranks, self.chunk_rows)

@@ -28,7 +28,8 @@ from torch.nn import functional as F
 
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
-from .base import AutoregressiveModel, tokens_from_spins
+from .any_order import log_prob_along, sample_along
+from .base import AutoregressiveModel
 from .conditioning import ConditionEmbedding, condition_features
 from .rope import PERIOD_MODES, apply_rope, axial_frequencies, axis_chunk, rope_periods, rope_tables
 
@@ -168,45 +169,18 @@ class TransformerAOARM(AutoregressiveModel):
         return self.head(self.encode(tokens, self.condition(T, mu), tables))
 
     # ---- paths -----------------------------------------------------------------------------------------------
+    def _site_log_probs(self, tables):
+        """site_log_probs for :mod:`.any_order` on the cell whose RoPE ``tables`` are given."""
+        def site_log_probs(tokens, c, site):
+            h = self.encode(tokens, c, tables)
+            return F.log_softmax(self.head(h[torch.arange(len(site), device=h.device), site]), -1)
+        return site_log_probs
+
     def _path_sample(self, tables, T, mu, ranks, tokens, free, generator=None):
-        B, N = tokens.shape
-        c = self.condition(T, mu)
-        log_p = torch.zeros(B, dtype=torch.float64, device=tokens.device)
-        rows = torch.arange(B, device=tokens.device)
-        site_at = ranks.argsort(-1)
-        for t in range(N):
-            site = site_at[:, t]
-            todo = free[rows, site]
-            if not bool(todo.any()):
-                continue
-            r, s = rows[todo], site[todo]
-            h = self.encode(tokens[r], c[r], tables)
-            logp = F.log_softmax(self.head(h[torch.arange(len(r), device=h.device), s]), -1)
-            k = torch.multinomial(logp.exp().float(), 1, generator=generator).squeeze(1)
-            tokens[r, s] = k + 1
-            free[r, s] = False
-            log_p[r] += logp.gather(1, k[:, None]).squeeze(1).to(torch.float64)
-        return log_p
+        return sample_along(self._site_log_probs(tables), self.condition(T, mu), ranks, tokens, free, generator)
 
     def _path_log_prob(self, tables, s, T, mu, ranks):
-        B, N = s.shape
-        tokens = tokens_from_spins(s)
-        c = self.condition(T, mu)
-        target = tokens - 1
-        site_at = ranks.argsort(-1)
-        steps = torch.arange(N, device=s.device)
-        out = torch.zeros(B, dtype=c.dtype, device=s.device)
-        per_chunk = max(1, self.chunk_rows // max(B, 1))
-        for t0 in range(0, N, per_chunk):
-            ts = steps[t0:t0 + per_chunk]
-            known = ranks[None, :, :] < ts[:, None, None]  # (S, B, N)
-            x = (tokens[None] * known).reshape(-1, N)
-            site = site_at[:, ts].T.reshape(-1)  # (S*B,)
-            h = self.encode(x, c.repeat(len(ts), 1), tables)
-            logp = F.log_softmax(self.head(h[torch.arange(len(site), device=h.device), site]), -1)
-            val = target.repeat(len(ts), 1).gather(1, site[:, None])
-            out = out + logp.gather(1, val).reshape(len(ts), B).sum(0)
-        return out
+        return log_prob_along(self._site_log_probs(tables), self.condition(T, mu), s, ranks, self.chunk_rows)
 
     def _sample_path(self, T, mu, ranks, tokens, free, generator=None):
         return self._path_sample(self.rope(), T, mu, ranks, tokens, free, generator)

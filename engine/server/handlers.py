@@ -6,6 +6,7 @@ Every function takes and returns JSON-ready values; arrays go to ``.npz`` files 
 from __future__ import annotations
 
 import faulthandler
+import os
 import io
 import math
 import sys
@@ -49,7 +50,7 @@ def do_bundled_models(params) -> list:
 
 def do_delete_run(params) -> dict:
     run = Run.open(params["run"])
-    if run.status().get("status") == "running" and run.status().get("pid") == __import__("os").getpid():
+    if run.status().get("status") == "running" and run.status().get("pid") == os.getpid():
         raise LatthermError(f"run {run.id} is training in this engine; stop it first")
     return {"deleted": str(delete_run(run.id))}
 
@@ -123,8 +124,8 @@ def do_paint(params) -> dict:
         if painting is None:
             raise LatthermError(f"this model in-paints its own {lm.system.lattice.label} lattice; other sizes need "
                                 f"lattherm.engine.sampling.painting")
-        mask = fixed != 0
-        res = painting.paint(lm.model, target, T, mu, n, mask=mask, values=fixed)
+        res = painting.paint(lm.model, target, T, mu, n, mask=(fixed != 0).numpy(), values=fixed.numpy(),
+                             generator=gen)
         spins, log_p = res.spins.float(), res.log_p.double()
     log_f = target.log_f(spins, T, mu)
     path = _samples_path(lm.source, "paint")

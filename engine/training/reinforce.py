@@ -30,7 +30,8 @@ from .config import RunConfig, parse_config
 
 @dataclass
 class Control:
-    """Flags a front end sets between steps: stop (checkpoint, then return) and pause."""
+    """Flags a front end sets from another thread; the loop reads them between steps: stop (checkpoint, then
+    return) and pause (wait, holding everything in memory, until resumed or stopped)."""
 
     stop: bool = False
     pause: bool = False
@@ -38,6 +39,11 @@ class Control:
 
     def request_stop(self, reason: str = "stopped") -> None:
         self.reason, self.stop = reason, True
+
+    def wait_if_paused(self, step: int) -> None:
+        """Called between steps; blocks while paused. Front ends override it to announce pause/resume."""
+        while self.pause and not self.stop:
+            time.sleep(0.05)
 
 
 def leave_one_out_advantage(l: torch.Tensor, groups: int) -> torch.Tensor:
@@ -186,6 +192,7 @@ class Trainer:
         status, reason = "finished", "steps reached"
         try:
             while self.step < t.steps:
+                control.wait_if_paused(self.step)
                 if control.stop:
                     status, reason = "stopped", control.reason or "stopped"
                     break
