@@ -27,14 +27,6 @@ METRIC_KEYS = ("step", "loss", "F_q", "grad_norm", "ess_fraction", "lr", "sec_pe
 METRICS_INTERVAL = 0.1  # at most ~10 metrics messages a second
 
 
-def painting_module():
-    try:
-        from ..sampling import painting  # written by the sampling engineer; optional until it lands
-    except ImportError:
-        return None
-    return painting if hasattr(painting, "paint") else None
-
-
 # ---- quick requests ----------------------------------------------------------------------------------------------
 def do_list_runs(params) -> list:
     return list_runs()
@@ -101,75 +93,30 @@ def do_paper_grid(params) -> list:
 
 
 def do_paint(params) -> dict:
-    """In-paint: fixed sites keep their values, the model fills the rest. Writes an .npz, returns its path and
-    the per-sample log p (of the free sites given the fixed ones, along the order used) and log f."""
+    """In-paint: fixed sites keep their values, the model fills the rest (``sampling.paint``, any target size, the
+    model's own included). Writes an .npz, returns its path and the per-sample log p (of the free sites given the
+    fixed ones, along the order used) and log f. Every site fixed is an error: nothing to paint."""
     from ..models.io import load_model
     from ..systems import make_system
+    from .painting import paint_with_model
 
     lm = load_model(params["model"])
     T, mu, n = float(params["T"]), float(params["mu"]), int(params.get("n", 4))
     if not 1 <= n <= 256:
         raise LatthermError(f"n must be in 1..256, got {n}")
-    lm.system.check(T, mu)
     size = params.get("size") or list(lm.system.lattice.size)
     target = make_system(lm.system.name, "x".join(str(v) for v in size))
-    fixed = torch.as_tensor(params.get("fixed") or [0] * target.n_sites, dtype=torch.float32)
-    if fixed.numel() != target.n_sites or not bool(((fixed == 0) | (fixed.abs() == 1)).all()):
+    fixed = np.asarray(params.get("fixed") or [0] * target.n_sites, dtype=np.float64)
+    if fixed.shape != (target.n_sites,) or not ((fixed == 0) | (np.abs(fixed) == 1)).all():
         raise LatthermError(f"fixed must list {target.n_sites} values in -1, 0 (free), +1")
     gen = torch.Generator().manual_seed(int(params.get("seed", 0)))
-    if target.n_sites == lm.model.n_sites:
-        spins, log_p = inpaint(lm.model, T, mu, n, fixed, gen)
-    else:
-        painting = painting_module()
-        if painting is None:
-            raise LatthermError(f"this model in-paints its own {lm.system.lattice.label} lattice; other sizes need "
-                                f"lattherm.engine.sampling.painting")
-        res = painting.paint(lm.model, target, T, mu, n, mask=(fixed != 0).numpy(), values=fixed.numpy(),
-                             generator=gen)
-        spins, log_p = res.spins.float(), res.log_p.double()
-    log_f = target.log_f(spins, T, mu)
+    res = paint_with_model(lm, target, T, mu, n, mask=fixed != 0, values=fixed, generator=gen)
     path = _samples_path(lm.source, "paint")
-    _write_npz(path, spins=spins.to(torch.int8).numpy().reshape(n, *target.lattice.size),
-               fixed=fixed.to(torch.int8).numpy().reshape(target.lattice.size), log_p=log_p.numpy(),
-               log_f=log_f.numpy(), T=np.float64(T), mu=np.float64(mu))
+    _write_npz(path, spins=res.spins.to(torch.int8).numpy().reshape(n, *target.lattice.size),
+               fixed=fixed.astype(np.int8).reshape(target.lattice.size), log_p=res.log_p.double().numpy(),
+               log_f=res.log_f.double().numpy(), T=np.float64(T), mu=np.float64(mu))
     return {"path": str(path), "size": list(target.lattice.size), "lattice": target.lattice.kind,
-            "log_p": log_p.tolist(), "log_f": log_f.tolist(), "n_fixed": int((fixed != 0).sum())}
-
-
-@torch.no_grad()
-def inpaint(model, T: float, mu: float, n: int, fixed: torch.Tensor, generator=None):
-    """Complete ``fixed`` (spins, 0 = free) n times. The known sites take the first ranks, the free ones follow in a
-    random order (FO-ARM: raster order among them), so the path log p of the free steps is log p(free | fixed)
-    along that order. For a Z2-symmetrised model q = [q(s|mu) + q(-s|-mu)]/2 the component is drawn from its
-    posterior given the fixed sites, and log p is that of the mixture."""
-    N = model.n_sites
-    known = (fixed != 0)[None].expand(n, N)
-    if model.any_order:
-        noise = torch.rand(n, N, generator=generator) + 2.0 * (~known)  # known sites sort first
-    else:
-        noise = torch.arange(N, dtype=torch.float32).expand(n, N) + 2.0 * N * (~known)
-    ranks = noise.argsort(-1).argsort(-1)
-    Tt, mut = torch.full((n,), T), torch.full((n,), mu)
-
-    def complete(sign: float):
-        tokens = torch.where(known, ((sign * fixed) > 0).long() + 1, torch.zeros((), dtype=torch.long))
-        free = ~known.clone()
-        lp_free = model._sample_path(Tt, sign * mut, ranks, tokens, free, generator=generator)
-        return (2 * tokens - 3).float(), lp_free
-
-    s, lp_free = complete(1.0)
-    if not model.symmetric:
-        return s, lp_free
-    t, lp_free_b = complete(-1.0)  # component B draws -s given -fixed at -mu
-    full_a = model._log_prob_path(s, Tt, mut, ranks).double()
-    full_b = model._log_prob_path(t, Tt, -mut, ranks).double()
-    log_known_a, log_known_b = full_a - lp_free, full_b - lp_free_b  # log q_A(fixed), log q_B(-fixed)
-    pick_b = torch.rand(n, generator=generator).double() < torch.sigmoid(log_known_b - log_known_a)
-    s = torch.where(pick_b[:, None], -t, s)
-    qa = model._log_prob_path(s, Tt, mut, ranks).double()
-    qb = model._log_prob_path(-s, Tt, -mut, ranks).double()
-    log_p = torch.logaddexp(qa, qb) - torch.logaddexp(log_known_a, log_known_b)
-    return s, log_p
+            "log_p": res.log_p.tolist(), "log_f": res.log_f.tolist(), "n_fixed": int((fixed != 0).sum())}
 
 
 # ---- files -------------------------------------------------------------------------------------------------------
@@ -257,34 +204,7 @@ def _train(engine, job) -> None:
         trainer = Trainer.create(p["config"], p.get("name_hint"), device=device)
     run = trainer.run
     job.run_id = run.id
-    job.control = control = Control()
-    if job.cancel_requested:
-        control.request_stop("cancelled")
-    control.pause = job.pause_requested
-    total = trainer.cfg.training.steps
-    fault_file = open(run.fault_path, "a", encoding="utf-8")
-    faulthandler.enable(file=fault_file)  # a hard crash during this job leaves its trace in the run folder
-    with open(run.log_path, "a", encoding="utf-8") as f:
-        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {job.method} as {job.id} from step {trainer.step}\n")
-    ch.event("started", job.id, {"run": run.id, "path": str(run.path), "step": trainer.step, "total": total,
-                                 "fault_log": str(run.fault_path), "method": job.method})
-    metrics = _Metrics(ch, job, total, trainer.step)
-    step_once = trainer.train_step
-
-    def train_step():  # pause takes effect before the next step, so within one step of the request
-        if control.pause and not control.stop:
-            metrics.flush()
-            job.state = "paused"
-            ch.event("paused", job.id, {"run": run.id, "step": trainer.step})
-            while control.pause and not control.stop:
-                time.sleep(0.02)
-            job.state = "running"
-            ch.event("resumed", job.id, {"run": run.id, "step": trainer.step})
-            metrics.t0, metrics.step0 = time.perf_counter(), trainer.step
-        return step_once()
-
-    trainer.train_step = train_step
-    try:
+@@TRAINBODY@@    try:
         status = trainer.train(on_log=metrics.add, control=control)
     finally:
         metrics.flush()

@@ -50,19 +50,7 @@ def load_tensors(
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
 
-    header = _read_header(path, data)
-    extra = header.get("__metadata__") or {}
-    if not isinstance(extra, dict) or META_KEY not in extra:
-        raise CheckpointError(f"{path}: not a lattherm checkpoint (safetensors file without lattherm metadata)")
-    fmt = extra.get("format")
-    if fmt != FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {fmt!r} (this lattherm reads {FORMAT!r})")
-    try:
-        meta = json.loads(extra[META_KEY])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: corrupt lattherm metadata ({_one_line(e)})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{path}: corrupt lattherm metadata (expected a JSON object)")
+    meta = _lattherm_meta(path, _read_header(path, data), check_format=True)
 
     try:
         tensors = load(data)
@@ -85,9 +73,17 @@ def read_meta(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint not found: {path}") from None
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
-    extra = _read_header(path, data, check_size=False).get("__metadata__") or {}
+    return _lattherm_meta(path, _read_header(path, data, check_size=False), check_format=False)
+
+
+def _lattherm_meta(path: Path, header: dict, check_format: bool) -> dict:
+    """Our JSON metadata from a parsed safetensors header, or a CheckpointError saying what is wrong."""
+    extra = header.get("__metadata__") or {}
     if not isinstance(extra, dict) or META_KEY not in extra:
         raise CheckpointError(f"{path}: not a lattherm checkpoint (safetensors file without lattherm metadata)")
+    fmt = extra.get("format")
+    if check_format and fmt != FORMAT:
+        raise CheckpointError(f"{path}: unsupported checkpoint format {fmt!r} (this lattherm reads {FORMAT!r})")
     try:
         meta = json.loads(extra[META_KEY])
     except (TypeError, ValueError) as e:
