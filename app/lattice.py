@@ -110,16 +110,16 @@ class LatticeEditor(LatticeView):
         self.redo_stack.clear()
 
     def undo(self) -> None:
-        if self.undo_stack:
-            self.redo_stack.append(self.values.copy())
-            self.values = self.undo_stack.pop()
-            self.update()
-            self.changed.emit()
+        self._restore(self.undo_stack, self.redo_stack)
 
     def redo(self) -> None:
-        if self.redo_stack:
-            self.undo_stack.append(self.values.copy())
-            self.values = self.redo_stack.pop()
+        self._restore(self.redo_stack, self.undo_stack)
+
+    def _restore(self, source: list, keep: list) -> None:
+        """Go back to the newest state on ``source``, keeping the present one on ``keep``."""
+        if source:
+            keep.append(self.values.copy())
+            self.values = source.pop()
             self.update()
             self.changed.emit()
 

@@ -22,6 +22,7 @@ class PaintingPanel(QWidget):
         self.client = client
         self.info: dict | None = None
         self.result: dict | None = None
+        self.result_path: str | None = None
         self.busy = False
         self.model = ModelCombo()
         self.model.currentIndexChanged.connect(self.model_changed)
@@ -50,8 +51,8 @@ class PaintingPanel(QWidget):
         self.layer_label = QLabel("layer")
         self.size_label = QLabel("")
         self.target = QLineEdit("")
-        self.target.setToolTip("target lattice size, e.g. 8x8; larger than the model's own needs the engine's "
-                               "painting module (windowed in-painting)")
+        self.target.setToolTip("target lattice size, e.g. 8x8; a larger one than the model's own is painted "
+                               "window by window")
         self.target.editingFinished.connect(self.apply_target)
         self.T, self.mu = dspin(2.0, 0.001, 1e5), dspin(0.0, -1e3, 1e3, 0.05)
         self.n = QSpinBox()
@@ -152,9 +153,21 @@ class PaintingPanel(QWidget):
         self.client.request("paint", params, self._painted, self._failed)
 
     def _failed(self, exc) -> None:
+        """The engine's message (e.g. every site fixed: nothing to paint) in place of the results."""
         self.busy = False
         self.go.setEnabled(True)
+        self.result = self.result_path = None
+        self._clear_views()
         show_error(self.status, exc)
+
+    def _clear_views(self) -> None:
+        for v in self.views:
+            v.setParent(None)
+        self.views = []
+        while self.results_layout.count():
+            item = self.results_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
 
     def _painted(self, result: dict) -> None:
         self.busy = False
@@ -162,11 +175,7 @@ class PaintingPanel(QWidget):
         with np.load(result["path"]) as z:
             self.result = {k: z[k] for k in z.files}
         self.result_path = result["path"]
-        for v in self.views:
-            v.setParent(None)
-        self.views = []
-        while self.results_layout.count():
-            self.results_layout.takeAt(0)
+        self._clear_views()
         fixed = self.result["fixed"]
         for k, spins in enumerate(self.result["spins"]):
             box = QWidget()

@@ -159,6 +159,14 @@ def test_painting_editor_and_inpainting_keeps_fixed_sites(qtbot, window):
     assert spins.shape == (5, 3, 3)
     assert (spins[:, fixed != 0] == fixed[fixed != 0]).all()  # every fixed site kept
     assert len(panel.views) == 5
+    # every site fixed: the engine's error is shown in place of a result
+    QTest.mousePress(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 0, 0))
+    QTest.mouseRelease(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 2, 2))
+    assert np.count_nonzero(ed.values) == 9
+    qtbot.mouseClick(panel.go, Qt.LeftButton)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=15000)
+    assert "every site is fixed" in panel.status.text()
+    assert panel.result is None and panel.views == [] and panel.go.isEnabled()
 
 
 def test_engine_killed_mid_job_is_reported_and_restarted(qtbot, window):

@@ -153,10 +153,13 @@ def test_paint_keeps_fixed_sites_and_sampling_writes_npz(engine):
         assert set(np.unique(spins)) <= {-1, 1}
     assert all(lp <= 0 for lp in res["log_p"])  # a probability of the 5 free sites: log p <= 0
     assert res["n_fixed"] == 4
-    # all sites fixed: nothing left to draw, so log p(free | fixed) = 0 exactly
-    full = engine.call("paint", model=run, T=2.0, mu=0.0, n=2, fixed=[1] * 9)["result"]
-    assert full["log_p"] == [0.0, 0.0]
-    # a larger target than the model's 3x3 goes through the engine's windowed painting
+    # all sites fixed: nothing to paint, a clear error (and the engine lives on)
+    full = engine.call("paint", model=run, T=2.0, mu=0.0, n=2, fixed=[1] * 9)
+    assert "result" not in full
+    assert full["error"]["type"] == "LatthermError" and "every site is fixed" in full["error"]["message"]
+    bad = engine.call("paint", model=run, T=2.0, mu=0.0, n=2, fixed=[2] * 9)
+    assert "fixed must list 9 values" in bad["error"]["message"]
+    # a larger target than the model's 3x3 goes through the same painting, window by window
     big = np.zeros((6, 6), int)
     big[0, :] = 1
     big[5, 5] = -1

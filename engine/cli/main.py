@@ -258,7 +258,7 @@ def cmd_paint(a) -> int:
     import torch
 
     from ..models.io import load_model
-    from ..sampling import load_constraints, paint, save_paint_npz
+    from ..sampling import load_constraints, paint_with_model, save_paint_npz
     from ..systems import make_system
 
     if a.n < 1:
@@ -266,16 +266,13 @@ def cmd_paint(a) -> int:
     if not a.out.endswith(".npz"):
         raise LatthermError(f"--out must name an .npz file, got {a.out!r}")
     lm = load_model(a.model, device=_device(a.device))
-    if not lm.model.any_order:
-        raise LatthermError(f"painting needs an any-order model; {lm.source.name} is a {lm.model.kind}")
     target = make_system(lm.system.name, a.size)
     mask = values = None
     if a.constraints:
         mask, values = load_constraints(a.constraints, target)
     gen = torch.Generator().manual_seed(a.seed)
-    window = lm.system.lattice if getattr(lm.model, "arch", "mlp") == "mlp" else None
-    res = paint(lm.model, target, a.T, a.mu, a.n, mask=mask, values=values, generator=gen, stride=a.stride,
-                method=a.method, window=window, period_mode=a.period_mode)
+    res = paint_with_model(lm, target, a.T, a.mu, a.n, mask=mask, values=values, generator=gen, stride=a.stride,
+                           method=a.method, period_mode=a.period_mode)
     _write_guarded(lambda: save_paint_npz(a.out, res, target), a.out)
     fq = float((res.log_p - res.log_f).mean())
     print(f"wrote {a.n} painted {target.lattice.label} lattices to {a.out}: <log p> {float(res.log_p.mean()):.4f}, "

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import LatthermError
 from ..systems.base import System, check_condition
+from ..systems.ising import Ising
 from .enumeration import MAX_ENUMERATION_SITES, enumerate_exact
 from .kaufman import kaufman_exact
 from .result import METHODS, ExactResult
@@ -26,8 +27,6 @@ def _scalar(value, name: str) -> float:
 
 
 def _is_square_ising(system: System) -> bool:
-    from ..systems.ising import Ising
-
     return isinstance(system, Ising) and system.lattice.kind == "square"
 
 

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from ..errors import LatthermError
+from ..systems.base import check_condition
+from ..systems.ising import Ising
 from ._threads import single_threaded
 from .result import ExactResult
 
@@ -90,8 +92,6 @@ def _momentum_blocks(space: _RowSpace, weights: list[torch.Tensor]) -> list[tupl
 
 
 def _ising_dims(system) -> tuple[int, int]:
-    from ..systems.ising import Ising
-
     if not isinstance(system, Ising) or system.lattice.kind != "square":
         raise LatthermError(f"the transfer matrix is only available for the square-lattice Ising model, "
                             f"not {system!r}")
@@ -160,8 +160,6 @@ def _solve(L1: int, L2: int, K: float, H: float, derivatives: bool) -> dict:
 
 def transfer_matrix(system, T: float, mu: float) -> ExactResult:
     """Exact log Z, <E>/N, <M>/N and C/N of an Ising torus at (T, mu) from the row-to-row transfer matrix."""
-    from ..systems.base import check_condition
-
     check_condition(T, mu)
     L1, L2 = _ising_dims(system)
     T, mu = float(T), float(mu)

@@ -41,6 +41,7 @@ class AutoregressiveModel(nn.Module):
     """Base of FO-ARM and AO-ARM models: sampling with path log-probabilities, log_prob with gradients."""
 
     kind: str = ""
+    arch: str = "mlp"
     any_order: bool = False
 
     def __init__(self, n_sites: int, n_species: int = 2, symmetric: bool = False):

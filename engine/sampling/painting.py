@@ -37,7 +37,7 @@ from ..lattices import Lattice, lattice_for
 from ..models.base import AutoregressiveModel, tokens_from_spins
 from ..models.transformer import TransformerAOARM, TransformerCellView
 from ..store import atomic_write_bytes
-from ..systems import System
+from ..systems import System, make_system
 
 METHODS = ("auto", "direct", "windows")
 DEFAULT_STRIDE = {2: 3, 3: 1}
@@ -350,6 +350,20 @@ def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask
 
 
 # ---- files --------------------------------------------------------------------------------------------------------
+def paint_with_model(lm, target, T, mu, n: int, mask=None, values=None, generator=None, **options):
+    """``paint`` for a :class:`~lattherm.engine.models.io.LoadedModel` ``lm``: ``target`` is a System or a size
+    (``"8x8"`` or ``[8, 8]``) of the model's system, the model's own size included. A fixed-size (MLP) model paints
+    with its own lattice as the window. ``options`` go to ``paint`` (stride, method, period_mode, order)."""
+    if not lm.model.any_order:
+        raise LatthermError(f"painting needs an any-order model; {lm.source.name} is a {lm.model.kind}")
+    if not isinstance(target, System):
+        size = target if isinstance(target, str) else "x".join(str(int(v)) for v in target)
+        target = make_system(lm.system.name, size)
+    window = lm.system.lattice if lm.model.arch == "mlp" else None
+    return paint(lm.model, target, T, mu, n, mask=mask, values=values, generator=generator, window=window,
+                 **options)
+
+
 def _uses_spins(system: System) -> bool:
     """Ising files hold spins +-1; alloy files hold species indices 0/1."""
     return system.name == "ising"

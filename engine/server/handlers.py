@@ -19,6 +19,7 @@ import torch
 from .. import paths
 from ..errors import LatthermError
 from ..store import Run, atomic_write_bytes, bundled_models, delete_run, list_runs, resolve_model_source
+from ..training import Control
 
 #: exceptions that are the user's business (shown as they are), not engine bugs (which also go to the log)
 USER_ERRORS = (LatthermError, FileNotFoundError, ValueError, KeyError)
@@ -98,7 +99,7 @@ def do_paint(params) -> dict:
     fixed ones, along the order used) and log f. Every site fixed is an error: nothing to paint."""
     from ..models.io import load_model
     from ..systems import make_system
-    from .painting import paint_with_model
+    from ..sampling import paint_with_model
 
     lm = load_model(params["model"])
     T, mu, n = float(params["T"]), float(params["mu"]), int(params.get("n", 4))
@@ -193,8 +194,28 @@ class _Metrics:
         self.last = time.perf_counter()
 
 
+class _JobControl(Control):
+    """The training Control of a job: a pause (which takes effect between steps, so within one step of the request)
+    is announced with a 'paused' event before waiting and a 'resumed' event after, and sets the job's state."""
+
+    def __init__(self, ch, job, metrics: _Metrics):
+        super().__init__()
+        self.ch, self.job, self.metrics = ch, job, metrics
+
+    def wait_if_paused(self, step: int) -> None:
+        if not self.pause or self.stop:
+            return
+        self.metrics.flush()
+        self.job.state = "paused"
+        self.ch.event("paused", self.job.id, {"run": self.job.run_id, "step": step})
+        super().wait_if_paused(step)
+        self.job.state = "running"
+        self.ch.event("resumed", self.job.id, {"run": self.job.run_id, "step": step})
+        self.metrics.t0, self.metrics.step0 = time.perf_counter(), step  # the rate leaves the pause out
+
+
 def _train(engine, job) -> None:
-    from ..training import Control, Trainer
+    from ..training import Trainer
 
     ch, p = engine.ch, job.params
     device = p.get("device") or "cpu"
@@ -204,7 +225,19 @@ def _train(engine, job) -> None:
         trainer = Trainer.create(p["config"], p.get("name_hint"), device=device)
     run = trainer.run
     job.run_id = run.id
-@@TRAINBODY@@    try:
+    total = trainer.cfg.training.steps
+    metrics = _Metrics(ch, job, total, trainer.step)
+    job.control = control = _JobControl(ch, job, metrics)
+    if job.cancel_requested:
+        control.request_stop("cancelled")
+    control.pause = job.pause_requested
+    fault_file = open(run.fault_path, "a", encoding="utf-8")
+    faulthandler.enable(file=fault_file)  # a hard crash during this job leaves its trace in the run folder
+    with open(run.log_path, "a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {job.method} as {job.id} from step {trainer.step}\n")
+    ch.event("started", job.id, {"run": run.id, "path": str(run.path), "step": trainer.step, "total": total,
+                                 "fault_log": str(run.fault_path), "method": job.method})
+    try:
         status = trainer.train(on_log=metrics.add, control=control)
     finally:
         metrics.flush()

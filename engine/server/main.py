@@ -161,7 +161,7 @@ class Engine:
             raise LatthermError(f"protocol mismatch: engine speaks {PROTOCOL_VERSION}, client {client}")
         return {"protocol": PROTOCOL_VERSION, "engine": "lattherm-engine", "version": __version__, "pid": os.getpid(),
                 "python": sys.version.split()[0], "torch": torch.__version__, "threads": torch.get_num_threads(),
-                "cuda": torch.cuda.is_available(), "painting": self.handlers.painting_module() is not None}
+                "cuda": torch.cuda.is_available(), "painting": True}
 
     def do_ping(self, params) -> dict:
         return {"time": time.time()}
@@ -175,16 +175,16 @@ class Engine:
             from ..errors import LatthermError
 
             raise LatthermError(f"{job.id} ({job.method}, {job.state}) cannot be paused")
-        job.pause_requested = True
-        if job.control is not None:
-            job.control.pause = True
-        return job.describe()
+        return self._set_pause(job, True)
 
     def do_resume(self, params) -> dict:
-        job = self._job(params)
-        job.pause_requested = False
+        return self._set_pause(self._job(params), False)
+
+    @staticmethod
+    def _set_pause(job: Job, on: bool) -> dict:
+        job.pause_requested = on  # read when the job starts, if it is still queued
         if job.control is not None:
-            job.control.pause = False
+            job.control.pause = on
         return job.describe()
 
     def do_cancel(self, params) -> dict:
