@@ -36,7 +36,7 @@ class EngineCrashed(EngineError):
 def engine_command() -> list[str]:
     """How to start the engine: this interpreter with ``-m``, or a frozen app relaunching itself with a flag."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, "--engine"]
+        return [sys.executable, "--engine-server"]  # handled by packaging/lattherm_frozen.py
     return [sys.executable, "-m", "lattherm.engine.server"]
 
 

@@ -6,6 +6,8 @@ Imports neither Qt nor torch at module level, so ``--version`` and ``--help`` an
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from lattherm.engine import __version__  # engine/__init__.py defines the version and imports nothing
@@ -20,16 +22,22 @@ def build_parser() -> argparse.ArgumentParser:
         "The headless `lattherm` command does the same work from a terminal.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    parser.add_argument("--engine", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.engine:  # a frozen app relaunches itself as its engine process
-        from lattherm.engine.server.main import main as engine_main
+def _display_available() -> bool:
+    """Qt aborts the process when its platform plugin finds no display: check first and say so plainly."""
+    if os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb"):
+        return True
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
-        return engine_main()
+
+def main(argv: Sequence[str] | None = None) -> int:
+    build_parser().parse_args(argv)
+    if not _display_available():
+        print(f"{PROG}: no display found (set DISPLAY or WAYLAND_DISPLAY, or QT_QPA_PLATFORM=offscreen); "
+              "the headless `lattherm` command does the same work from a terminal", file=sys.stderr)
+        return 2
     from .gui import run  # Qt is imported only now, so --version/--help need no display
 
     return run()

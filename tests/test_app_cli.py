@@ -35,10 +35,12 @@ def test_help_lists_options():
     assert "--version" in proc.stdout
 
 
-def test_without_flags_points_to_the_cli():
+def test_without_a_display_says_so_in_one_line_and_points_to_the_cli():
+    """No display and no offscreen platform: a clear message and exit 2, not a Qt abort."""
     proc = run_gui()
-    assert proc.returncode == 0, proc.stderr
-    assert "`lattherm`" in proc.stdout
+    assert proc.returncode == 2, proc.stderr
+    assert "no display" in proc.stderr and "`lattherm`" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_unknown_flag_is_a_usage_error():
