@@ -28,7 +28,8 @@ class ModelCombo(QComboBox):
             self.select(current)
         if self.currentIndex() < 0 and self.count():
             self.setCurrentIndex(0)
-        self.currentIndexChanged.emit(self.currentIndex())
+        if self.current_ref() != current:  # a refreshed list with the same model must not reset the panels
+            self.currentIndexChanged.emit(self.currentIndex())
 
     def select(self, ref: str) -> bool:
         i = self.findData(ref)

@@ -176,8 +176,11 @@ class PaintingPanel(QWidget):
             self.result = {k: z[k] for k in z.files}
         self.result_path = result["path"]
         self._clear_views()
-        fixed = self.result["fixed"]
-        for k, spins in enumerate(self.result["spins"]):
+        samples = self.result["samples"].astype(np.int8)
+        if str(self.result["encoding"]) == "species":
+            samples = 2 * samples - 1  # species 0/1 -> spins -1/+1 for display
+        fixed = np.where(self.result["mask"], samples[0], 0)
+        for k, spins in enumerate(samples):
             box = QWidget()
             bl = QVBoxLayout(box)
             view = LatticeView(spins, fixed, cell=18)

@@ -169,7 +169,7 @@ class SamplerPanel(QWidget):
         self.condition.clear()
         self.condition.addItems([f"T={r['T']:g}, mu={r['mu']:g}" for r in self.table_rows])
         self.condition.blockSignals(False)
-        spins = self.samples["spins"]
+        spins = self.samples["samples"]
         self.layer.setRange(0, spins.shape[-1] - 1 if spins.ndim == 5 else 0)
         self.layer.setEnabled(spins.ndim == 5)
         self.show_condition(0)
@@ -178,7 +178,9 @@ class SamplerPanel(QWidget):
     def show_condition(self, i: int) -> None:
         if self.samples is None or i < 0:
             return
-        spins = self.samples["spins"][i]
+        spins = self.samples["samples"][i]
+        if str(self.samples["encoding"]) == "species":
+            spins = 2 * spins.astype(np.int8) - 1  # species 0/1 -> spins -1/+1 for display
         for k, view in enumerate(self.gallery):
             view.setVisible(k < len(spins))
             if k < len(spins):

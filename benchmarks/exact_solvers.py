@@ -1,7 +1,7 @@
 """Cross-check and time the three exact solvers; print the paper-grid floors of -log Z.
 
-Run:  /work/main/.venv/bin/python benchmarks/exact_solvers.py            (about a minute on 2 cores)
-      /work/main/.venv/bin/python benchmarks/exact_solvers.py --wide     (adds the 14x14 grid, a few minutes)
+Run:  .venv/bin/python benchmarks/exact_solvers.py            (about a minute on 2 cores)
+      .venv/bin/python benchmarks/exact_solvers.py --wide     (adds the 14x14 grid, a few minutes)
 
 Prints (1) Kaufman / transfer matrix / enumeration log Z side by side with their largest pairwise difference and
 each method's time, (2) the 10x10-with-field timing (log Z, <E>, <M>, C), (3) the mean of -log Z over the paper's

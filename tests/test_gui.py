@@ -155,7 +155,7 @@ def test_painting_editor_and_inpainting_keeps_fixed_sites(qtbot, window):
     panel.n.setValue(5)
     qtbot.mouseClick(panel.go, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.result is not None, timeout=15000)
-    spins = panel.result["spins"]
+    spins = panel.result["samples"]
     assert spins.shape == (5, 3, 3)
     assert (spins[:, fixed != 0] == fixed[fixed != 0]).all()  # every fixed site kept
     assert len(panel.views) == 5
@@ -221,9 +221,9 @@ def test_sampler_gallery_histograms_and_table(qtbot, window):
     qtbot.waitUntil(lambda: panel.samples is not None, timeout=20000)
     row = panel.table_rows[0]
     assert panel.table.rowCount() == 1 and row["exact_method"] == "kaufman"
-    assert panel.samples["spins"].shape == (1, 40, 3, 3)
+    assert panel.samples["samples"].shape == (1, 40, 3, 3)
     assert not any(v.isHidden() for v in panel.gallery)
-    assert np.array_equal(panel.gallery[0].values, panel.samples["spins"][0, 0])
+    assert np.array_equal(panel.gallery[0].values, panel.samples["samples"][0, 0])
     # the free-energy plot holds the model point and the exact reference at T = 2
     items = [c.getData() for c in panel.free_energy.getPlotItem().listDataItems()]
     assert any(np.allclose(y, [row["exact_free_energy_per_site"]]) for _, y in items)
@@ -264,3 +264,37 @@ def test_lattherm_gui_main_starts_engine_and_quits_cleanly(lattherm_home):
     assert out[0].startswith("engine ")
     assert out[1] == "False"  # the GUI process never imported torch
     assert out[2] == "alive False rc 0"
+
+
+def test_refreshed_model_list_keeps_the_painting(qtbot):
+    """The run browser refreshes every 3 s (steps move while training): the painting's target size and fixed sites
+    must survive a refreshed model list that still holds the chosen model; only a new choice asks the engine."""
+    from lattherm.app.painting import PaintingPanel
+
+    class Client:
+        hello = {"painting": True}
+
+        def __init__(self):
+            self.calls = []
+
+        def is_ready(self):
+            return True
+
+        def request(self, method, params=None, on_result=None, on_error=None):
+            self.calls.append((method, params))
+
+    client = Client()
+    panel = PaintingPanel(client)
+    qtbot.addWidget(panel)
+    panel.model.set_choices([("run: a", "/runs/a")])
+    assert client.calls == [("model_info", {"model": "/runs/a"})]
+    panel._got_info({"size": [4, 4], "system": "ising", "lattice": "square", "model": {"kind": "ao-arm"}})
+    panel.target.setText("8x8")
+    panel.apply_target()
+    panel.editor.values[0, 0] = 1
+    panel.model.set_choices([("run: a (finished)", "/runs/a"), ("run: b", "/runs/b")])  # same model chosen
+    assert len(client.calls) == 1
+    assert panel.editor.values.shape == (8, 8) and panel.editor.values[0, 0] == 1
+    assert panel.target.text() == "8x8"
+    panel.model.set_choices([("run: b", "/runs/b")])  # the chosen model is gone: the panel follows the new one
+    assert client.calls[-1] == ("model_info", {"model": "/runs/b"})

@@ -148,7 +148,7 @@ def test_paint_keeps_fixed_sites_and_sampling_writes_npz(engine):
     fixed = [1, 0, -1, 0, 0, 0, -1, 0, 1]
     res = engine.call("paint", model=run, T=2.0, mu=0.1, n=6, fixed=fixed)["result"]
     with np.load(res["path"]) as z:
-        spins = z["spins"].reshape(6, 9)
+        spins = z["samples"].reshape(6, 9)
         assert (spins[:, np.array(fixed) != 0] == np.array(fixed)[np.array(fixed) != 0]).all()
         assert set(np.unique(spins)) <= {-1, 1}
     assert all(lp <= 0 for lp in res["log_p"])  # a probability of the 5 free sites: log p <= 0
@@ -166,12 +166,12 @@ def test_paint_keeps_fixed_sites_and_sampling_writes_npz(engine):
     res = engine.call("paint", model=run, T=2.5, mu=0.0, n=3, size=[6, 6], fixed=big.reshape(-1).tolist())
     assert "result" in res, res
     with np.load(res["result"]["path"]) as z:
-        assert z["spins"].shape == (3, 6, 6)
-        assert (z["spins"][:, big != 0] == big[big != 0]).all()
+        assert z["samples"].shape == (3, 6, 6)
+        assert (z["samples"][:, big != 0] == big[big != 0]).all()
     sjob = engine.call("sample", model=run, conditions=[[2.0, 0.0], [3.0, 0.2]], n=50)["result"]["job"]
     fin = engine.event("finished", sjob)["data"]
     with np.load(fin["path"]) as z:
-        assert z["spins"].shape == (2, 50, 3, 3)
+        assert z["samples"].shape == (2, 50, 3, 3)
     row = fin["table"][0]
     # the variational bound: F_q >= -log Z, with the exact value from Kaufman at mu = 0
     assert row["exact_method"] == "kaufman" and row["F_q"] >= row["exact_neg_log_Z"] - 3 * row["F_q_stderr"]

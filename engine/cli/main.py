@@ -219,12 +219,11 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_sample(a) -> int:
-    import numpy as np
     import torch
 
     from ..lattices import parse_size
     from ..models.io import load_model
-    from ..store import atomic_write_bytes
+    from ..sampling import write_samples
 
     if a.n < 1:
         raise LatthermError(f"-n must be >= 1, got {a.n}")
@@ -241,13 +240,7 @@ def cmd_sample(a) -> int:
     sb = lm.model.sample(a.T, a.mu, batch=a.n)
     spins = sb.spins.cpu()
     log_f = system.log_f(spins, a.T, a.mu)
-    values = spins if system.name == "ising" else (spins > 0).to(torch.int64)
-    buf = io.BytesIO()
-    np.savez(buf, samples=values.numpy().astype(np.int8).reshape(a.n, *system.lattice.size),
-             log_p=sb.log_p.cpu().numpy(), log_f=log_f.numpy(), order=sb.ranks.cpu().numpy(),
-             T=np.float64(a.T), mu=np.float64(a.mu), system=system.name, size=system.lattice.label,
-             species=np.array(system.species), encoding="spin" if system.name == "ising" else "species")
-    _write_guarded(lambda: atomic_write_bytes(a.out, buf.getvalue()), a.out)
+    _write_guarded(lambda: write_samples(a.out, system, spins, sb.log_p, log_f, a.T, a.mu, order=sb.ranks), a.out)
     obs = float(system.observable(spins).mean())
     print(f"wrote {a.n} samples to {a.out}: <log p> {float(sb.log_p.mean()):.4f}, <log f> {float(log_f.mean()):.4f}, "
           f"<{system.observable_name}> {obs:.4f}")

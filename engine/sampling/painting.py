@@ -36,8 +36,8 @@ from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
 from ..models.base import AutoregressiveModel, tokens_from_spins
 from ..models.transformer import TransformerAOARM, TransformerCellView
-from ..store import atomic_write_bytes
 from ..systems import System, make_system
+from .files import write_samples
 
 METHODS = ("auto", "direct", "windows")
 DEFAULT_STRIDE = {2: 3, 3: 1}
@@ -405,18 +405,10 @@ def load_constraints(path, system: System) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save_paint_npz(path, result: PaintResult, system: System) -> Path:
-    """Write ``samples`` (n x target shape; spins +-1 for Ising, species 0/1 for an alloy), ``log_p``, ``log_f``,
-    ``order`` (n x target shape, -1 at fixed sites), ``mask`` (target shape), ``T``, ``mu`` atomically."""
-    shape = tuple(system.lattice.size)
-    n = result.spins.shape[0]
-    s = result.spins.numpy()
-    samples = s.astype(np.int8) if _uses_spins(system) else (s > 0).astype(np.int8)
-    buf = io.BytesIO()
-    np.savez(buf, samples=samples.reshape((n,) + shape), log_p=result.log_p.numpy().astype(np.float64),
-             log_f=result.log_f.numpy().astype(np.float64),
-             order=result.order.numpy().astype(np.int64).reshape((n,) + shape),
-             mask=result.mask.numpy().astype(bool).reshape(shape), T=result.T.numpy(), mu=result.mu.numpy())
-    return atomic_write_bytes(path, buf.getvalue())
+    """Write a painted batch in the common samples layout (:mod:`.files`): ``samples``, ``log_p``, ``log_f``,
+    ``order`` (-1 at fixed sites), ``mask``, ``T``, ``mu``; atomically."""
+    return write_samples(path, system, result.spins, result.log_p, result.log_f, result.T, result.mu,
+                         order=result.order, mask=result.mask)
 
 
 __all__ = ["PaintPlan", "PaintResult", "paint", "paint_log_prob", "make_plan", "window_plan", "window_offsets",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import faulthandler
 import os
-import io
 import math
 import sys
 import time
@@ -18,7 +17,7 @@ import torch
 
 from .. import paths
 from ..errors import LatthermError
-from ..store import Run, atomic_write_bytes, bundled_models, delete_run, list_runs, resolve_model_source
+from ..store import Run, bundled_models, delete_run, list_runs, resolve_model_source
 from ..training import Control
 
 #: exceptions that are the user's business (shown as they are), not engine bugs (which also go to the log)
@@ -99,7 +98,7 @@ def do_paint(params) -> dict:
     fixed ones, along the order used) and log f. Every site fixed is an error: nothing to paint."""
     from ..models.io import load_model
     from ..systems import make_system
-    from ..sampling import paint_with_model
+    from ..sampling import paint_with_model, save_paint_npz
 
     lm = load_model(params["model"])
     T, mu, n = float(params["T"]), float(params["mu"]), int(params.get("n", 4))
@@ -113,9 +112,7 @@ def do_paint(params) -> dict:
     gen = torch.Generator().manual_seed(int(params.get("seed", 0)))
     res = paint_with_model(lm, target, T, mu, n, mask=fixed != 0, values=fixed, generator=gen)
     path = _samples_path(lm.source, "paint")
-    _write_npz(path, spins=res.spins.to(torch.int8).numpy().reshape(n, *target.lattice.size),
-               fixed=fixed.astype(np.int8).reshape(target.lattice.size), log_p=res.log_p.double().numpy(),
-               log_f=res.log_f.double().numpy(), T=np.float64(T), mu=np.float64(mu))
+    save_paint_npz(path, res, target)
     return {"path": str(path), "size": list(target.lattice.size), "lattice": target.lattice.kind,
             "log_p": res.log_p.tolist(), "log_f": res.log_f.tolist(), "n_fixed": int((fixed != 0).sum())}
 
@@ -130,12 +127,6 @@ def _samples_path(source, stem: str) -> Path:
     while (folder / f"{stem}-{k}.npz").exists():
         k += 1
     return folder / f"{stem}-{k}.npz"
-
-
-def _write_npz(path: Path, **arrays) -> None:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 # ---- jobs --------------------------------------------------------------------------------------------------------
@@ -258,6 +249,7 @@ def _train(engine, job) -> None:
 def _sample(engine, job) -> None:
     from ..analysis.free_energy import estimate_condition, exact_or_none
     from ..models.io import load_model
+    from ..sampling import write_samples
     from ..training import paper_grid
 
     ch, p = engine.ch, job.params
@@ -287,9 +279,8 @@ def _sample(engine, job) -> None:
         ch.event("progress", job.id, {"step": i + 1, "total": len(conds), "fraction": (i + 1) / len(conds),
                                       "eta_s": el / (i + 1) * (len(conds) - i - 1)})
     path = _samples_path(lm.source, "samples")
-    size = tuple(system.lattice.size)
-    _write_npz(path, spins=np.stack(spins).reshape(len(conds), n, *size), log_p=np.stack(log_p),
-               log_f=np.stack(log_f), T=np.array([c[0] for c in conds]), mu=np.array([c[1] for c in conds]))
+    write_samples(path, system, np.stack(spins), np.stack(log_p), np.stack(log_f),
+                  np.array([c[0] for c in conds]), np.array([c[1] for c in conds]))
     ch.event("samples_ready", job.id, {"path": str(path), "conditions": len(conds), "n": n})
     job.state = "finished"
     ch.event("finished", job.id, {"path": str(path), "table": table, "model": _model_info(lm)})

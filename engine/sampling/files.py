@@ -1,0 +1,74 @@
+"""One .npz layout for every configuration file the engine writes (samples, painted lattices, GUI jobs).
+
+Keys: ``samples`` (..., *lattice shape) int8 in the system's encoding (Ising: spins -1/+1; alloys: species index
+0/1, e.g. Cu/Au), ``log_p`` and ``log_f`` (...,) float64, ``T`` and ``mu``, optional ``order`` (..., *shape) (step at
+which each site was generated, -1 for fixed sites) and ``mask`` (*shape, True = fixed), plus ``system``, ``size``,
+``species`` and ``encoding`` so a file can be read (and exported) without the model that made it.
+Leading dimensions are free: (n,) for one condition, (G, n) for a grid of G conditions.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LatthermError
+from ..store import atomic_write_bytes
+from ..systems import System
+
+
+def encoding(system: System) -> str:
+    return "spin" if system.name == "ising" else "species"
+
+
+def encode(spins, system: System) -> np.ndarray:
+    """Spins +-1 (any array/tensor) -> int8 values in the system's file encoding."""
+    s = np.asarray(spins.cpu() if hasattr(spins, "cpu") else spins)
+    return (s.astype(np.int8) if encoding(system) == "spin" else (s > 0).astype(np.int8))
+
+
+def decode(values: np.ndarray, enc: str) -> np.ndarray:
+    """File values -> spins +-1 as int8."""
+    v = np.asarray(values).astype(np.int8)
+    return v if enc == "spin" else (2 * v - 1).astype(np.int8)
+
+
+def write_samples(path, system: System, spins, log_p, log_f, T, mu, order=None, mask=None) -> Path:
+    """Write configurations ((..., N) spins) and their log-densities atomically in the common layout."""
+    shape = tuple(system.lattice.size)
+    s = encode(spins, system)
+    lead = s.shape[:-1]
+    arrays = {"samples": s.reshape(lead + shape),
+              "log_p": np.asarray(_np(log_p), dtype=np.float64), "log_f": np.asarray(_np(log_f), dtype=np.float64),
+              "T": np.asarray(_np(T), dtype=np.float64), "mu": np.asarray(_np(mu), dtype=np.float64),
+              "system": np.array(system.name), "size": np.array(system.lattice.label),
+              "species": np.array(system.species), "encoding": np.array(encoding(system))}
+    if order is not None:
+        arrays["order"] = np.asarray(_np(order), dtype=np.int64).reshape(lead + shape)
+    if mask is not None:
+        arrays["mask"] = np.asarray(_np(mask), dtype=bool).reshape(shape)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def read_samples(path) -> dict:
+    """Load a samples file; adds ``spins`` (decoded to +-1). A missing or foreign file is a LatthermError."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise LatthermError(f"{path}: no such samples file") from None
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's input problem
+        raise LatthermError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    if "samples" not in data or "encoding" not in data:
+        raise LatthermError(f"{path}: not a lattherm samples file (needs 'samples' and 'encoding')")
+    data["spins"] = decode(data["samples"], str(data["encoding"]))
+    return data
+
+
+def _np(x):
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else x
