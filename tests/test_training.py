@@ -73,9 +73,13 @@ def test_leave_one_out_baseline_is_per_condition():
     assert torch.allclose(adv, torch.tensor([1 - 2.5, 2 - 2.0, 3 - 1.5, 10 - 25.0, 20 - 20.0, 30 - 15.0]))
 
 
-def test_resume_continues_exactly_where_a_stopped_run_left_off():
-    """Stop after 10 steps, resume to 20: parameters equal those of an uninterrupted 20-step run."""
-    text = TINY.format(kind="ao-arm", sym="true", steps=20)
+@pytest.mark.parametrize("kind, sym", [("ao-arm", "true"), ("ao-mam", "false")])
+def test_resume_continues_exactly_where_a_stopped_run_left_off(kind, sym):
+    """Stop after 10 steps, resume to 20: parameters equal those of an uninterrupted 20-step run (for MaM the
+    persistent Gibbs chains come back from the checkpoint too)."""
+    text = TINY.format(kind=kind, sym=sym, steps=20)
+    if kind == "ao-mam":
+        text = text.replace("layers = 2", "layers = 2\ngibbs_steps = 2")
     straight = Trainer.create(text)
     straight.train()
 
@@ -93,6 +97,8 @@ def test_resume_continues_exactly_where_a_stopped_run_left_off():
     assert second.train() == "finished"
     for (name, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
+    if kind == "ao-mam":
+        assert torch.equal(straight.objective.chains, second.objective.chains)
     steps = [r["step"] for r in second.run.read_metrics()]
     assert steps == [5, 10, 15, 20]
 
@@ -154,9 +160,16 @@ def test_every_bundled_config_is_valid_and_paper_configs_follow_the_paper(path):
     cfg = parse_config(path.read_text())
     if "cpu" in path.stem or "quick" in path.stem:
         return
+    m = cfg.model
     if cfg.system.name == "ising":
         assert (cfg.training.batch, cfg.conditions.T, cfg.conditions.mu) == (1250, [1.5, 3.5], [-0.4, 0.4])
-        assert (cfg.model.hidden, cfg.model.layers) == (512, 4)
+        if m.arch == "transformer":  # Appendix F: 3 blocks, width 256 at 5x5 and 512 on larger lattices
+            assert (m.hidden, m.layers) == (256 if cfg.system.size == "5x5" else 512, 3)
+        else:  # every MLP (and each network of an MLP MAM): 4 hidden layers of width 512
+            assert (m.hidden, m.layers) == (512, 4)
+        if m.kind == "ao-mam":  # lambda 100 (MLP) / 10 (Transformer); Gibbs steps 5 at 5x5, 10 on larger lattices
+            assert m.mam_lambda() == (10.0 if m.arch == "transformer" else 100.0)
+            assert m.gibbs_steps == (5 if cfg.system.size == "5x5" else 10)
     else:
         assert (cfg.training.batch, cfg.conditions.T, cfg.conditions.mu) == (2048, [200.0, 1200.0], [-0.12, 0.12])
         assert (cfg.conditions.jitter_T, cfg.conditions.jitter_mu) == (50.0, 0.02)

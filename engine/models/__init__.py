@@ -1,5 +1,5 @@
 """Autoregressive models conditioned on (T, mu): FO-ARM (MADE), AO-ARM (MLP) and the AO-ARM Transformer with
-periodic RoPE."""
+periodic RoPE, and AO-MAM (marginal + conditional network, MLP or Transformer)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from ..errors import LatthermError
 from .ao_arm import AOARMMLP
 from .base import AutoregressiveModel, SampleBatch, random_ranks, tokens_from_spins
 from .fo_arm import FOARMMADE
+from .mam import MarginalizationMLP, MarginalizationModel, MarginalizationTransformer
 from .transformer import TransformerAOARM
 
 MODEL_KINDS = {("fo-arm", "mlp"): FOARMMADE, ("ao-arm", "mlp"): AOARMMLP,
-               ("ao-arm", "transformer"): TransformerAOARM}
+               ("ao-arm", "transformer"): TransformerAOARM, ("ao-mam", "mlp"): MarginalizationMLP,
+               ("ao-mam", "transformer"): MarginalizationTransformer}
 
 
 def build_model(kind: str, arch: str = "mlp", **hparams) -> AutoregressiveModel:
@@ -32,5 +34,5 @@ def model_for_system(kind: str, arch: str, system, hidden: int, layers: int, sym
     return build_model(kind, arch, **hp)
 
 
-__all__ = ["model_for_system", "AutoregressiveModel", "SampleBatch", "AOARMMLP", "FOARMMADE", "build_model", "random_ranks",
+__all__ = ["model_for_system", "AutoregressiveModel", "SampleBatch", "AOARMMLP", "FOARMMADE", "MarginalizationModel", "build_model", "random_ranks",
            "tokens_from_spins", "MODEL_KINDS"]

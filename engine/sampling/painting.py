@@ -170,6 +170,7 @@ def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=Non
     are dropped)."""
     if method not in METHODS:
         raise LatthermError(f"unknown painting method {method!r} (choose from: {', '.join(METHODS)})")
+    model = getattr(model, "conditional_net", model)  # an AO-MAM paints with its conditional (AO-ARM) network
     if not getattr(model, "any_order", False) or not hasattr(model, "logits"):
         raise LatthermError("painting needs an any-order (ao-arm) model")
     m, v = _constraints(target, mask, values)

@@ -21,12 +21,20 @@ class SystemConfig:
 
 @dataclass
 class ModelConfig:
-    kind: str = "ao-arm"  # fo-arm | ao-arm
+    kind: str = "ao-arm"  # fo-arm | ao-arm | ao-mam
     arch: str = "mlp"
     hidden: int = 512
     layers: int = 4
     symmetric: bool = False  # Z2: (s, mu) -> (-s, -mu)
     heads: int = 4  # attention heads (transformer only)
+    lam: float = 0.0  # ao-mam: self-consistency weight lambda; 0 = the paper's (100 for MLP, 10 for Transformer)
+    gibbs_steps: int = 5  # ao-mam: sites redrawn per block-Gibbs update of the persistent chains (paper: 5 at 5x5)
+
+    def mam_lambda(self) -> float:
+        """The self-consistency weight actually used (paper Appendix F defaults when ``lam`` is 0)."""
+        if self.lam > 0:
+            return self.lam
+        return 10.0 if self.arch == "transformer" else 100.0
 
 
 @dataclass
@@ -170,6 +178,13 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"[model] unknown model {m.kind}/{m.arch} (known: {known})")
     if m.symmetric and system.n_species != 2:
         raise ConfigError("[model] symmetric needs a binary system")
+    if m.lam < 0:
+        raise ConfigError(f"[model] lam must be >= 0 (0: the paper's default), got {m.lam}")
+    if m.gibbs_steps < 1 or (m.kind == "ao-mam" and m.gibbs_steps > system.n_sites):
+        raise ConfigError(f"[model] gibbs_steps must be in 1..{system.n_sites} (the number of sites), "
+                          f"got {m.gibbs_steps}")
+    if m.kind == "ao-mam" and m.symmetric:
+        raise ConfigError("[model] symmetric is not supported for ao-mam models")
 
 
 def parse_config(text: str, source: str = "config") -> RunConfig:

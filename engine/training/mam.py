@@ -1,0 +1,152 @@
+"""Energy-based training of an AO-MAM across (T, mu) (ALGORITHMS.md §4, §5; PAPER Eq. 2).
+
+State: B persistent chains X (tokens 1..K), each with its own condition (T_b, mu_b) from the ConditionSchedule
+(condition g on rows g*M .. (g+1)*M - 1). All chains are refreshed by ancestral sampling from the conditional net at
+the start of every epoch (when ``schedule.epoch`` changes; the jittered conditions change only then) and whenever
+their conditions differ from the schedule's. They are stored in checkpoints, so a resumed run continues exactly.
+
+One step (ALGORITHMS.md §4.9), with R a fresh random order per chain:
+
+    X    <- block_gibbs(X, k = gibbs_steps, R)                     # k passes of phi, no gradient
+    g(x) =  log p_theta(X)                                          # marginal net, gradient
+    adv  =  per-condition standardised stopgrad(g(x) - beta_t log f(X))
+    Delta = log p_theta(x_{R<t}) + log p_phi(x_{R=t} | x_{R<t}) - log p_theta(x_{R<=t}),  t ~ U{0..N-1} per chain
+    pen  =  N mean Delta^2 + mean_c log p_theta(empty; c)^2         # offset parameterisation: C = 0
+    loss =  mean(adv * g(x)) + lambda * pen
+
+REINFORCE reaches theta only; phi is trained only through the self-consistency penalty (no detach in Delta).
+Samples come from phi-driven chains, i.e. off-policy for p_theta, with no importance correction (§8.4).
+
+Logged diagnostics (every log step): ``self_consistency`` (N mean Delta^2 on this step's chains), ``empty_set_drift``
+(max over conditions of |log p_theta(empty; c)|), ``marginal_vs_path_gap`` (mean |log p_theta(x) - log p_phi,sigma(x)|
+on fresh ancestral samples of phi, with their exact path log p), and F_q / ess_fraction / F_q_per_condition from the
+same fresh samples (the conditional net is the sampler that evaluation uses); at most DIAGNOSTIC_SAMPLES per condition,
+so these are noisier than an ARM run's batch-wide values.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..models.base import random_ranks, tokens_from_spins
+from ..models.mam import MarginalizationModel, block_gibbs
+from .reinforce import sample_metrics
+
+EPS = 1e-6
+#: fresh ancestral samples per condition for the logged diagnostics (N passes of phi without gradient each log step)
+DIAGNOSTIC_SAMPLES = 16
+
+
+def standardise_per_condition(a: torch.Tensor, groups: int) -> torch.Tensor:
+    """(a - mean) / (std + eps) within each condition group (rows grouped contiguously, M = B / groups)."""
+    x = a.view(groups, -1)
+    return ((x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + EPS)).reshape(-1)
+
+
+def self_consistency_residual(model: MarginalizationModel, tokens: torch.Tensor, T: torch.Tensor, mu: torch.Tensor,
+                              ranks: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Delta_b = log p_theta(x_{R<t}) + log p_phi(x_{R=t} | x_{R<t}) - log p_theta(x_{R<=t}) per row (gradient
+    into both networks). tokens (B, N) full lattices in 1..K, t (B,) steps in 0..N-1."""
+    B = tokens.shape[0]
+    rows = torch.arange(B, device=tokens.device)
+    prev = tokens * (ranks < t[:, None])
+    curr = tokens * (ranks <= t[:, None])
+    site = ranks.argsort(-1)[rows, t]
+    g = model.marginal_log_prob(torch.cat([prev, curr]), torch.cat([T, T]), torch.cat([mu, mu]))
+    g_prev, g_curr = g[:B], g[B:]
+    logp = model.site_log_probs(prev, T, mu, site).gather(1, (tokens[rows, site] - 1)[:, None]).squeeze(1)
+    return g_prev + logp - g_curr
+
+
+class MAMObjective:
+    """KL (REINFORCE through the marginal net) + lambda * self-consistency on persistent block-Gibbs chains."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        m = trainer.cfg.model
+        self.lam = m.mam_lambda()
+        self.gibbs_steps = int(m.gibbs_steps)
+        self.chains: torch.Tensor | None = None  # (B, N) long tokens 1..K
+        self.chain_T: torch.Tensor | None = None
+        self.chain_mu: torch.Tensor | None = None
+        self.chain_epoch = -1
+
+    # ---- chains -----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def refresh(self, T: torch.Tensor, mu: torch.Tensor, epoch: int) -> None:
+        """Replace every chain by a fresh ancestral sample of the conditional net at its condition."""
+        sb = self.trainer.model.sample(T, mu)
+        self.chains = tokens_from_spins(sb.spins)
+        self.chain_T, self.chain_mu, self.chain_epoch = T.clone(), mu.clone(), int(epoch)
+
+    def _chains_current(self, T, mu, epoch) -> bool:
+        return (self.chains is not None and self.chain_epoch == epoch and self.chains.shape[0] == T.shape[0]
+                and torch.equal(self.chain_T, T) and torch.equal(self.chain_mu, mu))
+
+    # ---- one step -------------------------------------------------------------------------------------------------
+    def loss(self, step: int, log: bool) -> tuple[torch.Tensor, dict]:
+        tr = self.trainer
+        model: MarginalizationModel = tr.model
+        G = tr.schedule.n_conditions
+        T, mu = tr.schedule.batch(step, tr.device)
+        epoch = tr.schedule.epoch(step)
+        refreshed = not self._chains_current(T, mu, epoch)
+        if refreshed:
+            self.refresh(T, mu, epoch)
+        B, N = self.chains.shape
+        ranks = random_ranks(B, N, tr.device)
+        self.chains = block_gibbs(model, self.chains, T, mu, ranks, self.gibbs_steps)
+        x = self.chains
+        spins = (2 * x - 3).to(torch.float32)
+        log_f = tr.system.log_f(spins, T, mu)
+
+        g_x = model.marginal_log_prob(x, T, mu)
+        with torch.no_grad():
+            adv = standardise_per_condition(g_x.detach().double() - tr.beta_factor(step) * log_f, G).to(g_x.dtype)
+        kl_term = (adv * g_x).mean()
+
+        t = torch.randint(0, N, (B,), device=tr.device)  # the same order R as the Gibbs block
+        delta = self_consistency_residual(model, x, T, mu, ranks, t)
+        sc = N * (delta ** 2).mean()
+        c = tr.schedule.conditions(step).to(device=tr.device, dtype=torch.float32)
+        g_empty = model.marginal_log_prob(torch.zeros(G, N, dtype=torch.long, device=tr.device), c[:, 0], c[:, 1])
+        empty_pen = (g_empty ** 2).mean()
+        loss = kl_term + self.lam * (sc + empty_pen)
+
+        info = {"kl_term": float(kl_term.detach()), "self_consistency": float(sc.detach()),
+                "empty_set_penalty": float(empty_pen.detach()),
+                "empty_set_drift": float(g_empty.detach().abs().max()), "lambda": self.lam,
+                "chains_refreshed": bool(refreshed),
+                "chain_mean_log_f": float(log_f.mean())}
+        if log:
+            M = B // G
+            keep = torch.arange(B, device=tr.device).view(G, M)[:, :min(M, DIAGNOSTIC_SAMPLES)].reshape(-1)
+            info.update(self.diagnostics(T[keep], mu[keep], G))
+        return loss, info
+
+    @torch.no_grad()
+    def diagnostics(self, T: torch.Tensor, mu: torch.Tensor, G: int) -> dict:
+        """F_q, ESS and the marginal-vs-path gap on fresh ancestral samples of the conditional net."""
+        tr = self.trainer
+        sb = tr.model.sample(T, mu)
+        log_f = tr.system.log_f(sb.spins, T, mu)
+        g = tr.model.marginal_log_prob(tokens_from_spins(sb.spins), T, mu).double()
+        return {**sample_metrics(sb.log_p, log_f, G), "marginal_vs_path_gap": float((g - sb.log_p).abs().mean()),
+                "marginal_minus_path_mean": float((g - sb.log_p).mean())}
+
+    # ---- checkpoint state -----------------------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        if self.chains is None:
+            return {}
+        return {"mam.chains": self.chains.to(torch.uint8).cpu(), "mam.chain_T": self.chain_T.cpu(),
+                "mam.chain_mu": self.chain_mu.cpu(), "mam.chain_epoch": torch.tensor([self.chain_epoch])}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        if "mam.chains" not in tensors:
+            self.chains, self.chain_epoch = None, -1
+            return
+        dev = self.trainer.device
+        self.chains = tensors["mam.chains"].to(device=dev, dtype=torch.long)
+        self.chain_T = tensors["mam.chain_T"].to(dev)
+        self.chain_mu = tensors["mam.chain_mu"].to(dev)
+        self.chain_epoch = int(tensors["mam.chain_epoch"][0])

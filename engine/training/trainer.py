@@ -1,0 +1,216 @@
+"""The training loop shared by every model kind: lr schedule, clipping, the time budget, pause/stop between steps,
+checkpoints (model, optimizer, RNG and the objective's own state), exact resume, metrics.
+
+The loss of one step is a pluggable objective (:func:`make_objective`): REINFORCE for FO-/AO-ARMs
+(:mod:`.reinforce`) or MaM's KL + lambda * self-consistency with persistent chains (:mod:`.mam`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .. import __version__
+from ..devices import pick_device
+from ..errors import CheckpointError
+from ..models import model_for_system
+from ..models.io import model_from_tensors, model_meta, model_tensors
+from ..store import Run, load_tensors, save_tensors
+from ..systems import make_system
+from .conditions import ConditionSchedule
+from .config import RunConfig, parse_config
+from .reinforce import ReinforceObjective
+
+
+@dataclass
+class Control:
+    """Flags a front end sets from another thread; the loop reads them between steps: stop (checkpoint, then
+    return) and pause (wait, holding everything in memory, until resumed or stopped)."""
+
+    stop: bool = False
+    pause: bool = False
+    reason: str = ""
+
+    def request_stop(self, reason: str = "stopped") -> None:
+        self.reason, self.stop = reason, True
+
+    def wait_if_paused(self, step: int) -> None:
+        """Called between steps; blocks while paused. Front ends override it to announce pause/resume."""
+        while self.pause and not self.stop:
+            time.sleep(0.05)
+
+
+def make_objective(trainer: "Trainer"):
+    """The objective of the run's model kind: MaM's for ao-mam, REINFORCE for FO-/AO-ARMs."""
+    if trainer.cfg.model.kind == "ao-mam":
+        from .mam import MAMObjective
+
+        return MAMObjective(trainer)
+    return ReinforceObjective(trainer)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run: Run | None = None, device: str | None = None):
+        self.cfg = cfg
+        self.run = run
+        t = cfg.training
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        self.device = pick_device(device or t.device)
+        torch.manual_seed(t.seed)
+        self.system = make_system(cfg.system.name, cfg.system.size)
+        m = cfg.model
+        self.model = model_for_system(m.kind, m.arch, self.system, m.hidden, m.layers, m.symmetric,
+                                      m.heads).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
+        self.schedule = ConditionSchedule.from_config(cfg)
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.best_F_q = math.inf
+        self.objective = make_objective(self)
+
+    # ---- construction ---------------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, config_text: str, name_hint: str | None = None, device: str | None = None, root=None):
+        cfg = parse_config(config_text)
+        hint = name_hint or f"{cfg.system.name}-{cfg.system.size}-{cfg.model.kind}"
+        trainer = cls(cfg, None, device)  # build first: a bad config never leaves a run folder behind
+        trainer.run = Run.create(config_text, hint, root=root)
+        trainer.run.set_status("created", system=cfg.system.name, size=cfg.system.size,
+                               model=f"{cfg.model.kind}/{cfg.model.arch}", step=0)
+        return trainer
+
+    @classmethod
+    def resume(cls, ref, device: str | None = None, root=None):
+        run = Run.open(ref, root=root)
+        cfg = parse_config(run.config_text(), source=str(run.config_path))
+        trainer = cls(cfg, run, device)
+        ckpt = run.latest_checkpoint()
+        if ckpt is not None:
+            trainer.load_checkpoint(ckpt)
+        return trainer
+
+    # ---- checkpoints ------------------------------------------------------------------------------------------
+    def save_checkpoint(self, name: str | None = None):
+        if self.run is None:
+            return None
+        tensors = model_tensors(self.model)
+        opt = self.optimizer.state_dict()
+        for pid, st in opt["state"].items():
+            for k, v in st.items():
+                tensors[f"optim.state.{pid}.{k}"] = torch.as_tensor(v)
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors.update(self.objective.state_tensors())
+        meta = {**model_meta(self.model, self.system), "type": "training-checkpoint", "step": self.step,
+                "elapsed_s": self.elapsed, "best_F_q": None if math.isinf(self.best_F_q) else self.best_F_q,
+                "optim_param_groups": opt["param_groups"], "config": self.cfg.to_dict(), "version": __version__}
+        path = self.run.named_checkpoint_path(name) if name else self.run.checkpoint_path(self.step)
+        save_tensors(path, tensors, meta)
+        self.run.prune_checkpoints(self.cfg.training.keep_checkpoints)
+        return path
+
+    def load_checkpoint(self, path) -> None:
+        tensors, meta = load_tensors(path)
+        model, _ = model_from_tensors(tensors, meta, path)
+        self.model.load_state_dict(model.state_dict())
+        state: dict = {}
+        for k, v in tensors.items():
+            if k.startswith("optim.state."):
+                pid, key = k[len("optim.state."):].split(".", 1)
+                state.setdefault(int(pid), {})[key] = v.to(self.device) if key != "step" else v
+        try:
+            self.optimizer.load_state_dict({"state": state, "param_groups": meta["optim_param_groups"]})
+            self.step = int(meta["step"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: optimizer state unreadable ({exc})") from None
+        self.elapsed = float(meta.get("elapsed_s", 0.0))
+        best = meta.get("best_F_q")
+        self.best_F_q = math.inf if best is None else float(best)
+        if "rng.torch" in tensors:
+            torch.set_rng_state(tensors["rng.torch"].to(torch.uint8))
+        self.objective.load_state_tensors(tensors)
+
+    # ---- one step ---------------------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        t = self.cfg.training
+        if t.lr_final <= 0:
+            return t.lr
+        frac = min(step / max(t.steps, 1), 1.0)
+        return t.lr_final + 0.5 * (t.lr - t.lr_final) * (1 + math.cos(math.pi * frac))
+
+    def beta_factor(self, step: int) -> float:
+        a = self.cfg.training.beta_anneal
+        return 1.0 if a <= 0 else 1.0 - a ** (step + 1)
+
+    def train_step(self, log: bool = True) -> dict:
+        """One optimisation step of the run's objective. ``log``: also compute the (possibly costly) diagnostics
+        that only logged records carry (the ARM objective always has them for free)."""
+        t0 = time.perf_counter()
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        loss, info = self.objective.loss(self.step, log)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.cfg.training.clip_grad
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
+        self.optimizer.step()
+        self.step += 1
+        dt = time.perf_counter() - t0
+        self.elapsed += dt
+        c = self.schedule.conditions(self.step - 1)
+        return {"step": self.step, "loss": float(loss.detach()), **info, "grad_norm": float(gnorm), "lr": lr,
+                "beta_factor": self.beta_factor(self.step - 1), "sec_per_step": dt, "elapsed_s": self.elapsed,
+                "T": [round(float(v), 4) for v in c[:, 0]], "mu": [round(float(v), 4) for v in c[:, 1]]}
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+    def train(self, on_log: Callable[[dict], None] | None = None, control: Control | None = None) -> str:
+        """Train until ``steps`` or the time budget; returns the final status ('finished' or 'stopped')."""
+        t = self.cfg.training
+        control = control or Control()
+        run = self.run
+        budget = t.max_minutes * 60.0
+        if run is not None:
+            run.set_status("running", step=self.step, pid=os.getpid(), device=str(self.device))
+        pending: list[dict] = []
+        status, reason = "finished", "steps reached"
+        try:
+            while self.step < t.steps:
+                control.wait_if_paused(self.step)
+                if control.stop:
+                    status, reason = "stopped", control.reason or "stopped"
+                    break
+                if budget and self.elapsed >= budget:
+                    reason = f"time budget of {t.max_minutes:g} min reached"
+                    break
+                nxt = self.step + 1
+                rec = self.train_step(log=nxt % t.log_every == 0 or nxt == t.steps)
+                if self.step % t.log_every == 0 or self.step == t.steps:
+                    rec["time"] = time.time()
+                    pending.append(rec)
+                    self.best_F_q = min(self.best_F_q, rec.get("F_q", math.inf))
+                    if run is not None:
+                        run.append_metrics(pending)
+                    pending = []
+                    if on_log:
+                        on_log(rec)
+                if run is not None and self.step % t.checkpoint_every == 0:
+                    self.save_checkpoint()
+        except BaseException as exc:  # Ctrl-C, a crash: keep what was learned, say what happened
+            if run is not None:
+                self._finish("stopped" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
+            raise
+        if run is not None:
+            self._finish(status, reason)
+        return status
+
+    def _finish(self, status: str, message: str) -> None:
+        self.save_checkpoint()
+        self.run.set_status(status, step=self.step, message=message, elapsed_s=round(self.elapsed, 1),
+                            best_F_q=None if math.isinf(self.best_F_q) else self.best_F_q)
