@@ -298,3 +298,23 @@ def test_refreshed_model_list_keeps_the_painting(qtbot):
     assert panel.target.text() == "8x8"
     panel.model.set_choices([("run: b", "/runs/b")])  # the chosen model is gone: the panel follows the new one
     assert client.calls[-1] == ("model_info", {"model": "/runs/b"})
+
+
+def test_first_start_opens_on_the_bundled_model_and_samples_it(qtbot, window):
+    """No runs yet: the window opens on the Sampler with the bundled Ising 5x5 AO-ARM chosen, and sampling it
+    at once gives a table row whose F_q sits just above the exact bound."""
+    from lattherm.engine.store import bundled_models_dir
+
+    assert window.browser.rows == []
+    assert window.tabs.currentWidget() is window.sampler
+    assert window.sampler.model.current_ref() == str(bundled_models_dir() / "ising-5x5-ao-mlp")
+    assert window.painting.model.current_ref() == str(bundled_models_dir() / "ising-5x5-ao-mlp")
+    panel = window.sampler
+    panel.T.setValue(3.0)
+    panel.mu.setValue(0.0)
+    panel.n.setValue(400)
+    qtbot.mouseClick(panel.go, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.samples is not None, timeout=60000)
+    row = panel.table_rows[0]
+    assert panel.samples["samples"].shape == (1, 400, 5, 5)
+    assert -0.05 < row["F_q"] - row["exact_neg_log_Z"] < 0.15

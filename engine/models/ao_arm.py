@@ -23,7 +23,7 @@ class AOARMMLP(AutoregressiveModel):
     any_order = True
 
     def __init__(self, n_sites: int, n_species: int = 2, hidden: int = 512, layers: int = 4,
-                 symmetric: bool = False, T_scale: float = 1.0, mu_scale: float = 1.0, chunk_rows: int = 65536):
+                 symmetric: bool = False, T_scale: float = 1.0, mu_scale: float = 1.0, chunk_rows: int = 4096):
         super().__init__(n_sites, n_species, symmetric)
         self.hidden, self.layers = int(hidden), int(layers)
         self.T_scale, self.mu_scale = float(T_scale), float(mu_scale)
