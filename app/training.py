@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from lattherm.engine import paths
+from lattherm.engine.tomlwrite import toml_text
 
 from . import export
 from .common import dspin, error_label, fmt_eta, show_error
@@ -23,24 +24,6 @@ ARCHS = ("mlp",)
 def presets() -> dict[str, Path]:
     folder = Path(paths.RESOURCES) / "configs"
     return {p.stem: p for p in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
-
-
-def toml_text(data: dict) -> str:
-    def val(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        return repr(v)
-
-    out = []
-    for section, table in data.items():
-        out.append(f"[{section}]")
-        out += [f"{k} = {val(v)}" for k, v in table.items()]
-        out.append("")
-    return "\n".join(out)
 
 
 class TrainingPanel(QWidget):

@@ -54,16 +54,21 @@ def write_samples(path, system: System, spins, log_p, log_f, T, mu, order=None, 
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def read_samples(path) -> dict:
-    """Load a samples file; adds ``spins`` (decoded to +-1). A missing or foreign file is a LatthermError."""
+def load_npz(path, what: str = "samples") -> dict:
+    """All arrays of a user-given .npz (never unpickled); a missing or unreadable file is a one-line error."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+            return {k: z[k] for k in z.files}
     except FileNotFoundError:
-        raise LatthermError(f"{path}: no such samples file") from None
+        raise LatthermError(f"{path}: no such {what} file") from None
     except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's input problem
         raise LatthermError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+
+
+def read_samples(path) -> dict:
+    """Load a samples file; adds ``spins`` (decoded to +-1). A missing or foreign file is a LatthermError."""
+    data = load_npz(path, "samples")
     if "samples" not in data or "encoding" not in data:
         raise LatthermError(f"{path}: not a lattherm samples file (needs 'samples' and 'encoding')")
     data["spins"] = decode(data["samples"], str(data["encoding"]))

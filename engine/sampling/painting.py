@@ -37,7 +37,7 @@ from ..lattices import Lattice, lattice_for
 from ..models.base import AutoregressiveModel, tokens_from_spins
 from ..models.transformer import TransformerAOARM, TransformerCellView
 from ..systems import System, make_system
-from .files import write_samples
+from .files import load_npz, write_samples
 
 METHODS = ("auto", "direct", "windows")
 DEFAULT_STRIDE = {2: 3, 3: 1}
@@ -374,13 +374,7 @@ def load_constraints(path, system: System) -> tuple[np.ndarray, np.ndarray]:
     """Read a constraints .npz (``mask`` bool, ``values``; both shaped like the target lattice) -> (mask (N,) bool,
     values (N,) float64 spins +-1, 0 at free sites). Ising values are spins +-1; alloy values species indices 0/1."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise LatthermError(f"{path}: no such constraints file") from None
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's input problem
-        raise LatthermError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    data = load_npz(path, "constraints")
     missing = [k for k in ("mask", "values") if k not in data]
     if missing:
         raise LatthermError(f"{path}: constraints file lacks {', '.join(missing)} (needs mask and values)")

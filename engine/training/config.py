@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ..errors import ConfigError, LatthermError
+from ..tomlwrite import toml_text
 
 
 @dataclass
@@ -76,25 +77,10 @@ class RunConfig:
         return asdict(self)
 
     def to_toml(self) -> str:
-        lines = []
-        for section, values in self.to_dict().items():
-            lines.append(f"[{section}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
-            lines.append("")
-        return "\n".join(lines)
+        return toml_text(self.to_dict())
 
 
 _SECTIONS = {"system": SystemConfig, "model": ModelConfig, "conditions": ConditionsConfig, "training": TrainingConfig}
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return repr(v)
 
 
 def _coerce(section: str, key: str, value, default):
