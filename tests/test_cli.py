@@ -587,3 +587,22 @@ def test_samples_file_round_trips_through_the_common_layout(tmp_path):
         assert set(np.unique(data["samples"])) <= ({-1, 1} if name == "ising" else {0, 1})
         assert (data["spins"].reshape(4, -1) == spins.numpy()).all()
         assert str(data["system"]) == name and list(data["species"]) == list(system.species)
+
+
+def test_evaluate_painted_lattices_reports_the_same_table_against_the_larger_exact_bound(capsys):
+    """`evaluate --size 6x6` paints 6x6 lattices with the bundled 5x5 AO-ARM: the table carries the exact 6x6
+    -log Z (transfer matrix) and F_q sits above it (variational bound of the painting path)."""
+    rc, out, err = cli(capsys, "evaluate", "ising-5x5-ao-mlp", "--size", "6x6", "--grid", "2.5,3.5:0,0.2",
+                       "--samples", "60", "--json")
+    assert rc == 0, err
+    ev = json.loads(out)
+    assert ev["system"]["size"] == [6, 6] and ev["source"]["painted_from"] == "5x5"
+    for c in ev["conditions"]:
+        assert c["exact_neg_log_Z"] is not None
+        assert c["F_q"] > c["exact_neg_log_Z"] - 5 * c["F_q_stderr"]
+
+
+def test_evaluate_painted_refuses_a_lattice_of_another_kind(capsys):
+    """A square-lattice model cannot paint an fcc supercell: one-line error, exit 2."""
+    rc, out, err = cli(capsys, "evaluate", "ising-5x5-ao-mlp", "--size", "2x2x4", "--samples", "5")
+    assert rc == 2 and "lattherm: error:" in err

@@ -115,23 +115,31 @@ def exact_or_none(system: System, T: float, mu: float):
 
 @torch.no_grad()
 def evaluate(model, system: System, conditions, n_samples: int, batch_size: int = 2000, exact: bool = True,
-             on_progress=None) -> Evaluation:
-    """Sample ``n_samples`` per condition and estimate free energies; exact references where available."""
+             on_progress=None, draw=None) -> Evaluation:
+    """Sample ``n_samples`` per condition and estimate free energies; exact references where available.
+
+    ``draw(T, mu, n) -> (spins, log_p)`` replaces the model's own sampler, e.g. painting a larger lattice: any
+    generator works as long as log_p is the exact log-probability of the procedure that drew each sample."""
     if n_samples < 1 or batch_size < 1:
         raise LatthermError(f"samples and batch size must be >= 1, got {n_samples} and {batch_size}")
-    if model.n_sites != system.n_sites:
-        raise LatthermError(f"model serves {model.n_sites} sites, the {system.lattice.label} lattice has "
-                            f"{system.n_sites}")
+    if draw is None:
+        if model.n_sites != system.n_sites:
+            raise LatthermError(f"model serves {model.n_sites} sites, the {system.lattice.label} lattice has "
+                                f"{system.n_sites}")
+
+        def draw(T, mu, n):
+            sb = model.sample(T, mu, batch=n)
+            return sb.spins, sb.log_p
+
     model.eval()
     ev = Evaluation(system=system.describe(), model=model.hparams())
     for i, (T, mu) in enumerate(conditions):
         system.check(T, mu)
         spins, log_p = [], []
         for start in range(0, n_samples, batch_size):
-            b = min(batch_size, n_samples - start)
-            sb = model.sample(float(T), float(mu), batch=b)
-            spins.append(sb.spins.cpu())
-            log_p.append(sb.log_p.cpu())
+            s, lp = draw(float(T), float(mu), min(batch_size, n_samples - start))
+            spins.append(s.cpu())
+            log_p.append(lp.cpu())
         ref = exact_or_none(system, T, mu) if exact else None
         ev.conditions.append(estimate_condition(system, T, mu, torch.cat(spins), torch.cat(log_p), ref))
         if on_progress:

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--samples", type=int, default=2000, help="samples per condition")
     v.add_argument("--batch", type=int, default=2000)
     v.add_argument("--no-exact", action="store_true", help="skip exact references")
+    v.add_argument("--size", help="evaluate lattices of this size, painted by the (any-order) model")
     v.add_argument("--device", default="cpu")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--json", action="store_true")
@@ -176,37 +177,38 @@ def _print_table(ev: dict, unit: str) -> None:
           f"{av['neg_log_Z_nis']:10.4f} {av['ess_fraction']:6.3f} {ex:>10} {gap:>8}   (T in {unit})")
 
 
-def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int) -> dict:
+def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int, size=None) -> dict:
     import torch
 
     from ..analysis import evaluate
+    from ..lattices import parse_size
     from ..models.io import load_model
+    from ..sampling import paint_with_model
+    from ..systems import make_system
     from ..training import parse_grid
 
-    if batch < 1:
-        raise LatthermError(f"--batch must be >= 1, got {batch}")
-    device = _device(device)
     torch.manual_seed(seed)
-    lm = load_model(ref, device=device)
-    conds = parse_grid(grid, lm.system.name)
+    lm = load_model(ref, device=_device(device))
+    system, draw = lm.system, None
+    if size and parse_size(size) != lm.system.lattice.size:
+        system = make_system(lm.system.name, size)
+
+        def draw(T, mu, n):  # painted lattices, with the exact log p of the painting path
+            res = paint_with_model(lm, system, T, mu, n)
+            return res.spins, res.log_p
+
+    conds = parse_grid(grid, system.name)
     for T, mu in conds:
-        lm.system.check(T, mu)
-    ev = evaluate(lm.model, lm.system, conds, samples, batch, exact=exact).to_dict()
-    ev["source"] = {"kind": lm.source.kind, "path": str(lm.source.path), "step": lm.step}
-    ev["system"]["T_unit"] = lm.system.temperature_unit
+        system.check(T, mu)
+    ev = evaluate(lm.model, system, conds, samples, batch, exact=exact, draw=draw).to_dict()
+    ev["source"] = {"kind": lm.source.kind, "path": str(lm.source.path), "step": lm.step,
+                    "painted_from": lm.system.lattice.label if draw else None}
+    ev["system"]["T_unit"] = system.temperature_unit
     return ev
 
 
-def _write_guarded(write, path) -> None:
-    """Run an (atomic) write; an unwritable destination is a one-line error, not a traceback."""
-    try:
-        write()
-    except OSError as exc:
-        raise LatthermError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def cmd_evaluate(a) -> int:
-    ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed)
+    ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed, a.size)
     if a.out:
         from ..store import atomic_write_json
 
