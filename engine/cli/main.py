@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run", metavar="RUN")
     x.add_argument("--out", required=True, help="destination folder")
     x.add_argument("--info", help="JSON file with extra provenance (measured numbers) for model.json")
+
+    xs = sub.add_parser("export", help="write configurations of a samples file as extended XYZ or CIF (OVITO, ASE)")
+    xs.add_argument("samples", metavar="SAMPLES.npz")
+    xs.add_argument("--format", choices=["extxyz", "cif"], help="default: from the --out suffix (.xyz/.extxyz, .cif)")
+    xs.add_argument("--out", required=True, help="destination file")
+    xs.add_argument("--max", type=int, help="export at most this many configurations (default: all)")
     return p
 
 
@@ -326,8 +332,31 @@ def cmd_export_model(a) -> int:
     return 0
 
 
+def cmd_export(a) -> int:
+    from pathlib import Path
+
+    from ..analysis.structures import cif_text, extxyz_text, frames_from_samples
+    from ..sampling import read_samples
+    from ..store import atomic_write_text
+
+    fmt = a.format
+    if fmt is None:
+        suffix = Path(a.out).suffix.lower()
+        fmt = {".xyz": "extxyz", ".extxyz": "extxyz", ".cif": "cif"}.get(suffix)
+        if fmt is None:
+            raise LatthermError(f"cannot tell the format from {a.out!r}: give --format extxyz or cif")
+    if a.max is not None and a.max < 1:
+        raise LatthermError(f"--max must be >= 1, got {a.max}")
+    lattice, species, spins, infos = frames_from_samples(read_samples(a.samples), a.max)
+    text = (extxyz_text if fmt == "extxyz" else cif_text)(lattice, species, spins, infos)
+    _write_guarded(lambda: atomic_write_text(a.out, text), a.out)  # atomic: an error leaves no (half-)file
+    print(f"wrote {len(spins)} {lattice.label} fcc configurations ({lattice.n_sites} atoms each) to {a.out} ({fmt})")
+    return 0
+
+
 COMMANDS = {"exact": cmd_exact, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
-            "runs": cmd_runs, "paint": cmd_paint, "demo": cmd_demo, "export-model": cmd_export_model}
+            "runs": cmd_runs, "paint": cmd_paint, "demo": cmd_demo, "export-model": cmd_export_model,
+            "export": cmd_export}
 
 
 def main(argv=None) -> int:
