@@ -213,7 +213,17 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
     return ev
 
 
+def _write_guarded(write, path) -> None:
+    """Run an (atomic) write; an unwritable destination is a one-line error, not a traceback."""
+    try:
+        write()
+    except OSError as exc:
+        raise LatthermError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def cmd_evaluate(a) -> int:
+    if a.batch < 1:
+        raise LatthermError(f"--batch must be >= 1, got {a.batch}")
     ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed, a.size)
     if a.out:
         from ..store import atomic_write_json

@@ -1,0 +1,141 @@
+"""Reference Monte Carlo (engine/sampling/mc.py) against exact enumeration: flip energies, Metropolis means,
+detailed balance and the Wang-Landau composition free energy."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+
+from lattherm.engine.errors import LatthermError
+from lattherm.engine.exact import enumerate_exact
+from lattherm.engine.sampling import (composition_free_energy, estimate, flip_tables, integrated_autocorrelation_time,
+                                      lower_hull, metropolis)
+from lattherm.engine.sampling.mc import _pad
+from lattherm.engine.systems import Ising, make_system
+
+
+@pytest.fixture(scope="module")
+def cuau16():
+    return make_system("cuau", "2x2x4")
+
+
+@pytest.mark.parametrize("name,size", [("cuau", "2x2x4"), ("cuau", "4x4x8"), ("ising", "2x2"), ("ising", "5x4")])
+def test_flip_energy_equals_full_difference(name, size):
+    system = make_system(name, size)
+    tables = flip_tables(system, check=False)
+    assert tables.exact
+    g = torch.Generator().manual_seed(3)
+    B, N = 64, system.n_sites
+    s = (2 * torch.randint(0, 2, (B, N), generator=g) - 1).to(torch.float64)
+    i = torch.randint(0, N, (B,), generator=g)
+    d = tables.delta(_pad(s, torch.float32), i)
+    y = s.clone()
+    y[torch.arange(B), i] *= -1
+    full = system.energy(y) - system.energy(s)
+    torch.testing.assert_close(d, full, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("T,mu", [(600.0, 0.0), (900.0, 0.02), (1200.0, -0.03)])
+def test_metropolis_matches_enumeration(cuau16, T, mu):
+    g = torch.Generator().manual_seed(int(T))
+    res = metropolis(cuau16, T, mu, n_chains=256, sweeps=150, equilibration=40, generator=g)
+    ex = enumerate_exact(cuau16, T, mu)
+    row = res.summary()[0]
+    assert abs(row["energy"] - ex.mean_energy_per_site) < 4 * row["energy_error"]
+    assert abs(row["observable"] - ex.mean_observable) < 4 * row["observable_error"]
+    assert 0 < row["acceptance"] < 1 and row["energy_tau"] >= 0.5
+    assert res.final.shape == (256, 16) and res.energy.shape == (256, 150)
+
+
+def test_batched_conditions(cuau16):
+    """Different (T, mu) per chain in one call agree with enumeration condition by condition."""
+    T = torch.tensor([800.0, 1100.0]).repeat_interleave(128)
+    mu = torch.tensor([0.05, -0.05]).repeat_interleave(128)
+    res = metropolis(cuau16, T, mu, n_chains=256, sweeps=120, equilibration=30,
+                     generator=torch.Generator().manual_seed(5), record_every=2)
+    rows = res.summary()
+    assert len(rows) == 2
+    for row in rows:
+        ex = enumerate_exact(cuau16, row["T"], row["mu"])
+        assert abs(row["observable"] - ex.mean_observable) < 4 * row["observable_error"]
+        assert abs(row["energy"] - ex.mean_energy_per_site) < 4 * row["energy_error"]
+
+
+def test_detailed_balance_ising_2x2():
+    system = Ising((2, 2))
+    T, mu = 2.0, 0.3
+    res = metropolis(system, T, mu, n_chains=2000, sweeps=1, equilibration=30, generator=torch.Generator().manual_seed(7))
+    s = res.final.to(torch.long)
+    codes = (((s + 1) // 2) * (1 << torch.arange(4))).sum(1)
+    counts = torch.bincount(codes, minlength=16).to(torch.float64)
+    allc = torch.arange(16)
+    states = (2 * ((allc[:, None] >> torch.arange(4)) & 1) - 1).to(torch.float64)
+    p = torch.softmax(system.log_f(states, T, mu), 0)
+    n = counts.sum()
+    sigma = torch.sqrt(n * p * (1 - p))
+    assert bool(((counts - n * p).abs() <= 5 * sigma + 1).all())
+
+
+def test_composition_free_energy_matches_enumeration(cuau16):
+    """F(n) and the reweighted <x_Au>(mu) at 900 K against enumeration. Tolerance: 4 block error bars (independent
+    walker blocks) plus 2e-3 for the bias of the block error estimate itself with only 8 blocks."""
+    T = 900.0
+    (prof,) = composition_free_energy(cuau16, [T], n_walkers=64, production_sweeps=300,
+                                      generator=torch.Generator().manual_seed(11))
+    N = 16
+    codes = torch.arange(1 << N)
+    s = (2 * ((codes[:, None] >> torch.arange(N)) & 1) - 1).to(torch.float64)
+    E, n = cuau16.energy(s), (s > 0).sum(1)
+    kT = cuau16.k_B * T
+    F_ex = np.array([-kT * float(torch.logsumexp(-E[n == k] / kT, 0)) for k in range(N + 1)])
+    F_ex -= F_ex.min()
+    assert np.all(np.abs(prof.F - F_ex) < 5 * prof.F_error + 0.1 * kT)
+    for mu in (-0.05, 0.0, 0.02, 0.06):
+        x = prof.mean_fraction(mu)
+        assert abs(x - enumerate_exact(cuau16, T, mu).mean_observable) < 4 * prof.mean_fraction_error(mu) + 2e-3
+
+
+def test_two_phase_from_hull():
+    from lattherm.engine.sampling.mc import CompositionProfile
+    F = np.array([0.0, 1.0, 1.5, 1.0, 0.0]) * -1 + np.array([0, 0, 3.0, 0, 0])  # bump in the middle
+    p = CompositionProfile(T=1.0, n_sites=4, k_B=1.0, F=F, F_error=np.zeros(5), ln_f_final=0, sweeps=0)
+    assert p.two_phase_regions() == [(0.25, 0.75)]
+    assert list(lower_hull(p.x, F)) == [0, 1, 3, 4]
+    convex = CompositionProfile(T=1.0, n_sites=4, k_B=1.0, F=(np.arange(5) - 2.0) ** 2, F_error=np.zeros(5),
+                                ln_f_final=0, sweeps=0)
+    assert convex.two_phase_regions() == []
+    assert convex.mean_fraction(0.0) == pytest.approx(0.5)
+
+
+def test_autocorrelation_of_ar1():
+    g = torch.Generator().manual_seed(2)
+    a, n = 0.8, 20000
+    noise = torch.randn(4, n, generator=g, dtype=torch.float64)
+    x = torch.zeros(4, n, dtype=torch.float64)
+    for t in range(1, n):
+        x[:, t] = a * x[:, t - 1] + noise[:, t]
+    tau = integrated_autocorrelation_time(x)
+    assert tau == pytest.approx((1 + a) / (2 * (1 - a)), rel=0.15)  # exact 4.5
+    mean, err, _ = estimate(x)
+    assert abs(mean) < 5 * err
+
+
+def test_errors(cuau16):
+    with pytest.raises(LatthermError, match="temperature"):
+        metropolis(cuau16, 0.0, 0.0, n_chains=4, sweeps=1)
+    with pytest.raises(LatthermError, match="temperature"):
+        metropolis(cuau16, torch.tensor([300.0, -1.0]), 0.0, n_chains=2, sweeps=1)
+    with pytest.raises(LatthermError, match="temperature"):
+        composition_free_energy(cuau16, [-5.0])
+    with pytest.raises(LatthermError, match="one value per chain"):
+        metropolis(cuau16, torch.tensor([300.0, 400.0, 500.0]), 0.0, n_chains=2, sweeps=1)
+    with pytest.raises(LatthermError, match="n_chains"):
+        metropolis(cuau16, 300.0, 0.0, n_chains=0, sweeps=1)
+    with pytest.raises(LatthermError, match="sweeps"):
+        metropolis(cuau16, 300.0, 0.0, n_chains=2, sweeps=0)
+    with pytest.raises(LatthermError, match="shape"):
+        metropolis(cuau16, 300.0, 0.0, n_chains=2, sweeps=1, init=torch.ones(2, 15))
+    with pytest.raises(LatthermError, match="sizes|size|lattice|fcc|bad|positive|must"):
+        make_system("cuau", "0x2x4")
