@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,66 +138,20 @@ def _tables_from_monomials(n: int, linear: np.ndarray, monos: list) -> FlipTable
     return FlipTables(n, torch.as_tensor(np.asarray(linear, dtype=np.float64)), others, coefs)
 
 
-def _reduce(sites: np.ndarray):
-    """Rows of site indices -> (odd-multiplicity sites as rows of equal degree, degree) per degree (s_i^2 = 1)."""
-    rows = np.sort(sites, axis=1)
-    count = (rows[:, :, None] == rows[:, None, :]).sum(-1)
-    keep = count % 2 == 1
-    degree = keep.sum(1)
-    out = {}
-    for d in np.unique(degree):
-        sel = np.flatnonzero(degree == d)
-        out[int(d)] = (sel, rows[sel][keep[sel]].reshape(len(sel), int(d)))
-    return out
-
-
-def _cluster_expansion_tables(system) -> FlipTables:
-    n = system.n_sites
-    linear = np.zeros(n)
-    monos = []
-    weights = system._weights.numpy()
-    for t in system._terms:
-        per_group = t.patterns.numpy() @ weights  # coefficient of each monomial in a group, in E_raw
-        coef = np.repeat(per_group, t.sizes)
-        sites = t.sites.numpy().T  # (M, d), columns in group order
-        if sites.shape[1] == 1:
-            np.add.at(linear, sites[:, 0], coef)
-        else:
-            monos.append((sites, coef))
-    # E_form = E_raw - N U_- - (U_+ - U_-) (sum s + N) / 2: a linear term -(U_+ - U_-)/2 per site
-    linear -= 0.5 * (system.U_plus_per_site - system.U_minus_per_site)
-    return _tables_from_monomials(n, linear, monos)
-
-
-def _ising_tables(system) -> FlipTables:
-    n = system.n_sites
-    bonds = system._bonds.numpy()
-    monos = []
-    for d, (sel, rows) in _reduce(bonds).items():
-        if d == 2:
-            monos.append((rows, np.full(len(rows), -float(system.eps))))
-        elif d != 0:  # cannot happen for pairs, kept for safety
-            raise LatthermError("unexpected Ising bond reduction")
-    return _tables_from_monomials(n, np.zeros(n), monos)
+_TABLES: "weakref.WeakKeyDictionary[System, FlipTables]" = weakref.WeakKeyDictionary()
 
 
 def flip_tables(system: System, check: bool = True) -> FlipTables:
-    """Per-site flip tables of ``system`` (cached on the object). Cluster expansions and Ising use the polynomial
-    form; any other System (or one whose tables fail the self-check) uses full energy differences."""
-    hit = getattr(system, "_mc_flip_tables", None)
+    """Per-site flip tables of ``system`` (cached on the object) from its :meth:`System.spin_polynomial`; a system
+    without one (or whose tables fail the self-check) uses full energy differences."""
+    hit = _TABLES.get(system)
     if hit is not None:
         return hit
-    from ..systems.cluster_expansion import ClusterExpansion
-    from ..systems.ising import Ising
-
     tables = None
-    try:
-        if isinstance(system, ClusterExpansion):
-            tables = _cluster_expansion_tables(system)
-        elif isinstance(system, Ising) and hasattr(system, "_bonds"):
-            tables = _ising_tables(system)
-    except (AttributeError, TypeError, ValueError):
-        tables = None
+    poly = system.spin_polynomial()
+    if poly is not None:
+        linear, monos = poly
+        tables = _tables_from_monomials(system.n_sites, np.asarray(linear, dtype=np.float64), monos)
     if tables is not None:
         tables.system = system
         if check and not _self_check(system, tables):
@@ -205,10 +160,7 @@ def flip_tables(system: System, check: bool = True) -> FlipTables:
         n = system.n_sites
         tables = FlipTables(n, torch.zeros(n, dtype=torch.float64), [], [], system, exact=False)
     tables.system = system
-    try:
-        system._mc_flip_tables = tables
-    except AttributeError:
-        pass
+    _TABLES[system] = tables
     return tables
 
 

@@ -55,6 +55,12 @@ class System(ABC):
     def energy(self, s: torch.Tensor) -> torch.Tensor:
         """E(s) for a (B, N) batch of spins, float64 (B,), in the system's energy unit."""
 
+    def spin_polynomial(self):
+        """E(s) as a polynomial in the spins, (linear (N,), [(sites (M, d), coef (M,)), ...]) for
+        E = const + sum_i linear_i s_i + sum_m coef_m prod_{i in sites_m} s_i, or None if the system has no such
+        form. Monte Carlo uses it to get a single flip's energy change from the terms touching that site."""
+        return None
+
     def log_f(self, s: torch.Tensor, T, mu) -> torch.Tensor:
         """Log of the unnormalised Boltzmann weight, float64 (B,). T and mu: scalars or (B,) tensors."""
         s = s.to(torch.float64)

@@ -275,6 +275,22 @@ class ClusterExpansion(System):
             self._device_cache[key] = hit
         return hit
 
+    def spin_polynomial(self):
+        """E_form as linear terms plus the unique monomials of degree >= 2 with their coefficients."""
+        linear = np.zeros(self.n_sites)
+        monos = []
+        weights = self._weights.numpy()
+        for t in self._terms:
+            coef = np.repeat(t.patterns.numpy() @ weights, t.sizes)  # per monomial, in E_raw
+            sites = t.sites.numpy().T  # (M, d)
+            if sites.shape[1] == 1:
+                np.add.at(linear, sites[:, 0], coef)
+            else:
+                monos.append((sites, coef))
+        # E_form = E_raw - N U_- - (U_+ - U_-)(sum s + N)/2: a linear term -(U_+ - U_-)/2 on every site
+        linear -= 0.5 * (self.U_plus_per_site - self.U_minus_per_site)
+        return linear, monos
+
     def cluster_counts(self, s: torch.Tensor) -> torch.Tensor:
         """(B, A) float64: per cluster type, sum_i sum_f prod_v s (integers; cf = counts / (N |F|)).
 

@@ -3,6 +3,7 @@ eps = 1, each nearest-neighbour bond counted once (2*L1*L2 bonds), kT and mu in 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..lattices import Lattice, square
@@ -24,6 +25,11 @@ class Ising(System):
         super().__init__(lattice)
         self.eps = 1.0
         self._bonds = torch.as_tensor(lattice.bonds(1), dtype=torch.long)
+
+    def spin_polynomial(self):
+        b = self._bonds.numpy()
+        pairs = b[b[:, 0] != b[:, 1]]  # a bond of a site with itself (1-wide torus) is the constant s_i^2 = 1
+        return np.zeros(self.n_sites), [(pairs, np.full(len(pairs), -self.eps))]
 
     def energy(self, s: torch.Tensor) -> torch.Tensor:
         s = s.to(torch.float64)
