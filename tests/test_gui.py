@@ -92,6 +92,12 @@ def test_training_curves_pause_cancel_browser_and_export(qtbot, window, tmp_path
     assert row is not None and row["status"] == "stopped" and row["step"] > 0
     ckpts = list((Path(row["path"]) / "checkpoints").glob("step-*.safetensors"))
     assert ckpts, "cancel saves a checkpoint"
+    # a second GUI start (a new window over the same LATTHERM_HOME) lists the run with its status
+    second = MainWindow()
+    qtbot.addWidget(second)
+    again = second.browser.row(run_id)
+    assert again is not None and again["status"] == "stopped" and again["step"] == row["step"]
+    second.close()
 
     # export: PNG, SVG and a CSV whose numbers are the curve's
     panel.curves.redraw()
