@@ -1,6 +1,8 @@
-"""Time per training iteration and peak memory, FO-ARM vs AO-ARM, at 5x5 and 10x10 with batch 1250.
+"""Time per training iteration and peak memory: FO-ARM vs AO-ARM at 5x5 and 10x10 with batch 1250 (issue 2), and
+AO-ARM vs AO-MAM at 10x10 and 20x20 (issue 3: O(N) vs O(1) passes with gradient per step).
 
     .venv/bin/python benchmarks/iteration_cost.py [--steps 3] [--hidden 512] [--layers 4] [--device cpu]
+    .venv/bin/python benchmarks/iteration_cost.py --kinds ao-arm,ao-mam --sizes 10x10,20x20 --batch 100 --steps 1
 
 Each case runs in a fresh subprocess (so peak RSS is its own): one warm-up step, then the mean of --steps timed
 REINFORCE steps (sampling with N sequential passes, log q with gradient, backward, Adam). Peak memory is the
@@ -17,7 +19,7 @@ import sys
 CASE = r"""
 import json, resource, sys, time, torch
 from lattherm.engine.training import Trainer, parse_config
-size, kind, hidden, layers, steps, device = sys.argv[1:7]
+size, kind, hidden, layers, steps, device, batch = sys.argv[1:8]
 text = f'''
 [system]
 name = "ising"
@@ -27,7 +29,7 @@ kind = "{kind}"
 hidden = {hidden}
 layers = {layers}
 [training]
-batch = 1250
+batch = {batch}
 steps = 1000
 device = "{device}"
 '''
@@ -38,7 +40,7 @@ if device.startswith("cuda"):
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
 t0 = time.perf_counter()
 for _ in range(int(steps)):
-    tr.train_step()
+    tr.train_step(log=False)
 if device.startswith("cuda"):
     torch.cuda.synchronize()
 dt = (time.perf_counter() - t0) / int(steps)
@@ -90,26 +92,29 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sizes", default="5x5,10x10")
+    ap.add_argument("--kinds", default="fo-arm,ao-arm")
+    ap.add_argument("--batch", type=int, default=1250, help="a multiple of the 25 training conditions")
     a = ap.parse_args()
-    print(f"batch 1250, MLP {a.layers}x{a.hidden}, device {a.device}, {a.steps} timed steps after 1 warm-up")
+    print(f"batch {a.batch}, MLP {a.layers}x{a.hidden}, device {a.device}, {a.steps} timed steps after 1 warm-up")
     print(f"{'size':>6} {'model':>7} {'s/step':>8} {'peak MiB':>9}")
     rows = {}
     for size in a.sizes.split(","):
-        for kind in ("fo-arm", "ao-arm"):
+        for kind in a.kinds.split(","):
             out = subprocess.run([sys.executable, "-c", CASE, size, kind, str(a.hidden), str(a.layers), str(a.steps),
-                                  a.device], capture_output=True, text=True)
+                                  a.device, str(a.batch)], capture_output=True, text=True)
             if out.returncode:
                 print(f"{size:>6} {kind:>7} failed: {out.stderr.strip().splitlines()[-1]}")
                 continue
             r = json.loads(out.stdout.strip().splitlines()[-1])
             rows[(size, kind)] = r
             print(f"{size:>6} {kind:>7} {r['sec_per_step']:8.2f} {r['peak_mib']:9.0f}")
+    kinds = a.kinds.split(",")
     for size in a.sizes.split(","):
-        if (size, "fo-arm") in rows and (size, "ao-arm") in rows:
-            fo, ao = rows[(size, "fo-arm")], rows[(size, "ao-arm")]
-            print(f"{size}: AO/FO time {ao['sec_per_step'] / fo['sec_per_step']:.1f}x, "
-                  f"memory {ao['peak_mib'] / max(fo['peak_mib'], 1):.1f}x")
-    if a.device == "cpu":
+        if len(kinds) == 2 and all((size, k) in rows for k in kinds):
+            base, other = rows[(size, kinds[0])], rows[(size, kinds[1])]
+            print(f"{size}: {kinds[1]}/{kinds[0]} time {other['sec_per_step'] / base['sec_per_step']:.2f}x, "
+                  f"memory {other['peak_mib'] / max(base['peak_mib'], 1):.2f}x")
+    if a.device == "cpu" and "ao-arm" in kinds and "ao-mam" not in kinds:
         stacked_vs_separate(a.hidden, a.layers, a.sizes.split(","))
 
 
