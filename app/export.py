@@ -59,6 +59,15 @@ def write_csv(path: str | Path, header: list[str], rows) -> Path:
     return Path(path)
 
 
+def request_extxyz(parent: QWidget, client, samples_path: str, suggested: str, on_done, on_error) -> None:
+    """Ask where, then have the engine write the alloy samples file as extended XYZ (the structure writer lives
+    in the engine process; the GUI never imports it)."""
+    path = ask_path(parent, "Export structures", suggested, "Extended XYZ (*.extxyz *.xyz)", key="structures_dir")
+    if path:
+        client.request("export_structures", {"samples": str(samples_path), "out": path, "format": "extxyz"},
+                       on_done, on_error)
+
+
 def write_npz(path: str | Path, **arrays) -> Path:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)

@@ -75,15 +75,36 @@ class LatticeView(QWidget):
         p.end()
 
 
+PATTERNS = ("checkerboard", "stripes", "up", "down")
+
+
+def pattern_values(pattern: str, rows: range, cols: range, layer: int = 0) -> np.ndarray:
+    """Spins of a fill pattern on the sites rows x cols (global indices, so a pattern continues across fills):
+    checkerboard +1 where i + j (+ layer on fcc) is even, stripes +1 on even rows, up / down all +1 / -1."""
+    i = np.asarray(rows)[:, None]
+    j = np.asarray(cols)[None, :]
+    if pattern == "checkerboard":
+        v = np.where((i + j + layer) % 2 == 0, 1, -1)
+    elif pattern == "stripes":
+        v = np.where(i % 2 == 0, 1, -1) + 0 * j
+    elif pattern in ("up", "down"):
+        v = np.full((len(rows), len(cols)), 1 if pattern == "up" else -1)
+    else:
+        raise ValueError(f"unknown pattern {pattern!r}; one of {', '.join(PATTERNS)}")
+    return v.astype(np.int8)
+
+
 class LatticeEditor(LatticeView):
-    """Paint sites with a brush (+1, -1 or 0 = free); 'rect' fills a dragged rectangle; undo/redo whole strokes."""
+    """Paint sites with a brush (+1, -1 or 0 = free); 'rect' fills a dragged rectangle; 'select' marks a rectangle
+    that pattern fills (:meth:`fill_pattern`) cover, else they cover the whole layer; undo/redo whole strokes."""
 
     changed = Signal()
 
     def __init__(self, shape=(5, 5), cell: int = 28, parent=None):
         super().__init__(np.zeros(shape, np.int8), None, cell, parent)
         self.brush = 1
-        self.tool = "pen"  # pen | rect
+        self.tool = "pen"  # pen | rect | select
+        self.selection: tuple[int, int, int, int] | None = None  # i0, i1, j0, j1 inclusive
         self.undo_stack: list[np.ndarray] = []
         self.redo_stack: list[np.ndarray] = []
         self._anchor: tuple[int, int] | None = None
@@ -92,6 +113,7 @@ class LatticeEditor(LatticeView):
 
     def reset(self, shape) -> None:
         self.values = np.zeros(tuple(shape), np.int8)
+        self.selection = None
         self.undo_stack.clear()
         self.redo_stack.clear()
         self.layer = 0
@@ -104,6 +126,41 @@ class LatticeEditor(LatticeView):
         self.values[...] = 0
         self.update()
         self.changed.emit()
+
+    def set_selection(self, a, b) -> None:
+        (i0, i1), (j0, j1) = sorted((a[0], b[0])), sorted((a[1], b[1]))
+        self.selection = (i0, i1, j0, j1)
+        self.update()
+
+    def clear_selection(self) -> None:
+        self.selection = None
+        self.update()
+
+    def fill_pattern(self, pattern: str) -> None:
+        """Fill the selection (or the whole current layer) with a pattern, as one undoable step."""
+        r, c = self.grid_shape()
+        i0, i1, j0, j1 = self.selection or (0, r - 1, 0, c - 1)
+        i1, j1 = min(i1, r - 1), min(j1, c - 1)
+        v = pattern_values(pattern, range(i0, i1 + 1), range(j0, j1 + 1), self.layer if self.values.ndim == 3 else 0)
+        before = self.values.copy()
+        if self.values.ndim == 2:
+            self.values[i0:i1 + 1, j0:j1 + 1] = v
+        else:
+            self.values[i0:i1 + 1, j0:j1 + 1, self.layer] = v
+        if not np.array_equal(before, self.values):
+            self.undo_stack.append(before)
+            self.redo_stack.clear()
+            self.changed.emit()
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        super().paintEvent(event)
+        if self.selection is not None:
+            i0, i1, j0, j1 = self.selection
+            p = QPainter(self)
+            p.setPen(QPen(QColor(0, 160, 0), 2, Qt.DashLine))
+            p.drawRect(QRect(j0 * self.cell, i0 * self.cell, (j1 - j0 + 1) * self.cell, (i1 - i0 + 1) * self.cell))
+            p.end()
 
     def _push(self) -> None:
         self.undo_stack.append(self.values.copy())
@@ -140,7 +197,9 @@ class LatticeEditor(LatticeView):
             return
         self._before = self.values.copy()
         self._anchor = site
-        if self.tool == "pen":
+        if self.tool == "select":
+            self.set_selection(site, site)
+        elif self.tool == "pen":
             self._set(*site)
             self.update()
 
@@ -148,7 +207,9 @@ class LatticeEditor(LatticeView):
         site = self.site_at(ev.position().toPoint())
         if self._anchor is None or site is None:
             return
-        if self.tool == "pen":
+        if self.tool == "select":
+            self.set_selection(self._anchor, site)
+        elif self.tool == "pen":
             self._set(*site)
         else:
             self.values = self._before.copy()
@@ -159,6 +220,8 @@ class LatticeEditor(LatticeView):
         if self._anchor is None:
             return
         site = self.site_at(ev.position().toPoint()) or self._anchor
+        if self.tool == "select":
+            self.set_selection(self._anchor, site)
         if self.tool == "rect":
             self.values = self._before.copy()
             self._fill(self._anchor, site)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
                                QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from . import export
 from .common import dspin, error_label, show_error
-from .lattice import LatticeEditor, LatticeView
+from .lattice import PATTERNS, LatticeEditor, LatticeView
 from .models import ModelCombo
 
 SPECIES = {"ising": ("up (+1)", "down (−1)"), "cuau": ("Au (+1)", "Cu (−1)")}
@@ -39,12 +39,23 @@ class PaintingPanel(QWidget):
         self.brushes.idToggled.connect(lambda i, on: on and setattr(self.editor, "brush", i - 1))
         self.rect = QPushButton("rectangle fill")
         self.rect.setCheckable(True)
-        self.rect.toggled.connect(lambda on: setattr(self.editor, "tool", "rect" if on else "pen"))
+        self.select = QPushButton("select")
+        self.select.setCheckable(True)
+        self.select.setToolTip("drag a rectangle that the pattern fills cover (none: the whole layer)")
+        self.rect.toggled.connect(lambda on: self._tool_changed(self.rect, on))
+        self.select.toggled.connect(lambda on: self._tool_changed(self.select, on))
+        self.fill = QComboBox()
+        self.fill.addItems(["checkerboard", "stripes (rows)", "all up", "all down"])
+        self.fill_btn = QPushButton("Fill")
+        self.fill_btn.setToolTip("fill the selection, or the whole layer, with the pattern (undoable)")
+        self.fill_btn.clicked.connect(lambda: self.editor.fill_pattern(PATTERNS[self.fill.currentIndex()]))
+        unselect = QPushButton("select none")
+        unselect.clicked.connect(self.editor.clear_selection)
         undo, redo, clear = QPushButton("Undo"), QPushButton("Redo"), QPushButton("Clear")
         undo.clicked.connect(self.editor.undo)
         redo.clicked.connect(self.editor.redo)
         clear.clicked.connect(self.editor.clear)
-        for w in (self.rect, undo, redo, clear):
+        for w in (self.rect, self.select, unselect, self.fill, self.fill_btn, undo, redo, clear):
             row.addWidget(w)
         self.layer = QSlider(Qt.Horizontal)
         self.layer.valueChanged.connect(self._set_layer)
@@ -63,6 +74,10 @@ class PaintingPanel(QWidget):
         self.status = error_label()
         save = QPushButton("Save NPZ…")
         save.clicked.connect(self._export_npz)
+        self.xyz_btn = QPushButton("extxyz…")
+        self.xyz_btn.setToolTip("write the completions as extended XYZ atomic structures (alloy / fcc lattices)")
+        self.xyz_btn.clicked.connect(self._export_extxyz)
+        self.xyz_btn.setEnabled(False)
         png = QPushButton("PNG…")
         png.clicked.connect(self._export_png)
         form = QGridLayout()
@@ -92,11 +107,21 @@ class PaintingPanel(QWidget):
         lay.addWidget(scroll, 1)
         ex = QHBoxLayout()
         ex.addWidget(save)
+        ex.addWidget(self.xyz_btn)
         ex.addWidget(png)
         ex.addStretch(1)
         lay.addLayout(ex)
         self.views: list[LatticeView] = []
         self._set_layer_range(1)
+
+    def _tool_changed(self, button, on: bool) -> None:
+        """rect and select are exclusive; neither checked is the pen."""
+        if on:
+            other = self.select if button is self.rect else self.rect
+            other.blockSignals(True)
+            other.setChecked(False)
+            other.blockSignals(False)
+        self.editor.tool = "rect" if self.rect.isChecked() else "select" if self.select.isChecked() else "pen"
 
     # ---- model -------------------------------------------------------------------------------------------------
     def model_changed(self, _=None) -> None:
@@ -157,6 +182,7 @@ class PaintingPanel(QWidget):
         self.busy = False
         self.go.setEnabled(True)
         self.result = self.result_path = None
+        self.xyz_btn.setEnabled(False)
         self._clear_views()
         show_error(self.status, exc)
 
@@ -175,6 +201,7 @@ class PaintingPanel(QWidget):
         with np.load(result["path"]) as z:
             self.result = {k: z[k] for k in z.files}
         self.result_path = result["path"]
+        self.xyz_btn.setEnabled(self.is_alloy())
         self._clear_views()
         samples = self.result["samples"].astype(np.int8)
         if str(self.result["encoding"]) == "species":
@@ -198,6 +225,20 @@ class PaintingPanel(QWidget):
         path = export.ask_path(self, "Save lattices", "painted.npz", "NumPy (*.npz)", key="npz_dir")
         if path:
             export.write_npz(path, **self.result)
+
+    def is_alloy(self) -> bool:
+        """The current result is atoms on an fcc lattice (species encoding, 3D), which extxyz can hold."""
+        r = self.result
+        return r is not None and str(r.get("encoding", "")) == "species" and np.asarray(r["samples"]).ndim == 4
+
+    def _export_extxyz(self) -> None:
+        if not self.result_path or not self.is_alloy():
+            return
+        export.request_extxyz(self, self.client, self.result_path, "painted.extxyz", self._exported,
+                              lambda e: show_error(self.status, e))
+
+    def _exported(self, res: dict) -> None:
+        self.status.setText(f"wrote {res['frames']} structures of {res['atoms']} atoms to {res['path']}")
 
     def _export_png(self) -> None:
         if not self.views:

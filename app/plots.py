@@ -12,6 +12,8 @@ from PySide6.QtCore import QTimer
 
 METRICS = (("loss", "loss"), ("F_q", "F_q (variational free energy)"), ("ess_fraction", "ESS / n"),
            ("grad_norm", "gradient norm"))
+#: metrics drawn only once a record carries them (AO-MAM runs log ``self_consistency``; ARM runs never do)
+OPTIONAL_METRICS = (("self_consistency", "self-consistency"),)
 
 
 class Series:
@@ -45,31 +47,52 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         self.smoothing = smoothing  # EMA weight of the past: ema = s * ema + (1 - s) * y
         self.series = {key: Series() for key, _ in METRICS}
         self.plots, self.raw, self.smooth = {}, {}, {}
-        for i, (key, title) in enumerate(METRICS):
-            p = self.addPlot(row=i // 2, col=i % 2, title=title)
-            p.setLabel("bottom", "step")
-            p.setClipToView(True)
-            p.setDownsampling(auto=True, mode="peak")
-            self.raw[key] = p.plot(pen=pg.mkPen((100, 150, 255, 70), width=1))
-            self.smooth[key] = p.plot(pen=pg.mkPen((30, 90, 230), width=1))
-            self.plots[key] = p
+        self.plots_changed = None  # optional callback when an optional plot appears or goes
+        for key, title in METRICS:
+            self._add_plot(key, title)
         self._dirty = False
         self.timer = QTimer(self)
         self.timer.setInterval(40)  # 25 Hz redraw
         self.timer.timeout.connect(self.redraw)
         self.timer.start()
 
+    def _add_plot(self, key: str, title: str) -> None:
+        i = len(self.plots)
+        p = self.addPlot(row=i // 2, col=i % 2, title=title)
+        p.setLabel("bottom", "step")
+        p.setClipToView(True)
+        p.setDownsampling(auto=True, mode="peak")
+        self.raw[key] = p.plot(pen=pg.mkPen((100, 150, 255, 70), width=1))
+        self.smooth[key] = p.plot(pen=pg.mkPen((30, 90, 230), width=1))
+        self.plots[key] = p
+        self.series.setdefault(key, Series())
+        if self.plots_changed is not None:
+            self.plots_changed()
+
+    def metrics(self) -> list[tuple[str, str]]:
+        """(key, title) of the plots shown now: the fixed ones, then optional ones that have appeared."""
+        return list(METRICS) + [(k, t) for k, t in OPTIONAL_METRICS if k in self.plots]
+
     @property
     def alpha(self) -> float:
         return 1.0 - self.smoothing
 
     def reset(self) -> None:
+        for key, _ in OPTIONAL_METRICS:  # a new run shows an optional curve again only if it logs it
+            if key in self.plots:
+                self.removeItem(self.plots.pop(key))
+                del self.raw[key], self.smooth[key], self.series[key]
+                if self.plots_changed is not None:
+                    self.plots_changed()
         for key in self.series:
             self.series[key] = Series()
         self._dirty = True
         self.redraw()
 
     def add_records(self, records: list[dict]) -> None:
+        for key, title in OPTIONAL_METRICS:
+            if key not in self.plots and any(r.get(key) is not None for r in records):
+                self._add_plot(key, title)
         for key in self.series:
             pts = [(r["step"], r[key]) for r in records if r.get(key) is not None and "step" in r]
             if pts:
@@ -88,7 +111,8 @@ class LiveCurves(pg.GraphicsLayoutWidget):
             p.setLogMode(y=bool(on))
 
     def n_points(self, key: str = "loss") -> int:
-        return self.series[key].n
+        ser = self.series.get(key)
+        return 0 if ser is None else ser.n
 
     def redraw(self) -> None:
         if not self._dirty:
@@ -103,7 +127,8 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         """CSV header and rows: step, then raw and EMA values of each metric (blank where a metric is missing)."""
         header = ["step"]
         cols = {}
-        for key, _ in METRICS:
+        shown = self.metrics()
+        for key, _ in shown:
             header += [key, f"{key}_ema"]
             x, y, e = self.series[key].data()
             cols[key] = {float(a): (b, c) for a, b, c in zip(x, y, e)}
@@ -111,7 +136,7 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         rows = []
         for s in steps:
             row = [int(s)]
-            for key, _ in METRICS:
+            for key, _ in shown:
                 v = cols[key].get(s)
                 row += [None, None] if v is None else [float(v[0]), float(v[1])]
             rows.append(row)

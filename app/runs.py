@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QMessageBox, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from lattherm.engine.store import list_runs
+from lattherm.engine.store import Run, list_runs
 
 COLUMNS = ("id", "status", "system", "size", "model", "step", "best_F_q")
 
@@ -22,17 +23,21 @@ class RunBrowser(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(["run", "status", "system", "size", "model", "step", "best F_q"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)  # several runs for Compare
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.doubleClicked.connect(lambda _: self.open_selected())
         self.open_btn, self.delete_btn, refresh = QPushButton("Open"), QPushButton("Delete…"), QPushButton("Refresh")
+        self.compare_btn = QPushButton("Compare")
+        self.compare_btn.setToolTip("overlay the F_q curves of the selected runs (ctrl/shift-click to select several)")
+        self.compare_btn.clicked.connect(self.compare_selected)
+        self.compare_dialog: CompareDialog | None = None
         self.open_btn.clicked.connect(self.open_selected)
         self.delete_btn.clicked.connect(self.delete_selected)
         refresh.clicked.connect(self.refresh)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         buttons = QHBoxLayout()
-        for b in (self.open_btn, self.delete_btn, refresh):
+        for b in (self.open_btn, self.compare_btn, self.delete_btn, refresh):
             buttons.addWidget(b)
         lay = QVBoxLayout(self)
         lay.addWidget(QLabel("<b>Runs</b>"))
@@ -47,7 +52,7 @@ class RunBrowser(QWidget):
 
     def refresh(self) -> None:
         rows = list(reversed(list_runs()))  # newest first
-        selected = self.selected_id()
+        selected = self.selected_ids()
         if rows != self.rows:
             self.rows = rows
             self.table.setRowCount(len(rows))
@@ -59,7 +64,7 @@ class RunBrowser(QWidget):
                     item.setData(Qt.UserRole, row["id"])
                     self.table.setItem(i, j, item)
             self.table.resizeColumnsToContents()
-            self.select(selected)
+            self.select_many(selected)
             self.runs_changed.emit(rows)
 
     def select(self, run_id: str | None) -> None:
@@ -67,9 +72,31 @@ class RunBrowser(QWidget):
             if row["id"] == run_id:
                 self.table.selectRow(i)
 
+    def select_many(self, run_ids) -> None:
+        want = set(run_ids)
+        sel = self.table.selectionModel()
+        self.table.clearSelection()
+        for i, row in enumerate(self.rows):
+            if row["id"] in want:
+                sel.select(self.table.model().index(i, 0), sel.SelectionFlag.Select | sel.SelectionFlag.Rows)
+
     def selected_id(self) -> str | None:
-        items = self.table.selectedItems()
-        return items[0].data(Qt.UserRole) if items else None
+        ids = self.selected_ids()
+        return ids[0] if ids else None
+
+    def selected_ids(self) -> list[str]:
+        """Selected run ids in table order (newest first)."""
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        return [self.rows[r]["id"] for r in rows if r < len(self.rows)]
+
+    def compare_selected(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            self.message.setText("select one or more runs (ctrl/shift-click) to compare")
+            return
+        runs = [(rid, self.row(rid)["path"]) for rid in ids]
+        self.compare_dialog = CompareDialog(runs, self)
+        self.compare_dialog.show()
 
     def row(self, run_id: str) -> dict | None:
         return next((r for r in self.rows if r["id"] == run_id), None)
@@ -95,3 +122,26 @@ class RunBrowser(QWidget):
 
     def _failed(self, exc) -> None:
         self.message.setText(f"<span style='color:#b00'>{exc}</span>")
+
+
+class CompareDialog(QDialog):
+    """F_q against step for several runs on one plot, one colour each, with a legend by run id (read from each
+    run's metrics.jsonl; no engine needed)."""
+
+    def __init__(self, runs: list[tuple[str, str]], parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Compare runs: F_q")
+        self.plot = pg.PlotWidget(title="F_q (variational free energy)")
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "F_q")
+        self.legend = self.plot.addLegend()
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        for k, (rid, path) in enumerate(runs):
+            recs = [r for r in Run(path).read_metrics() if r.get("F_q") is not None and "step" in r]
+            x = [float(r["step"]) for r in recs]
+            y = [float(r["F_q"]) for r in recs]
+            self.curves[rid] = self.plot.plot(x, y, pen=pg.mkPen(pg.intColor(k, hues=max(len(runs), 3)), width=1.5),
+                                              name=rid)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.plot)
+        self.resize(700, 450)

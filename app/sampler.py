@@ -89,8 +89,12 @@ class SamplerPanel(QWidget):
         svg.clicked.connect(lambda: self._export_figure("svg"))
         csv.clicked.connect(self._export_csv)
         npz.clicked.connect(self._export_npz)
+        self.xyz_btn = QPushButton("extxyz…")
+        self.xyz_btn.setToolTip("write the samples as extended XYZ atomic structures (alloy / fcc lattices)")
+        self.xyz_btn.clicked.connect(self._export_extxyz)
+        self.xyz_btn.setEnabled(False)
         ex = QHBoxLayout()
-        for w in (QLabel("export"), self.which, png, svg, csv, npz):
+        for w in (QLabel("export"), self.which, png, svg, csv, npz, self.xyz_btn):
             ex.addWidget(w)
         ex.addStretch(1)
         lay = QVBoxLayout(self)
@@ -157,6 +161,7 @@ class SamplerPanel(QWidget):
         with np.load(data["path"]) as z:
             self.samples = {k: z[k] for k in z.files}
         self.samples_path = data["path"]
+        self.xyz_btn.setEnabled(self.is_alloy())
         self.status.setText(f"{len(self.table_rows)} conditions × {data['table'][0]['n_samples']} samples → "
                             f"{Path(data['path']).name}")
         self.hist_obs.setTitle(self.info.get("observable", "observable"))
@@ -230,6 +235,20 @@ class SamplerPanel(QWidget):
         path = export.ask_path(self, "Export evaluation table", "evaluation.csv", "CSV (*.csv)")
         if path:
             export.write_csv(path, [k for k, _ in TABLE], [[r.get(k) for k, _ in TABLE] for r in self.table_rows])
+
+    def is_alloy(self) -> bool:
+        """The samples are atoms on an fcc lattice (species encoding, 3D lattice), which extxyz can hold."""
+        s = self.samples
+        return s is not None and str(s.get("encoding", "")) == "species" and np.asarray(s["samples"]).ndim == 5
+
+    def _export_extxyz(self) -> None:
+        if self.samples is None or not self.is_alloy():
+            return
+        export.request_extxyz(self, self.client, self.samples_path, "samples.extxyz", self._exported,
+                              lambda e: show_error(self.status, e))
+
+    def _exported(self, res: dict) -> None:
+        self.status.setText(f"wrote {res['frames']} structures of {res['atoms']} atoms to {res['path']}")
 
     def _export_npz(self) -> None:
         if self.samples is None:

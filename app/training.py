@@ -99,6 +99,7 @@ class TrainingPanel(QWidget):
         self.log_y.toggled.connect(self.curves.set_log_y)
         self.which_plot = QComboBox()
         self.which_plot.addItems([k for k, _ in METRICS])
+        self.curves.plots_changed = self._sync_plot_choices
         png, svg, csv = QPushButton("PNG…"), QPushButton("SVG…"), QPushButton("CSV…")
         png.clicked.connect(lambda: self._export_figure("png"))
         svg.clicked.connect(lambda: self._export_figure("svg"))
@@ -292,6 +293,15 @@ class TrainingPanel(QWidget):
         self.pause_btn.setEnabled(self.state == "running")
         self.resume_btn.setEnabled(self.state == "paused")
         self.stop_btn.setEnabled(self.state in ("running", "paused", "starting"))
+
+    def _sync_plot_choices(self) -> None:
+        keys = [k for k, _ in self.curves.metrics()]
+        if [self.which_plot.itemText(i) for i in range(self.which_plot.count())] != keys:
+            current = self.which_plot.currentText()
+            self.which_plot.clear()
+            self.which_plot.addItems(keys)
+            if current in keys:
+                self.which_plot.setCurrentText(current)
 
     # ---- export ------------------------------------------------------------------------------------------------
     def _export_figure(self, ext: str) -> None:

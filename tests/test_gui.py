@@ -324,3 +324,194 @@ def test_first_start_opens_on_the_bundled_model_and_samples_it(qtbot, window):
     row = panel.table_rows[0]
     assert panel.samples["samples"].shape == (1, 400, 5, 5)
     assert -0.05 < row["F_q"] - row["exact_neg_log_Z"] < 0.15
+
+
+# ---- compare, pattern fills, self-consistency curve, extxyz export ------------------------------------------------
+def _run_with_metrics(records: list[dict], hint: str):
+    from lattherm.engine.store import Run
+
+    run = Run.create(TINY.format(steps=10), name_hint=hint)
+    run.append_metrics(records)
+    return run
+
+
+def test_browser_compare_overlays_f_q_of_selected_runs(qtbot):
+    from lattherm.app.runs import RunBrowser
+
+    a = _run_with_metrics([{"step": s, "loss": 1.0, "F_q": -1.0 - 0.1 * s} for s in range(1, 6)], "a")
+    b = _run_with_metrics([{"step": s, "loss": 2.0, "F_q": -2.0 + 0.05 * s} for s in (2, 4, 6)]
+                          + [{"step": 7, "loss": 0.5}], "b")  # a record without F_q is left out
+    browser = RunBrowser(client=None)
+    qtbot.addWidget(browser)
+    assert {r["id"] for r in browser.rows} == {a.id, b.id}
+    browser.select_many([a.id, b.id])
+    assert set(browser.selected_ids()) == {a.id, b.id}
+    qtbot.mouseClick(browser.compare_btn, Qt.LeftButton)
+    dlg = browser.compare_dialog
+    assert dlg is not None and dlg.isVisible()
+    qtbot.addWidget(dlg)
+    assert set(dlg.curves) == {a.id, b.id}
+    for run in (a, b):
+        recs = [r for r in run.read_metrics() if "F_q" in r]
+        x, y = dlg.curves[run.id].getData()
+        assert np.array_equal(x, [r["step"] for r in recs]) and np.allclose(y, [r["F_q"] for r in recs])
+    labels = {item.text for _, item in dlg.legend.items}
+    assert labels == {a.id, b.id}
+    browser.select(a.id)  # a single click still selects one run
+    assert browser.selected_ids() == [a.id]
+
+
+def test_pattern_fills_cover_selection_or_layer_and_undo(qtbot):
+    from lattherm.app.lattice import LatticeEditor, pattern_values
+
+    ed = LatticeEditor((4, 5))
+    qtbot.addWidget(ed)
+    ed.values[1, 1] = -1
+    ed.values[3, 4] = 1
+    before = ed.values.copy()
+    ed.fill_pattern("checkerboard")  # no selection: the whole layer
+    i, j = np.indices((4, 5))
+    assert np.array_equal(ed.values, np.where((i + j) % 2 == 0, 1, -1))
+    ed.undo()
+    assert np.array_equal(ed.values, before) and ed.values.dtype == np.int8
+    ed.redo()
+    assert np.array_equal(ed.values, np.where((i + j) % 2 == 0, 1, -1))
+    ed.undo()
+    # a dragged selection (select tool) limits the fill; stripes alternate by row
+    ed.tool = "select"
+    QTest.mousePress(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 1, 1))
+    QTest.mouseRelease(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 2, 3))
+    assert ed.selection == (1, 2, 1, 3) and np.array_equal(ed.values, before)  # selecting paints nothing
+    ed.fill_pattern("stripes")
+    assert (ed.values[1, 1:4] == -1).all() and (ed.values[2, 1:4] == 1).all()
+    outside = np.ones((4, 5), bool)
+    outside[1:3, 1:4] = False
+    assert np.array_equal(ed.values[outside], before[outside])
+    ed.fill_pattern("up")
+    assert (ed.values[1:3, 1:4] == 1).all()
+    ed.fill_pattern("down")
+    assert (ed.values[1:3, 1:4] == -1).all()
+    ed.undo(); ed.undo(); ed.undo()
+    assert np.array_equal(ed.values, before)
+    # fcc: the current layer only
+    ed3 = LatticeEditor((2, 2, 3))
+    qtbot.addWidget(ed3)
+    ed3.set_layer(1)
+    ed3.fill_pattern("checkerboard")
+    assert not ed3.values[:, :, [0, 2]].any()
+    assert np.array_equal(ed3.values[:, :, 1], pattern_values("checkerboard", range(2), range(2), 1))
+
+
+def test_painting_panel_fill_buttons(qtbot):
+    from lattherm.app.painting import PaintingPanel
+
+    class Client:
+        hello = {}
+
+        def is_ready(self):
+            return False
+
+    panel = PaintingPanel(Client())
+    qtbot.addWidget(panel)
+    panel.select.setChecked(True)
+    assert panel.editor.tool == "select"
+    panel.rect.setChecked(True)
+    assert panel.editor.tool == "rect" and not panel.select.isChecked()
+    panel.rect.setChecked(False)
+    assert panel.editor.tool == "pen"
+    panel.fill.setCurrentIndex(0)
+    qtbot.mouseClick(panel.fill_btn, Qt.LeftButton)
+    i, j = np.indices(panel.editor.values.shape)
+    assert np.array_equal(panel.editor.values, np.where((i + j) % 2 == 0, 1, -1))
+
+
+def test_self_consistency_curve_only_when_logged(qtbot):
+    from lattherm.app.plots import LiveCurves
+
+    curves = LiveCurves()
+    qtbot.addWidget(curves)
+    curves.add_records([{"step": s, "loss": 1.0 / s, "F_q": -1.0} for s in range(1, 4)])  # an ARM run
+    assert "self_consistency" not in curves.plots and curves.n_points("self_consistency") == 0
+    assert "self_consistency" not in curves.table()[0]
+    recs = [{"step": s, "loss": 1.0, "F_q": -1.0, "self_consistency": 0.5 / s} for s in range(4, 8)]
+    curves.add_records(recs)
+    curves.redraw()
+    assert "self_consistency" in curves.plots
+    assert curves.plots["self_consistency"].titleLabel.text == "self-consistency"
+    x, y = curves.raw["self_consistency"].getData()
+    assert np.array_equal(x, [4, 5, 6, 7]) and np.allclose(y, [r["self_consistency"] for r in recs])
+    header, rows = curves.table()
+    assert "self_consistency" in header and len(rows) == 7
+    curves.reset()  # a new (ARM) run: the optional plot goes
+    assert "self_consistency" not in curves.plots
+
+
+def test_training_panel_offers_self_consistency_export(qtbot):
+    from lattherm.app.training import TrainingPanel
+
+    class Client:
+        hello = {}
+
+        def is_ready(self):
+            return False
+
+        def request(self, *a, **k):
+            pass
+
+    panel = TrainingPanel(Client())
+    qtbot.addWidget(panel)
+    panel.curves.add_records([{"step": 1, "loss": 1.0, "self_consistency": 0.1}])
+    items = [panel.which_plot.itemText(i) for i in range(panel.which_plot.count())]
+    assert items[-1] == "self_consistency"
+
+
+def _cuau_samples(path: Path, n: int = 3) -> np.ndarray:
+    from lattherm.engine.sampling import write_samples  # torch in the test process only, never in app/
+    from lattherm.engine.systems import make_system
+
+    system = make_system("cuau", "2x2x2")
+    rng = np.random.default_rng(0)
+    spins = rng.choice([-1, 1], size=(n, system.n_sites))
+    write_samples(path, system, spins, np.zeros(n), np.zeros(n), 500.0, 0.0)
+    return spins
+
+
+def _check_extxyz(path: Path, frames: int, atoms: int, spins: np.ndarray) -> None:
+    lines = path.read_text().splitlines()
+    k = 0
+    for f in range(frames):
+        assert int(lines[k]) == atoms
+        assert lines[k + 1].startswith('Lattice="') and "Properties=species:S:1:pos:R:3" in lines[k + 1]
+        symbols = [ln.split()[0] for ln in lines[k + 2:k + 2 + atoms]]
+        assert symbols == ["Au" if s > 0 else "Cu" for s in spins[f]]
+        k += 2 + atoms
+    assert k == len(lines)
+
+
+def test_extxyz_export_of_alloy_samples(qtbot, window, tmp_path, monkeypatch):
+    samples = tmp_path / "cuau.npz"
+    spins = _cuau_samples(samples)
+    targets = iter([tmp_path / "sampler.extxyz", tmp_path / "painted.extxyz"])
+    monkeypatch.setattr(export, "ask_path", lambda *a, **k: str(next(targets)))
+    # the sampler panel, on a (3-frame) samples file as a sampling job would leave it
+    panel = window.sampler
+    with np.load(samples) as z:
+        panel.samples = {k: z[k] for k in z.files}
+    panel.samples["samples"] = panel.samples["samples"][None]  # (conditions, n, L1, L2, L3)
+    panel.samples_path = str(samples)
+    assert panel.is_alloy()
+    panel._export_extxyz()
+    qtbot.waitUntil(lambda: "wrote 3 structures" in panel.status.text(), timeout=20000)
+    _check_extxyz(tmp_path / "sampler.extxyz", 3, spins.shape[1], spins)
+    # the painting panel: the button is enabled for an alloy result only
+    paint = window.painting
+    with np.load(samples) as z:
+        paint.result = {k: z[k] for k in z.files}
+    paint.result_path = str(samples)
+    paint.xyz_btn.setEnabled(paint.is_alloy())
+    assert paint.xyz_btn.isEnabled()
+    qtbot.mouseClick(paint.xyz_btn, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "wrote 3 structures" in paint.status.text(), timeout=20000)
+    _check_extxyz(tmp_path / "painted.extxyz", 3, spins.shape[1], spins)
+    paint.result = {"samples": np.ones((2, 3, 3), np.int8), "encoding": np.array("spin")}
+    assert not paint.is_alloy()

@@ -23,7 +23,8 @@ from ..training import Control
 #: exceptions that are the user's business (shown as they are), not engine bugs (which also go to the log)
 USER_ERRORS = (LatthermError, FileNotFoundError, ValueError, KeyError)
 
-METRIC_KEYS = ("step", "loss", "F_q", "grad_norm", "ess_fraction", "lr", "sec_per_step", "elapsed_s", "time")
+METRIC_KEYS = ("step", "loss", "F_q", "grad_norm", "ess_fraction", "lr", "sec_per_step", "elapsed_s", "time",
+               "self_consistency")
 METRICS_INTERVAL = 0.1  # at most ~10 metrics messages a second
 
 
@@ -115,6 +116,22 @@ def do_paint(params) -> dict:
     save_paint_npz(path, res, target)
     return {"path": str(path), "size": list(target.lattice.size), "lattice": target.lattice.kind,
             "log_p": res.log_p.tolist(), "log_f": res.log_f.tolist(), "n_fixed": int((fixed != 0).sum())}
+
+
+def do_export_structures(params) -> dict:
+    """An alloy (fcc) samples .npz -> extended XYZ (or CIF) at ``out``: every configuration one frame with the
+    real fcc positions and supercell. Spin (Ising) samples are refused with a one-line error."""
+    from ..analysis.structures import frames_from_samples, write_cif, write_extxyz
+    from ..sampling.files import read_samples
+
+    fmt = str(params.get("format", "extxyz"))
+    if fmt not in ("extxyz", "cif"):
+        raise LatthermError(f"format must be extxyz or cif, got {fmt!r}")
+    data = read_samples(params["samples"])
+    lattice, species, spins, infos = frames_from_samples(data, params.get("max"))
+    write = write_extxyz if fmt == "extxyz" else write_cif
+    path = write(params["out"], lattice, species, spins, infos)
+    return {"path": str(path), "format": fmt, "frames": int(len(spins)), "atoms": int(lattice.n_sites)}
 
 
 # ---- files -------------------------------------------------------------------------------------------------------
