@@ -606,3 +606,16 @@ def test_evaluate_painted_refuses_a_lattice_of_another_kind(capsys):
     """A square-lattice model cannot paint an fcc supercell: one-line error, exit 2."""
     rc, out, err = cli(capsys, "evaluate", "ising-5x5-ao-mlp", "--size", "2x2x4", "--samples", "5")
     assert rc == 2 and "lattherm: error:" in err
+
+
+def test_conditions_outside_the_trained_range_are_allowed_but_flagged(capsys, tmp_path):
+    """T above the bundled CuAu model's training range: sampling works (exit 0) and stderr says extrapolation;
+    evaluate marks exactly the out-of-range condition."""
+    rc, out, err = cli(capsys, "sample", "cuau-2x2x4-ao-mlp", "--T", "1500", "--mu", "0", "-n", "5",
+                       "--out", tmp_path / "x.npz")
+    assert rc == 0 and "extrapolation" in err and "(200.0, 1200.0)" in err
+    rc, out, err = cli(capsys, "evaluate", "ising-5x5-ao-mlp", "--grid", "2.0,4.0:0", "--samples", "20", "--json")
+    assert rc == 0, err
+    ev = json.loads(out)
+    assert [c["extrapolation"] for c in ev["conditions"]] == [False, True]
+    assert ev["trained_range"] == {"T": [1.5, 3.5], "mu": [-0.4, 0.4]}

@@ -174,8 +174,9 @@ def _print_table(ev: dict, unit: str) -> None:
     for c in ev["conditions"]:
         ex = "-" if c["exact_neg_log_Z"] is None else f"{c['exact_neg_log_Z']:.4f}"
         gap = "-" if c["gap"] is None else f"{c['gap']:.4f}"
+        mark = "  extrapolation" if c.get("extrapolation") else ""
         print(f"{c['T']:8.3f} {c['mu']:7.3f} {c['mean_log_p']:10.4f} {c['mean_log_f']:10.4f} {c['F_q']:10.4f} "
-              f"{c['neg_log_Z_nis']:10.4f} {c['ess_fraction']:6.3f} {ex:>10} {gap:>8}")
+              f"{c['neg_log_Z_nis']:10.4f} {c['ess_fraction']:6.3f} {ex:>10} {gap:>8}{mark}")
     av = ev["average"]
     ex = "-" if av["exact_neg_log_Z"] is None else f"{av['exact_neg_log_Z']:.4f}"
     gap = "-" if av["gap"] is None else f"{av['gap']:.4f}"
@@ -207,10 +208,21 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
     for T, mu in conds:
         system.check(T, mu)
     ev = evaluate(lm.model, system, conds, samples, batch, exact=exact, draw=draw).to_dict()
+    for c in ev["conditions"]:
+        c["extrapolation"] = lm.extrapolates(c["T"], c["mu"])
+    ev["trained_range"] = lm.trained_range()
     ev["source"] = {"kind": lm.source.kind, "path": str(lm.source.path), "step": lm.step,
                     "painted_from": lm.system.lattice.label if draw else None}
     ev["system"]["T_unit"] = system.temperature_unit
     return ev
+
+
+def _note_extrapolation(lm, T: float, mu: float) -> None:
+    """Conditions outside the trained range are allowed, and said to be an extrapolation."""
+    if lm.extrapolates(T, mu):
+        r = lm.trained_range()
+        print(f"note: T={T:g}, mu={mu:g} lies outside the trained range T {r['T']}, mu {r['mu']}: extrapolation",
+              file=sys.stderr)
 
 
 def _write_guarded(write, path) -> None:
@@ -255,6 +267,7 @@ def cmd_sample(a) -> int:
         raise LatthermError(f"this {lm.model.kind} MLP model serves only the {system.lattice.label} lattice, "
                             f"not {a.size} (larger lattices need painting)")
     system.check(a.T, a.mu)
+    _note_extrapolation(lm, a.T, a.mu)
     sb = lm.model.sample(a.T, a.mu, batch=a.n)
     spins = sb.spins.cpu()
     log_f = system.log_f(spins, a.T, a.mu)
@@ -281,6 +294,8 @@ def cmd_paint(a) -> int:
     mask = values = None
     if a.constraints:
         mask, values = load_constraints(a.constraints, target)
+    target.check(a.T, a.mu)
+    _note_extrapolation(lm, a.T, a.mu)
     gen = torch.Generator().manual_seed(a.seed)
     res = paint_with_model(lm, target, a.T, a.mu, a.n, mask=mask, values=values, generator=gen, stride=a.stride,
                            method=a.method, period_mode=a.period_mode)

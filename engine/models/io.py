@@ -60,6 +60,22 @@ class LoadedModel:
     def step(self) -> int | None:
         return self.meta.get("step")
 
+    def trained_range(self) -> dict | None:
+        """{"T": (low, high), "mu": (low, high)} of the training grid from the config beside the weights (the
+        per-epoch jitter spreads a little beyond it); None when no readable config says so."""
+        import tomllib
+
+        try:
+            c = tomllib.loads(self.source.config_path.read_text(encoding="utf-8"))["conditions"]
+            return {"T": tuple(float(v) for v in c["T"]), "mu": tuple(float(v) for v in c["mu"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def extrapolates(self, T: float, mu: float) -> bool:
+        """True when (T, mu) lies outside the trained range: allowed, but the results are an extrapolation."""
+        r = self.trained_range()
+        return r is not None and not (r["T"][0] <= T <= r["T"][1] and r["mu"][0] <= mu <= r["mu"][1])
+
 
 def load_model(ref, device: str = "cpu") -> LoadedModel:
     """Load the model of a run (latest checkpoint), a model folder, or a bundled model by name."""
