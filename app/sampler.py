@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QPro
                                QRadioButton, QSlider, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget,
                                QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 
 from . import export
 from .common import dspin, error_label, fmt_eta, show_error
@@ -169,7 +170,11 @@ class SamplerPanel(QWidget):
         for i, row in enumerate(self.table_rows):
             for j, (key, _) in enumerate(TABLE):
                 v = row.get(key)
-                self.table.setItem(i, j, QTableWidgetItem("" if v is None else f"{v:.5g}"))
+                item = QTableWidgetItem("" if v is None else f"{v:.5g}")
+                if row.get("extrapolation"):  # outside the trained (T, mu) range: allowed, but say so
+                    item.setBackground(QColor("#fff3c4"))
+                    item.setToolTip("outside the model's trained (T, mu) range: extrapolation")
+                self.table.setItem(i, j, item)
         self.condition.blockSignals(True)
         self.condition.clear()
         self.condition.addItems([f"T={r['T']:g}, mu={r['mu']:g}" for r in self.table_rows])

@@ -515,3 +515,16 @@ def test_extxyz_export_of_alloy_samples(qtbot, window, tmp_path, monkeypatch):
     _check_extxyz(tmp_path / "painted.extxyz", 3, spins.shape[1], spins)
     paint.result = {"samples": np.ones((2, 3, 3), np.int8), "encoding": np.array("spin")}
     assert not paint.is_alloy()
+
+
+def test_sampler_flags_conditions_outside_the_trained_range(qtbot, window):
+    """The bundled Ising model was trained for kT in [1.5, 3.5]: sampling at kT 4.5 works and its table row is
+    marked as an extrapolation."""
+    panel = window.sampler
+    panel.T.setValue(4.5)
+    panel.mu.setValue(0.0)
+    panel.n.setValue(50)
+    qtbot.mouseClick(panel.go, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.samples is not None, timeout=60000)
+    assert panel.table_rows[0]["extrapolation"] is True
+    assert "extrapolation" in panel.table.item(0, 0).toolTip()

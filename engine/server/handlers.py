@@ -291,7 +291,7 @@ def _sample(engine, job) -> None:
         spins.append(sb.spins.to(torch.int8).numpy())
         log_p.append(sb.log_p.numpy())
         log_f.append(system.log_f(sb.spins, T, mu).numpy())
-        table.append(est.to_dict())
+        table.append({**est.to_dict(), "extrapolation": lm.extrapolates(T, mu)})
         el = time.perf_counter() - t0
         ch.event("progress", job.id, {"step": i + 1, "total": len(conds), "fraction": (i + 1) / len(conds),
                                       "eta_s": el / (i + 1) * (len(conds) - i - 1)})
