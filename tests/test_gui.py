@@ -19,29 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from lattherm.app import export, settings  # noqa: E402
 from lattherm.app.window import MainWindow  # noqa: E402
-
-TINY = """
-[system]
-name = "ising"
-size = "3x3"
-[model]
-kind = "ao-arm"
-arch = "mlp"
-hidden = 16
-layers = 1
-[conditions]
-T = [1.5, 3.5]
-T_points = 2
-mu = [-0.4, 0.4]
-mu_points = 2
-[training]
-batch = 16
-steps = {steps}
-lr = 2e-3
-device = "cpu"
-checkpoint_every = 20
-log_every = 1
-"""
+from _configs import tiny_ising  # noqa: E402
 
 
 @pytest.fixture
@@ -59,7 +37,7 @@ def window(qtbot, lattherm_home):
 def train_run(qtbot, win, steps: int) -> str:
     """Start a run through the Training panel's own Start button; return the run id once it has started."""
     panel = win.training
-    panel.set_config(tomllib.loads(TINY.format(steps=steps)))
+    panel.set_config(tomllib.loads(tiny_ising(steps)))
     qtbot.mouseClick(panel.start_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.curves.n_points("loss") > 0, timeout=20000)
     return panel.run_id
@@ -330,7 +308,7 @@ def test_first_start_opens_on_the_bundled_model_and_samples_it(qtbot, window):
 def _run_with_metrics(records: list[dict], hint: str):
     from lattherm.engine.store import Run
 
-    run = Run.create(TINY.format(steps=10), name_hint=hint)
+    run = Run.create(tiny_ising(10), name_hint=hint)
     run.append_metrics(records)
     return run
 

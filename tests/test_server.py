@@ -13,28 +13,7 @@ import time
 import numpy as np
 import pytest
 
-TINY = """
-[system]
-name = "ising"
-size = "3x3"
-[model]
-kind = "ao-arm"
-arch = "mlp"
-hidden = 16
-layers = 1
-[conditions]
-T = [1.5, 3.5]
-T_points = 2
-mu = [-0.4, 0.4]
-mu_points = 2
-[training]
-batch = 16
-steps = {steps}
-lr = 2e-3
-device = "cpu"
-checkpoint_every = 50
-log_every = 1
-"""
+from _configs import tiny_ising
 
 
 class Engine:
@@ -114,7 +93,7 @@ def test_hello_errors_as_data_and_stdout_guard(engine):
 
 def test_training_pause_cancel_checkpoint_and_quick_requests(engine, lattherm_home):
     engine.call("hello", protocol=1)
-    job = engine.call("start_training", config=TINY.format(steps=5000))["result"]["job"]
+    job = engine.call("start_training", config=tiny_ising(5000, checkpoint_every=50))["result"]["job"]
     started = engine.event("started", job)["data"]
     engine.event("metrics", job)
     t0 = time.monotonic()
@@ -143,7 +122,7 @@ def test_training_pause_cancel_checkpoint_and_quick_requests(engine, lattherm_ho
 
 def test_paint_keeps_fixed_sites_and_sampling_writes_npz(engine):
     engine.call("hello", protocol=1)
-    job = engine.call("start_training", config=TINY.format(steps=20))["result"]["job"]
+    job = engine.call("start_training", config=tiny_ising(20, checkpoint_every=50))["result"]["job"]
     run = engine.event("finished", job)["data"]["path"]
     fixed = [1, 0, -1, 0, 0, 0, -1, 0, 1]
     res = engine.call("paint", model=run, T=2.0, mu=0.1, n=6, fixed=fixed)["result"]

@@ -105,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     xs.add_argument("--format", choices=["extxyz", "cif"], help="default: from the --out suffix (.xyz/.extxyz, .cif)")
     xs.add_argument("--out", required=True, help="destination file")
     xs.add_argument("--max", type=int, help="export at most this many configurations (default: all)")
+
+    pd = sub.add_parser("phase-diagram", help="temperature-composition map and <x>(mu) isotherms from model samples")
+    pd.add_argument("model", metavar="MODEL")
+    pd.add_argument("--T-points", type=int, default=32)
+    pd.add_argument("--mu-points", type=int, default=32)
+    pd.add_argument("--samples", type=int, default=200, help="samples per condition")
+    pd.add_argument("--T-range", help="low,high (default: the model's trained range)")
+    pd.add_argument("--mu-range", help="low,high (default: the model's trained range)")
+    pd.add_argument("--out", required=True, help="destination folder")
+    pd.add_argument("--device", default="cpu")
+    pd.add_argument("--seed", type=int, default=0)
     return p
 
 
@@ -379,9 +390,54 @@ def cmd_export(a) -> int:
     return 0
 
 
+def _range(text: str | None, name: str, default) -> tuple[float, float]:
+    if text is None:
+        if default is None:
+            raise LatthermError(f"the model has no trained range: give {name} low,high")
+        return float(default[0]), float(default[1])
+    parts = text.split(",")
+    try:
+        lo, hi = (float(v) for v in parts)
+    except ValueError:
+        raise LatthermError(f"{name} must be two numbers low,high, got {text!r}") from None
+    if not lo <= hi:
+        raise LatthermError(f"{name} must have low <= high, got {text!r}")
+    return lo, hi
+
+
+def cmd_phase_diagram(a) -> int:
+    import numpy as np
+    import torch
+
+    from ..analysis.phase_diagram import model_phase_grid, write_phase_diagram
+    from ..models.io import load_model
+    from ..systems.base import check_condition
+
+    for name, v in (("--T-points", a.T_points), ("--mu-points", a.mu_points), ("--samples", a.samples)):
+        if v < 1:
+            raise LatthermError(f"{name} must be >= 1, got {v}")
+    if a.T_range is not None:  # check before loading anything
+        check_condition(np.asarray(_range(a.T_range, "--T-range", None)), 0.0)
+    if a.mu_range is not None:
+        check_condition(1.0, np.asarray(_range(a.mu_range, "--mu-range", None)))
+    lm = load_model(a.model, device=_device(a.device))
+    r = lm.trained_range() or {}
+    T = np.linspace(*_range(a.T_range, "--T-range", r.get("T")), a.T_points)
+    mu = np.linspace(*_range(a.mu_range, "--mu-range", r.get("mu")), a.mu_points)
+    lm.system.check(T, mu)
+    for t, m in ((T[0], mu[0]), (T[-1], mu[-1])):
+        _note_extrapolation(lm, float(t), float(m))
+    torch.manual_seed(a.seed)
+    grid = model_phase_grid(lm, T, mu, a.samples)
+    _write_guarded(lambda: write_phase_diagram(a.out, grid, lm.system.name), a.out)
+    print(f"wrote the {a.T_points}x{a.mu_points} phase grid ({a.samples} samples per condition) of "
+          f"{lm.system.name} {lm.system.lattice.label} to {a.out}")
+    return 0
+
+
 COMMANDS = {"exact": cmd_exact, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
             "runs": cmd_runs, "paint": cmd_paint, "demo": cmd_demo, "export-model": cmd_export_model,
-            "export": cmd_export}
+            "export": cmd_export, "phase-diagram": cmd_phase_diagram}
 
 
 def main(argv=None) -> int:
