@@ -127,9 +127,12 @@ class PaintingPanel(QWidget):
     def model_changed(self, _=None) -> None:
         ref = self.model.current_ref()
         if ref and self.client.is_ready():
-            self.client.request("model_info", {"model": ref}, self._got_info, lambda e: show_error(self.status, e))
+            self.client.request("model_info", {"model": ref}, lambda info: self._got_info(ref, info),
+                                lambda e: show_error(self.status, e))
 
-    def _got_info(self, info: dict) -> None:
+    def _got_info(self, ref: str, info: dict) -> None:
+        if ref != self.model.current_ref():
+            return  # an answer about a model chosen before the current one: stale, ignore it
         self.info = info
         shape = tuple(info["size"])
         self.target.setText("x".join(map(str, shape)))

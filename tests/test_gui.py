@@ -272,7 +272,10 @@ def test_refreshed_model_list_keeps_the_painting(qtbot):
     qtbot.addWidget(panel)
     panel.model.set_choices([("run: a", "/runs/a")])
     assert client.calls == [("model_info", {"model": "/runs/a"})]
-    panel._got_info({"size": [4, 4], "system": "ising", "lattice": "square", "model": {"kind": "ao-arm"}})
+    info = {"size": [4, 4], "system": "ising", "lattice": "square", "model": {"kind": "ao-arm"}}
+    panel._got_info("/runs/stale", info)  # an answer about a model no longer chosen is ignored
+    assert panel.info is None
+    panel._got_info("/runs/a", info)
     panel.target.setText("8x8")
     panel.apply_target()
     panel.editor.values[0, 0] = 1
