@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters as pgexp
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QWidget
 
 from lattherm.engine.store import atomic_write_bytes, atomic_write_text
 
 from . import settings
+from .common import show_error
 
 
 def ask_path(parent: QWidget, title: str, suggested: str, filters: str, key: str = "export_dir") -> str | None:
@@ -59,13 +60,15 @@ def write_csv(path: str | Path, header: list[str], rows) -> Path:
     return Path(path)
 
 
-def request_extxyz(parent: QWidget, client, samples_path: str, suggested: str, on_done, on_error) -> None:
+def request_extxyz(parent: QWidget, client, samples_path: str, suggested: str, status: QLabel) -> None:
     """Ask where, then have the engine write the alloy samples file as extended XYZ (the structure writer lives
-    in the engine process; the GUI never imports it)."""
+    in the engine process; the GUI never imports it); the outcome is shown in ``status``."""
     path = ask_path(parent, "Export structures", suggested, "Extended XYZ (*.extxyz *.xyz)", key="structures_dir")
     if path:
         client.request("export_structures", {"samples": str(samples_path), "out": path, "format": "extxyz"},
-                       on_done, on_error)
+                       lambda res: status.setText(f"wrote {res['frames']} structures of {res['atoms']} atoms "
+                                                  f"to {res['path']}"),
+                       lambda e: show_error(status, e))
 
 
 def write_npz(path: str | Path, **arrays) -> Path:

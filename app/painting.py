@@ -237,11 +237,7 @@ class PaintingPanel(QWidget):
     def _export_extxyz(self) -> None:
         if not self.result_path or not self.is_alloy():
             return
-        export.request_extxyz(self, self.client, self.result_path, "painted.extxyz", self._exported,
-                              lambda e: show_error(self.status, e))
-
-    def _exported(self, res: dict) -> None:
-        self.status.setText(f"wrote {res['frames']} structures of {res['atoms']} atoms to {res['path']}")
+        export.request_extxyz(self, self.client, self.result_path, "painted.extxyz", self.status)
 
     def _export_png(self) -> None:
         if not self.views:

@@ -249,11 +249,7 @@ class SamplerPanel(QWidget):
     def _export_extxyz(self) -> None:
         if self.samples is None or not self.is_alloy():
             return
-        export.request_extxyz(self, self.client, self.samples_path, "samples.extxyz", self._exported,
-                              lambda e: show_error(self.status, e))
-
-    def _exported(self, res: dict) -> None:
-        self.status.setText(f"wrote {res['frames']} structures of {res['atoms']} atoms to {res['path']}")
+        export.request_extxyz(self, self.client, self.samples_path, "samples.extxyz", self.status)
 
     def _export_npz(self) -> None:
         if self.samples is None:

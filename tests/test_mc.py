@@ -12,7 +12,7 @@ from lattherm.engine.errors import LatthermError
 from lattherm.engine.exact import enumerate_exact
 from lattherm.engine.sampling import (composition_free_energy, estimate, flip_tables, integrated_autocorrelation_time,
                                       lower_hull, metropolis)
-from lattherm.engine.sampling.mc import _pad
+from lattherm.engine.sampling.mc import flip_energy_pairs
 from lattherm.engine.systems import Ising, make_system
 
 
@@ -26,14 +26,7 @@ def test_flip_energy_equals_full_difference(name, size):
     system = make_system(name, size)
     tables = flip_tables(system, check=False)
     assert tables.exact
-    g = torch.Generator().manual_seed(3)
-    B, N = 64, system.n_sites
-    s = (2 * torch.randint(0, 2, (B, N), generator=g) - 1).to(torch.float64)
-    i = torch.randint(0, N, (B,), generator=g)
-    d = tables.delta(_pad(s, torch.float32), i)
-    y = s.clone()
-    y[torch.arange(B), i] *= -1
-    full = system.energy(y) - system.energy(s)
+    d, full = flip_energy_pairs(system, tables, batch=64, seed=3)
     torch.testing.assert_close(d, full, rtol=0, atol=1e-12)
 
 

@@ -164,15 +164,20 @@ def flip_tables(system: System, check: bool = True) -> FlipTables:
     return tables
 
 
-def _self_check(system: System, tables: FlipTables, batch: int = 8) -> bool:
-    g = torch.Generator().manual_seed(12345)
+def flip_energy_pairs(system: System, tables: FlipTables, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(table flip energy, full energy difference) for ``batch`` random configurations and random sites."""
+    g = torch.Generator().manual_seed(seed)
     n = system.n_sites
     s = (2 * torch.randint(0, 2, (batch, n), generator=g) - 1).to(torch.float64)
     i = torch.randint(0, n, (batch,), generator=g)
     d = tables.delta(_pad(s, torch.float64), i)
     y = s.clone()
     y[torch.arange(batch), i] *= -1
-    full = system.energy(y) - system.energy(s)
+    return d, system.energy(y) - system.energy(s)
+
+
+def _self_check(system: System, tables: FlipTables, batch: int = 8) -> bool:
+    d, full = flip_energy_pairs(system, tables, batch, seed=12345)
     scale = 1.0 + float(full.abs().max())
     return bool(((d - full).abs() <= 1e-9 * scale).all())
 
