@@ -19,13 +19,14 @@ import sys
 CASE = r"""
 import json, resource, sys, time, torch
 from lattherm.engine.training import Trainer, parse_config
-size, kind, hidden, layers, steps, device, batch = sys.argv[1:8]
+size, kind, hidden, layers, steps, device, batch, arch = sys.argv[1:9]
 text = f'''
 [system]
 name = "ising"
 size = "{size}"
 [model]
 kind = "{kind}"
+arch = "{arch}"
 hidden = {hidden}
 layers = {layers}
 [training]
@@ -93,15 +94,16 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--sizes", default="5x5,10x10")
     ap.add_argument("--kinds", default="fo-arm,ao-arm")
+    ap.add_argument("--arch", default="mlp", choices=["mlp", "transformer"])
     ap.add_argument("--batch", type=int, default=1250, help="a multiple of the 25 training conditions")
     a = ap.parse_args()
-    print(f"batch {a.batch}, MLP {a.layers}x{a.hidden}, device {a.device}, {a.steps} timed steps after 1 warm-up")
+    print(f"batch {a.batch}, {a.arch} {a.layers}x{a.hidden}, device {a.device}, {a.steps} timed steps after 1 warm-up")
     print(f"{'size':>6} {'model':>7} {'s/step':>8} {'peak MiB':>9}")
     rows = {}
     for size in a.sizes.split(","):
         for kind in a.kinds.split(","):
             out = subprocess.run([sys.executable, "-c", CASE, size, kind, str(a.hidden), str(a.layers), str(a.steps),
-                                  a.device, str(a.batch)], capture_output=True, text=True)
+                                  a.device, str(a.batch), a.arch], capture_output=True, text=True)
             if out.returncode:
                 print(f"{size:>6} {kind:>7} failed: {out.stderr.strip().splitlines()[-1]}")
                 continue

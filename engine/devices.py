@@ -23,3 +23,13 @@ def pick_device(name: str) -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise LatthermError(f"device {name!r} does not exist ({torch.cuda.device_count()} CUDA devices)")
     return dev
+
+
+def generator_on(generator: torch.Generator | None, device) -> torch.Generator | None:
+    """A generator usable on ``device``: the given one when it lives there, else a new one on ``device`` seeded
+    from it (a CPU seed stays reproducible when the model runs on a GPU). None stays None."""
+    device = torch.device(device)
+    if generator is None or generator.device.type == device.type:
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)

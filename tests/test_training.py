@@ -179,3 +179,21 @@ def test_bundled_configs_exist_for_every_paper_setting():
     names = {p.stem for p in _bundled_configs()}
     assert {"ising-5x5-fo-mlp", "ising-5x5-ao-mlp", "ising-10x10-fo-mlp", "ising-10x10-ao-mlp",
             "cuau-2x2x4-ao-mlp", "quick-cpu"} <= names
+
+
+def test_init_starts_from_a_trained_models_weights_and_refuses_another_architecture(tmp_path):
+    from lattherm.engine.errors import LatthermError
+
+    text = TINY.format(kind="ao-arm", sym="false", steps=5)
+    src = Trainer.create(text, root=tmp_path)
+    src.train()
+    warm = Trainer.create(text.replace("seed = 3", "seed = 4"), root=tmp_path, init=src.run.path)
+    for k, v in src.model.state_dict().items():
+        assert torch.equal(warm.model.state_dict()[k], v), k
+    assert warm.step == 0 and warm.run.status()["init_from"] == str(src.run.path)
+    runs_before = len(list_runs(tmp_path))
+    with pytest.raises(LatthermError, match="does not match"):
+        Trainer.create(text.replace("hidden = 32", "hidden = 16"), root=tmp_path, init=src.run.path)
+    with pytest.raises(LatthermError, match="does not match"):
+        Trainer.create(text.replace('"ao-arm"', '"fo-arm"'), root=tmp_path, init=src.run.path)
+    assert len(list_runs(tmp_path)) == runs_before  # a refused warm start leaves no run folder behind

@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="run id or folder to continue")
     t.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
     t.add_argument("--name", help="name hint for the run folder")
+    t.add_argument("--init", metavar="MODEL", help="start from the weights of this run or model (same architecture)")
 
     v = sub.add_parser("evaluate", help="free energies of a run or model over a condition grid")
     v.add_argument("model", metavar="RUN_OR_MODEL")
@@ -141,8 +142,8 @@ def cmd_train(a) -> int:
     from .progress import Progress
 
     if a.resume:
-        if a.config:
-            raise LatthermError("give either CONFIG.toml or --resume RUN, not both")
+        if a.config or a.init:
+            raise LatthermError("--resume continues a run as it was: it takes neither CONFIG.toml nor --init")
         trainer = Trainer.resume(a.resume, device=_device(a.device))
     elif a.config:
         from pathlib import Path
@@ -154,7 +155,7 @@ def cmd_train(a) -> int:
 
         text = path.read_text(encoding="utf-8")
         parse_config(text, source=str(path))  # errors name the file; nothing is created for a bad config
-        trainer = Trainer.create(text, name_hint=a.name, device=_device(a.device))
+        trainer = Trainer.create(text, name_hint=a.name, device=_device(a.device), init=a.init)
     else:
         raise LatthermError("train needs CONFIG.toml or --resume RUN")
     control = Control()

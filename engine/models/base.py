@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..devices import generator_on
+
 
 @dataclass
 class SampleBatch:
@@ -80,6 +82,7 @@ class AutoregressiveModel(nn.Module):
         """Draw ``batch`` samples at conditions T, mu (scalars or (B,) tensors), with exact path log p."""
         T, mu = self._conditions(T, mu, batch)
         B = T.shape[0]
+        generator = generator_on(generator, T.device)
         if ranks is None:
             ranks = self.default_ranks(B, T.device, generator)
         flip = None

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..devices import generator_on
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
 from ..models.base import AutoregressiveModel, tokens_from_spins
@@ -325,6 +326,7 @@ def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask
     runner = plan.runner
     T, mu = _conds(T, mu, n)
     dev = runner.device
+    generator = generator_on(generator, dev)
     if runner.symmetric:
         flip = torch.rand(n, generator=generator, device=dev if generator is None else generator.device).to(dev) < 0.5
         sign = torch.where(flip, -1.0, 1.0).to(dev)

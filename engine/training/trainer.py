@@ -17,7 +17,7 @@ import torch
 
 from .. import __version__
 from ..devices import pick_device
-from ..errors import CheckpointError
+from ..errors import CheckpointError, LatthermError
 from ..models import model_for_system
 from ..models.io import model_from_tensors, model_meta, model_tensors
 from ..store import Run, load_tensors, save_tensors
@@ -76,14 +76,35 @@ class Trainer:
 
     # ---- construction ---------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, config_text: str, name_hint: str | None = None, device: str | None = None, root=None):
+    def create(cls, config_text: str, name_hint: str | None = None, device: str | None = None, root=None,
+               init=None):
+        """A new run from a config; ``init`` (run, model folder or bundled name) gives the starting weights."""
         cfg = parse_config(config_text)
         hint = name_hint or f"{cfg.system.name}-{cfg.system.size}-{cfg.model.kind}"
         trainer = cls(cfg, None, device)  # build first: a bad config never leaves a run folder behind
+        extra = {}
+        if init is not None:
+            extra["init_from"] = trainer.init_weights(init)
         trainer.run = Run.create(config_text, hint, root=root)
         trainer.run.set_status("created", system=cfg.system.name, size=cfg.system.size,
-                               model=f"{cfg.model.kind}/{cfg.model.arch}", step=0)
+                               model=f"{cfg.model.kind}/{cfg.model.arch}", step=0, **extra)
         return trainer
+
+    def init_weights(self, ref) -> str:
+        """Copy the weights of a trained model of the same architecture (a warm start: continuing a run with a
+        new schedule, or a Transformer trained on one lattice size starting on another). Returns its path."""
+        from ..models.io import load_model
+
+        lm = load_model(ref, device=str(self.device))
+        mine, theirs = self.model.state_dict(), lm.model.state_dict()
+        shape = {k: tuple(v.shape) for k, v in mine.items()}
+        other = {k: tuple(v.shape) for k, v in theirs.items()}
+        if lm.model.kind != self.model.kind or shape != other:
+            diff = sorted(set(shape.items()) ^ set(other.items()))[:3]
+            raise LatthermError(f"cannot start from {lm.source.path}: its {lm.model.kind} model does not match this "
+                                f"config's {self.model.kind} (differs in {', '.join(k for k, _ in diff) or 'kind'})")
+        self.model.load_state_dict(theirs)
+        return str(lm.source.path)
 
     @classmethod
     def resume(cls, ref, device: str | None = None, root=None):
@@ -105,6 +126,8 @@ class Trainer:
             for k, v in st.items():
                 tensors[f"optim.state.{pid}.{k}"] = torch.as_tensor(v)
         tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         tensors.update(self.objective.state_tensors())
         meta = {**model_meta(self.model, self.system), "type": "training-checkpoint", "step": self.step,
                 "elapsed_s": self.elapsed, "best_F_q": None if math.isinf(self.best_F_q) else self.best_F_q,
@@ -133,6 +156,8 @@ class Trainer:
         self.best_F_q = math.inf if best is None else float(best)
         if "rng.torch" in tensors:
             torch.set_rng_state(tensors["rng.torch"].to(torch.uint8))
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"].to(torch.uint8), self.device)
         self.objective.load_state_tensors(tensors)
 
     # ---- one step ---------------------------------------------------------------------------------------------
