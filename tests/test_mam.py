@@ -161,8 +161,30 @@ def test_sampling_delegates_to_the_conditional_net_with_exact_path_log_p():
     with torch.no_grad():
         again = m.conditional_net.log_prob(sb.spins, 2.0, 0.3, sb.ranks)
     assert torch.allclose(sb.log_p, again.double(), atol=1e-5)
-    with pytest.raises(Exception, match="symmetri"):
-        build_model("ao-mam", "mlp", n_sites=4, hidden=16, layers=2, symmetric=True)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_symmetric_mam_is_a_normalised_z2_mixture_in_sampling_and_in_the_marginal(arch):
+    """Z2: path probabilities of all 16 states of a 2x2 lattice sum to 1 and are invariant under (s, mu) -> (-s, -mu);
+    sampled log p equals the re-scored mixture; the model marginal is the mixture of the component's."""
+    torch.manual_seed(0)
+    system = make_system("ising", "2x2")
+    m = model_for_system("ao-mam", arch, system, 16, 2, symmetric=True, heads=2)
+    perturb(m, scale=0.2)
+    all4 = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=4)))
+    r = random_ranks(1, 4).expand(16, -1)
+    with torch.no_grad():
+        lp = m.log_prob(all4, 2.0, 0.3, r).double()
+        assert float(lp.exp().sum()) == pytest.approx(1.0, abs=1e-5)
+        assert torch.allclose(lp, m.log_prob(-all4, 2.0, -0.3, r).double(), atol=1e-5)
+        sb = m.sample(2.0, 0.3, batch=50)
+        assert torch.allclose(sb.log_p, m.log_prob(sb.spins, 2.0, 0.3, sb.ranks).double(), atol=1e-5)
+        tokens, _ = partial_lattices(20, N=4)
+        flipped = torch.where(tokens > 0, 3 - tokens, tokens)
+        a = m.model_marginal_log_prob(tokens, 2.0, 0.3)
+        assert torch.allclose(a, m.model_marginal_log_prob(flipped, 2.0, -0.3), atol=1e-5)
+        mix = torch.logaddexp(m.marginal_log_prob(tokens, 2.0, 0.3), m.marginal_log_prob(flipped, 2.0, -0.3))
+        assert torch.allclose(a, mix - math.log(2.0), atol=1e-5)
 
 
 def test_block_gibbs_leaves_a_consistent_conditional_distribution_invariant():
@@ -251,11 +273,13 @@ def test_conditional_F_q_stays_above_the_exact_bound_and_approaches_it(trained):
         assert fq - bound < (fq0 - bound) - 0.5, (fq0 - bound, fq - bound)
 
 
-def test_resume_of_a_mam_run_is_exact_including_the_chains():
-    """Stop after 10 steps, resume to 20: parameters and chains equal those of an uninterrupted 20-step run."""
+@pytest.mark.parametrize("extra", ["", "symmetric = true"])
+def test_resume_of_a_mam_run_is_exact_including_the_chains(extra):
+    """Stop after 10 steps, resume to 20: parameters and chains (and a symmetric run's chain orientations) equal
+    those of an uninterrupted 20-step run."""
     from lattherm.engine.training import Control
 
-    text = config("mlp", steps=20, extra="")
+    text = config("mlp", steps=20, extra=extra)
     straight = Trainer.create(text)
     straight.train()
     first = Trainer.create(text)
@@ -268,6 +292,8 @@ def test_resume_of_a_mam_run_is_exact_including_the_chains():
     for (name, a), b in zip(straight.model.state_dict().items(), second.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
     assert torch.equal(straight.objective.chains, second.objective.chains)
+    assert torch.equal(straight.objective.chain_sign, second.objective.chain_sign)
+    assert bool((straight.objective.chain_sign == -1).any()) == bool(extra)
 
 
 @pytest.mark.parametrize("change, needle", [
@@ -277,8 +303,30 @@ def test_bad_mam_settings_are_config_errors(change, needle):
 
     with pytest.raises(ConfigError, match=needle.split(" =")[0]):
         parse_config(config().replace(change, needle))
-    with pytest.raises(ConfigError, match="symmetric"):
-        parse_config(config(extra="symmetric = true"))
+
+
+def test_symmetric_needs_an_energy_even_in_the_spins():
+    from lattherm.engine.errors import ConfigError
+
+    assert parse_config(config(extra="symmetric = true")).model.symmetric
+    cuau = config(extra="symmetric = true").replace('name = "ising"', 'name = "cuau"').replace('"3x3"', '"1x1x4"')
+    with pytest.raises(ConfigError, match="symmetric.*even"):
+        parse_config(cuau)
+
+
+def test_symmetric_mam_training_lowers_the_exact_F_q_and_stays_above_the_bound():
+    """A symmetric 3x3 MAM: the exact F_q gap of the Z2 mixture (all 512 states) halves in 400 steps, stays >= 0."""
+    tr = Trainer(parse_config(config("mlp", steps=400, extra="symmetric = true")))
+    system = make_system("ising", "3x3")
+    before = [exact_F_q(tr.model, system, T, mu)[0] for T, mu in CONDS]
+    recs = []
+    tr.train(on_log=recs.append)
+    for (T, mu), fq0 in zip(CONDS, before):
+        fq, norm = exact_F_q(tr.model, system, T, mu)
+        bound = -exact_reference(system, T, mu).log_Z
+        assert norm == pytest.approx(1.0, abs=1e-5)
+        assert bound - 1e-6 <= fq and fq - bound < 0.5 * (fq0 - bound), (fq0 - bound, fq - bound)
+    assert recs[-1]["self_consistency"] < 1.0
 
 
 def test_paper_lambda_defaults():

@@ -80,19 +80,50 @@ def test_write_phase_diagram_with_reference(model_grid, tmp_path):
 
 def test_cli_writes_data_and_figures(capsys, tmp_path):
     out = tmp_path / "diagram"
-    rc = main(["phase-diagram", MODEL, "--T-points", "2", "--mu-points", "3", "--samples", "20", "--out", str(out)])
+    rc = main(["phase-diagram", MODEL, "--T-points", "2", "--mu-points", "3", "--samples", "20",
+               "--boundary-T-points", "2", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     z = _check_outputs(out)
     assert z["T"].tolist() == [200.0, 1200.0] and z["mu"].tolist() == [-0.12, 0.0, 0.12]  # trained range
+    # Wang-Landau boundary: at 200 K the ordered compounds of the 16-site cell (x = 0, 1/4, 1/2, 3/4, 1) are the
+    # vertices of the free-energy hull; each two-phase interval joins two of them
+    ref = z["reference"]
+    low = ref[ref[:, 0] == 200.0]
+    assert len(low) >= 2 and (low[:, 1] < low[:, 2]).all()
+    assert set(np.round(low[:, 1:].ravel() * 16).astype(int)) <= {0, 4, 8, 12, 16}
+    assert "circle" in (out / "temperature_composition.svg").read_text()
+
+
+@pytest.mark.parametrize("system, size, T_range, mu_range", [("cuau", "2x2x4", "600,1200", "-0.12,0.12"),
+                                                              ("ising", "3x3", "2.5,3.5", "-0.4,0.4")])
+def test_cli_mc_reference_grid_matches_exact_enumeration(capsys, tmp_path, system, size, T_range, mu_range):
+    out = tmp_path / "mc"
+    rc = main(["phase-diagram", "mc", "--system", system, "--lattice-size", size, "--T-range", T_range,
+               f"--mu-range={mu_range}", "--T-points", "2", "--mu-points", "3", "--chains", "32", "--sweeps", "100",
+               "--boundary", "none", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    z = _check_outputs(out)
+    from lattherm.engine.systems import make_system
+
+    sys_ = make_system(system, size)
+    for i, T in enumerate(z["T"]):
+        for j, mu in enumerate(z["mu"]):
+            x = sys_.composition_of_observable(enumerate_exact(sys_, float(T), float(mu)).mean_observable)
+            assert abs(z["x_mean"][i, j] - x) < 0.03, (T, mu, z["x_mean"][i, j], x)
+    assert sys_.composition_name in (out / "isotherms.svg").read_text()
 
 
 @pytest.mark.parametrize("args", [["--T-range", "0,1200"], ["--T-range=-100,800"], ["--mu-range", "a,b"],
-                                  ["--samples", "0"]])
+                                  ["--samples", "0"], ["--boundary-T-points", "0"], ["--system", "cuau"],
+                                  ["mc"], ["mc", "--system", "cuau"], ["mc", "--system", "cuau", "--lattice-size", "3x3"]])
 def test_cli_bad_input_exit_2_nothing_written(capsys, tmp_path, args):
     work = tmp_path / "work"
     work.mkdir()
     out = work / "diagram"
-    rc = main(["phase-diagram", MODEL, *args, "--out", str(out)])
+    if args[0] == "mc":
+        rc = main(["phase-diagram", *args, "--out", str(out)])
+    else:
+        rc = main(["phase-diagram", MODEL, *args, "--out", str(out)])
     err = capsys.readouterr().err
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("lattherm: error:")

@@ -152,3 +152,17 @@ def test_hparams_rebuild_the_same_network():
     with torch.no_grad():
         assert torch.equal(m.logits(tokens, 700.0, 0.05), m2.logits(tokens, 700.0, 0.05))
     assert not any("rope" in k or "table" in k for k in m.state_dict())
+
+
+def test_apply_rope_rotates_each_pair_by_its_angle_and_passes_the_rest_through():
+    lat = lattice_for("square", [4, 6])
+    freqs = axial_frequencies((4, 6), 2)
+    ang = rope_angles(lat.grid, (4, 6), freqs)  # (N, 4)
+    C, S = rope_tables(lat.grid, (4, 6), freqs, dtype=torch.float64)
+    x = torch.randn(3, lat.n_sites, 11, dtype=torch.float64)  # 8 rotated channels + 3 passed through
+    out = apply_rope(x, C, S)
+    u, v = x[..., 0:8:2], x[..., 1:8:2]
+    assert torch.allclose(out[..., 0:8:2], u * ang.cos() - v * ang.sin(), atol=1e-12)
+    assert torch.allclose(out[..., 1:8:2], u * ang.sin() + v * ang.cos(), atol=1e-12)
+    assert torch.equal(out[..., 8:], x[..., 8:])
+    assert torch.allclose(out.norm(dim=-1), x.norm(dim=-1), atol=1e-12)  # a rotation keeps the norm

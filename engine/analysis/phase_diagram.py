@@ -1,6 +1,7 @@
 """Temperature-composition phase diagrams from model samples (the paper's Fig. 4) and <x>(mu) isotherms.
 
-A grid of (T, mu) conditions is sampled; each sample's composition x = n_Au / N falls in one of the N + 1 bins
+A grid of (T, mu) conditions is sampled; each sample's composition x = n_Au / N (for Ising: the fraction of up
+spins) falls in one of the N + 1 bins
 0, 1/N, ..., 1. The density of sampled compositions at each T, pooled over mu, is the temperature-composition map;
 <x>(mu) per T are the isotherms. Data go to phase_grid.npz / phase_grid.csv, figures to PNG and SVG (matplotlib is
 not required: the PNG is encoded with zlib, the SVG written by hand).
@@ -65,7 +66,7 @@ def model_phase_grid(lm, T_values, mu_values, n_samples: int) -> dict:
             row = []
             for m in mu:
                 sb = lm.model.sample(float(t), float(m), batch=int(n_samples))
-                row.append(system.observable(sb.spins.cpu().to(torch.float64)).numpy())
+                row.append(system.composition(sb.spins.cpu()).numpy())
             xs.append(row)
     return _grid(T, mu, system.n_sites, xs)
 
@@ -82,7 +83,7 @@ def mc_phase_grid(system, T_values, mu_values, n_chains: int = 16, sweeps: int =
     Mc = torch.as_tensor(np.repeat(MM.reshape(-1), n_chains))
     res = metropolis(system, Tc, Mc, n_chains * T.size * mu.size, sweeps, equilibration=equilibration,
                      generator=generator)
-    obs = res.observable.cpu().numpy().reshape(T.size, mu.size, -1)
+    obs = system.composition_of_observable(res.observable.cpu().numpy()).reshape(T.size, mu.size, -1)
     return _grid(T, mu, system.n_sites, obs)
 
 
@@ -153,7 +154,7 @@ def isotherms_png(grid: dict, width: int = 480, height: int = 360) -> bytes:
     return _png(img)
 
 
-def temperature_composition_svg(grid: dict, system_name: str, reference=None) -> str:
+def temperature_composition_svg(grid: dict, system_name: str, reference=None, x_label: str = "x_Au") -> str:
     T, bins, dens = np.asarray(grid["T"]), np.asarray(grid["x_bins"]), _density(grid)
     W, H, L, B, R, Tp = 520, 420, 70, 50, 20, 30
     pw, ph = W - L - R, H - B - Tp
@@ -179,14 +180,14 @@ def temperature_composition_svg(grid: dict, system_name: str, reference=None) ->
     for i in sorted({0, len(T) // 2, len(T) - 1}):
         out.append(f'<text x="{L - 6}" y="{Tp + ph - (i + 0.5) * ch + 4:.2f}" text-anchor="end" font-size="11">'
                    f'{T[i]:g}</text>')
-    out.append(f'<text x="{L + pw / 2}" y="{H - 12}" text-anchor="middle" font-size="12">x_Au</text>')
+    out.append(f'<text x="{L + pw / 2}" y="{H - 12}" text-anchor="middle" font-size="12">{escape(x_label)}</text>')
     out.append(f'<text x="16" y="{Tp + ph / 2}" text-anchor="middle" font-size="12" '
                f'transform="rotate(-90 16 {Tp + ph / 2})">T</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
 
-def isotherms_svg(grid: dict, system_name: str) -> str:
+def isotherms_svg(grid: dict, system_name: str, x_label: str = "x_Au") -> str:
     mu, xm = np.asarray(grid["mu"]), np.asarray(grid["x_mean"])
     W, H, L, B, R, Tp = 520, 420, 70, 50, 110, 30
     pw, ph = W - L - R, H - B - Tp
@@ -194,7 +195,7 @@ def isotherms_svg(grid: dict, system_name: str) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}">',
            f'<rect x="0" y="0" width="{W}" height="{H}" fill="white"/>',
            f'<text x="{(L + W - R) / 2}" y="18" text-anchor="middle" font-size="14">'
-           f'{escape(system_name)}: &lt;x_Au&gt;(mu) isotherms</text>',
+           f'{escape(system_name)}: &lt;{escape(x_label)}&gt;(mu) isotherms</text>',
            f'<rect x="{L}" y="{Tp}" width="{pw}" height="{ph}" fill="none" stroke="black"/>']
     for k, row in enumerate(xm):
         pts = " ".join(f"{L + (m - lo) / span * pw:.2f},{Tp + ph - float(np.clip(x, 0, 1)) * ph:.2f}"
@@ -210,7 +211,7 @@ def isotherms_svg(grid: dict, system_name: str) -> str:
                    f'font-size="11">{m:g}</text>')
     out.append(f'<text x="{L + pw / 2}" y="{H - 12}" text-anchor="middle" font-size="12">mu</text>')
     out.append(f'<text x="16" y="{Tp + ph / 2}" text-anchor="middle" font-size="12" '
-               f'transform="rotate(-90 16 {Tp + ph / 2})">&lt;x_Au&gt;</text>')
+               f'transform="rotate(-90 16 {Tp + ph / 2})">&lt;{escape(x_label)}&gt;</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -224,7 +225,7 @@ def grid_csv(grid: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_phase_diagram(out_dir, grid: dict, system_name: str, reference=None) -> list[Path]:
+def write_phase_diagram(out_dir, grid: dict, system_name: str, reference=None, x_label: str = "x_Au") -> list[Path]:
     """Write phase_grid.npz/.csv, temperature_composition.png/.svg and isotherms.png/.svg into ``out_dir``.
 
     reference: optional (T, x_a, x_b) rows (e.g. :func:`lattherm.engine.sampling.mc.phase_boundary`) overlaid on
@@ -243,9 +244,9 @@ def write_phase_diagram(out_dir, grid: dict, system_name: str, reference=None) -
         "phase_grid.npz": buf.getvalue(),
         "phase_grid.csv": grid_csv(grid).encode(),
         "temperature_composition.png": temperature_composition_png(grid, reference),
-        "temperature_composition.svg": temperature_composition_svg(grid, system_name, reference).encode(),
+        "temperature_composition.svg": temperature_composition_svg(grid, system_name, reference, x_label).encode(),
         "isotherms.png": isotherms_png(grid),
-        "isotherms.svg": isotherms_svg(grid, system_name).encode(),
+        "isotherms.svg": isotherms_svg(grid, system_name, x_label).encode(),
     }
     out = Path(out_dir)
     if out.exists():

@@ -108,7 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     xs.add_argument("--max", type=int, help="export at most this many configurations (default: all)")
 
     pd = sub.add_parser("phase-diagram", help="temperature-composition map and <x>(mu) isotherms from model samples")
-    pd.add_argument("model", metavar="MODEL")
+    pd.add_argument("model", metavar="MODEL_OR_MC", help="a run or model, or 'mc' for the Monte Carlo reference")
+    pd.add_argument("--system", help="with mc: cuau or ising")
+    pd.add_argument("--lattice-size", dest="lattice_size", help="with mc: the supercell, e.g. 2x2x4")
+    pd.add_argument("--chains", type=int, default=16, help="with mc: chains per condition")
+    pd.add_argument("--sweeps", type=int, default=200, help="with mc: recorded sweeps (after as many to equilibrate)")
+    pd.add_argument("--boundary", choices=["wl", "none"], default="wl",
+                    help="overlay the two-phase boundary from Wang-Landau over composition (default) or nothing")
+    pd.add_argument("--boundary-size", help="supercell of the boundary calculation (default: the diagram's)")
+    pd.add_argument("--boundary-T-points", type=int, default=8, help="temperatures of the boundary calculation")
     pd.add_argument("--T-points", type=int, default=32)
     pd.add_argument("--mu-points", type=int, default=32)
     pd.add_argument("--samples", type=int, default=200, help="samples per condition")
@@ -410,29 +418,59 @@ def cmd_phase_diagram(a) -> int:
     import numpy as np
     import torch
 
-    from ..analysis.phase_diagram import model_phase_grid, write_phase_diagram
-    from ..models.io import load_model
+    from ..analysis.phase_diagram import mc_phase_grid, model_phase_grid, write_phase_diagram
+    from ..sampling.mc import composition_free_energy, phase_boundary
+    from ..systems import make_system
     from ..systems.base import check_condition
 
-    for name, v in (("--T-points", a.T_points), ("--mu-points", a.mu_points), ("--samples", a.samples)):
+    for name, v in (("--T-points", a.T_points), ("--mu-points", a.mu_points), ("--samples", a.samples),
+                    ("--chains", a.chains), ("--sweeps", a.sweeps), ("--boundary-T-points", a.boundary_T_points)):
         if v < 1:
             raise LatthermError(f"{name} must be >= 1, got {v}")
     if a.T_range is not None:  # check before loading anything
         check_condition(np.asarray(_range(a.T_range, "--T-range", None)), 0.0)
     if a.mu_range is not None:
         check_condition(1.0, np.asarray(_range(a.mu_range, "--mu-range", None)))
-    lm = load_model(a.model, device=_device(a.device))
-    r = lm.trained_range() or {}
-    T = np.linspace(*_range(a.T_range, "--T-range", r.get("T")), a.T_points)
-    mu = np.linspace(*_range(a.mu_range, "--mu-range", r.get("mu")), a.mu_points)
-    lm.system.check(T, mu)
-    for t, m in ((T[0], mu[0]), (T[-1], mu[-1])):
-        _note_extrapolation(lm, float(t), float(m))
-    torch.manual_seed(a.seed)
-    grid = model_phase_grid(lm, T, mu, a.samples)
-    _write_guarded(lambda: write_phase_diagram(a.out, grid, lm.system.name), a.out)
-    print(f"wrote the {a.T_points}x{a.mu_points} phase grid ({a.samples} samples per condition) of "
-          f"{lm.system.name} {lm.system.lattice.label} to {a.out}")
+    lm = None
+    if a.model == "mc":
+        if not (a.system and a.lattice_size):
+            raise LatthermError("phase-diagram mc needs --system and --lattice-size (e.g. --system cuau "
+                                "--lattice-size 2x2x4)")
+        system = make_system(a.system, a.lattice_size)
+        default = {"T": [200.0, 1200.0], "mu": [-0.12, 0.12]} if system.temperature_unit == "K" else \
+            {"T": [1.5, 3.5], "mu": [-0.4, 0.4]}
+    else:
+        if a.system or a.lattice_size:
+            raise LatthermError("--system and --lattice-size belong to 'phase-diagram mc'; a model brings its own")
+        from ..models.io import load_model
+
+        lm = load_model(a.model, device=_device(a.device))
+        system, default = lm.system, lm.trained_range() or {}
+    T = np.linspace(*_range(a.T_range, "--T-range", default.get("T")), a.T_points)
+    mu = np.linspace(*_range(a.mu_range, "--mu-range", default.get("mu")), a.mu_points)
+    system.check(T, mu)
+    bsys = make_system(system.name, a.boundary_size) if a.boundary_size else system
+    if lm is not None:
+        for t, m in ((T[0], mu[0]), (T[-1], mu[-1])):
+            _note_extrapolation(lm, float(t), float(m))
+        torch.manual_seed(a.seed)
+        grid = model_phase_grid(lm, T, mu, a.samples)
+        what = f"{a.samples} model samples per condition"
+    else:
+        gen = torch.Generator().manual_seed(a.seed)
+        grid = mc_phase_grid(system, T, mu, n_chains=a.chains, sweeps=a.sweeps, equilibration=a.sweeps,
+                             generator=gen)
+        what = f"Metropolis, {a.chains} chains x {a.sweeps} sweeps per condition"
+    boundary = None
+    if a.boundary == "wl":
+        temps = np.linspace(T[0], T[-1], a.boundary_T_points)
+        profiles = composition_free_energy(bsys, temps, generator=torch.Generator().manual_seed(a.seed))
+        boundary = phase_boundary(profiles)
+        what += f"; two-phase boundary by Wang-Landau on {bsys.lattice.label} at {a.boundary_T_points} temperatures"
+    _write_guarded(lambda: write_phase_diagram(a.out, grid, system.name, reference=boundary,
+                                               x_label=system.composition_name), a.out)
+    print(f"wrote the {a.T_points}x{a.mu_points} phase grid of {system.name} {system.lattice.label} ({what}) "
+          f"to {a.out}")
     return 0
 
 

@@ -18,8 +18,11 @@ depends on the number of sites N (a Transformer's h is a per-site scalar SUMMED 
 size-consistent). Normalisation is only a soft constraint: training penalises log p_theta(empty; c)^2 per condition,
 so report log p_theta as a log-probability only while that value (the "empty_set_drift" metric) stays near 0.
 
-Z2 symmetrisation is not supported for this kind (the symmetrised marginal and conditional would have to be made
-consistent with each other): use ``symmetric = false``.
+Z2 symmetrisation (``symmetric``, binary systems whose energy is even in s): the model is the mixture
+p(x_S) = 1/2 p_c(x_S | mu) + 1/2 p_c(-x_S | -mu) of a component pair (marginal, conditional). A mixture of two
+self-consistent components is self-consistent, so self-consistency is trained on the component (on chains of
+both orientations, i.e. at mu and -mu), while the KL term and every reported log p use the mixture
+(:meth:`model_marginal_log_prob`; sampling and path log p through the base class, exact).
 """
 
 from __future__ import annotations
@@ -82,8 +85,6 @@ class MarginalizationModel(AutoregressiveModel):
 
     def __init__(self, n_sites: int | None = None, n_species: int = 2, hidden: int = 512, layers: int = 4,
                  symmetric: bool = False, T_scale: float = 1.0, mu_scale: float = 1.0, **arch_kw):
-        if symmetric:
-            raise LatthermError("ao-mam models do not support Z2 symmetrisation (use symmetric = false)")
         common = dict(n_sites=n_sites, n_species=n_species, hidden=hidden, layers=layers, T_scale=T_scale,
                       mu_scale=mu_scale)
         if self.arch == "transformer":
@@ -100,7 +101,7 @@ class MarginalizationModel(AutoregressiveModel):
                 cond.head.weight.zero_(), cond.head.bias.zero_()
             else:
                 cond.out_w.zero_(), cond.out_b.zero_()
-        super().__init__(cond.n_sites, n_species, False)
+        super().__init__(cond.n_sites, n_species, symmetric)
         self.hidden, self.layers = int(hidden), int(layers)
         self.T_scale, self.mu_scale = float(T_scale), float(mu_scale)
         self.conditional_net = cond
@@ -117,6 +118,17 @@ class MarginalizationModel(AutoregressiveModel):
         h = self.marginal_net(tokens, T, mu)
         known = (tokens > 0).sum(-1).to(h.dtype)
         return h - known * math.log(self.n_species)
+
+    def model_marginal_log_prob(self, tokens: torch.Tensor, T, mu) -> torch.Tensor:
+        """log p(x_S) of the model's distribution: the component's :meth:`marginal_log_prob`, or for a symmetric
+        model the Z2 mixture log(1/2 p_c(x_S | mu) + 1/2 p_c(-x_S | -mu)) (one pass over both)."""
+        if not self.symmetric:
+            return self.marginal_log_prob(tokens, T, mu)
+        T, mu = self._conditions(T, mu, tokens.shape[0])
+        flipped = torch.where(tokens > 0, self.n_species + 1 - tokens, tokens)  # 1 <-> 2, unknown stays 0
+        B = tokens.shape[0]
+        g = self.marginal_log_prob(torch.cat([tokens, flipped]), torch.cat([T, T]), torch.cat([mu, -mu]))
+        return torch.logaddexp(g[:B], g[B:]) - math.log(2.0)
 
     # ---- conditional network ----------------------------------------------------------------------------------
     def site_log_probs(self, tokens: torch.Tensor, T: torch.Tensor, mu: torch.Tensor, site: torch.Tensor):

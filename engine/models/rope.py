@@ -74,17 +74,21 @@ def rope_angles(grid, periods, freqs: np.ndarray) -> torch.Tensor:
 
 
 def rope_tables(grid, periods, freqs: np.ndarray, dtype=torch.float32, device=None):
-    """cos and sin tables (N, P_total) of :func:`rope_angles`, cast to ``dtype`` on ``device``."""
+    """Tables (C, S), each (N, 2 P), for :func:`apply_rope`: C = (cos_0, cos_0, cos_1, cos_1, ...) and
+    S = (-sin_0, sin_0, -sin_1, sin_1, ...) of :func:`rope_angles`, cast to ``dtype`` on ``device``."""
     ang = rope_angles(grid, periods, freqs)
-    return ang.cos().to(dtype=dtype, device=device), ang.sin().to(dtype=dtype, device=device)
+    c, s = ang.cos(), ang.sin()
+    C = torch.stack([c, c], -1).flatten(-2)
+    S = torch.stack([-s, s], -1).flatten(-2)
+    return C.to(dtype=dtype, device=device), S.to(dtype=dtype, device=device)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate adjacent pairs (x_{2k}, x_{2k+1}) of the first 2P channels of x (..., N, d_h) by the angles whose
-    cos/sin are (N, P); channels beyond 2P pass through unchanged."""
-    P = cos.shape[-1]
-    rot, rest = x[..., : 2 * P], x[..., 2 * P:]
-    u, v = rot.unflatten(-1, (P, 2)).unbind(-1)
-    c, s = cos.to(x.dtype), sin.to(x.dtype)
-    out = torch.stack([u * c - v * s, u * s + v * c], dim=-1).flatten(-2)
-    return torch.cat([out, rest], dim=-1)
+def apply_rope(x: torch.Tensor, C: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (x_{2k}, x_{2k+1}) of the first 2P channels of x (..., N, d_h) by the angles of the
+    :func:`rope_tables` (C, S) (N, 2P): out = x C + swap(x) S with swap exchanging each pair, i.e.
+    (u cos - v sin, u sin + v cos). Channels beyond 2P pass through unchanged."""
+    R = C.shape[-1]
+    rot = x[..., :R]
+    swapped = rot.unflatten(-1, (R // 2, 2)).flip(-1).flatten(-2)
+    out = rot * C.to(x.dtype) + swapped * S.to(x.dtype)
+    return out if R == x.shape[-1] else torch.cat([out, x[..., R:]], dim=-1)

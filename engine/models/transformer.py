@@ -50,8 +50,9 @@ class _Block(nn.Module):
 
     def forward(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, N, W = h.shape
-        q, k, v = self.qkv(self.ln1(h)).view(B, N, 3, self.heads, W // self.heads).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # (B, H, N, d_h)
+        qkv = self.qkv(self.ln1(h)).view(B, N, 3, self.heads, W // self.heads).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(qkv[:2], cos, sin).unbind(0)  # (B, H, N, d_h), q and k rotated in one pass
+        v = qkv[2]
         a = F.scaled_dot_product_attention(q, k, v)  # no mask: every site sees every site
         h = h + self.proj(a.transpose(1, 2).reshape(B, N, W))
         return h + self.ff(self.ln2(h))

@@ -61,6 +61,19 @@ class System(ABC):
         form. Monte Carlo uses it to get a single flip's energy change from the terms touching that site."""
         return None
 
+    @property
+    def z2_symmetric(self) -> bool:
+        """True when E(-s) = E(s), so f(-s; T, -mu) = f(s; T, mu) and a Z2-symmetrised model is exact in form:
+        a binary system whose spin polynomial has no odd-degree term (Ising without a built-in field; not CuAu)."""
+        poly = self.spin_polynomial()
+        if self.n_species != 2 or poly is None:
+            return False
+        linear, terms = poly
+        if bool(torch.as_tensor(linear).abs().max() > 1e-12):
+            return False
+        return all(sites.shape[1] % 2 == 0 or not bool(torch.as_tensor(coef).abs().max() > 1e-12)
+                   for sites, coef in terms)
+
     def log_f(self, s: torch.Tensor, T, mu) -> torch.Tensor:
         """Log of the unnormalised Boltzmann weight, float64 (B,). T and mu: scalars or (B,) tensors."""
         s = s.to(torch.float64)
@@ -77,6 +90,16 @@ class System(ABC):
         return self.magnetisation(s)
 
     observable_name = "magnetisation"
+    #: name of :meth:`composition` (the x axis of temperature-composition diagrams)
+    composition_name = "x_up"
+
+    def composition(self, s: torch.Tensor) -> torch.Tensor:
+        """Fraction of sites with spin +1 (x_Au for an alloy), float64 (B,)."""
+        return (s > 0).to(torch.float64).mean(-1)
+
+    def composition_of_observable(self, v):
+        """The composition from values of :meth:`observable` (here the magnetisation m: (1 + m) / 2)."""
+        return (1 + v) / 2
 
     def beta(self, T) -> float:
         return 1.0 / (self.k_B * float(T))

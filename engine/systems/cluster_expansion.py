@@ -327,9 +327,14 @@ class ClusterExpansion(System):
         ref = N * ((1 - c) * self.U_minus_per_site + c * self.U_plus_per_site)
         return self.raw_energy(s) - ref
 
+    composition_name = "x_Au"
+
     def observable(self, s: torch.Tensor) -> torch.Tensor:
         """x_Au: fraction of sites with spin +1, float64 (B,)."""
-        return (s > 0).to(torch.float64).mean(-1)
+        return self.composition(s)
+
+    def composition_of_observable(self, v):
+        return v  # the observable is x_Au already
 
     def describe(self) -> dict:
         return {**super().describe(), "clusters": list(self.cluster_names)}

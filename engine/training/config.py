@@ -162,15 +162,14 @@ def validate(cfg: RunConfig) -> None:
     if (m.kind, m.arch) not in MODEL_KINDS:
         known = ", ".join(f"{k}/{a}" for k, a in MODEL_KINDS)
         raise ConfigError(f"[model] unknown model {m.kind}/{m.arch} (known: {known})")
-    if m.symmetric and system.n_species != 2:
-        raise ConfigError("[model] symmetric needs a binary system")
+    if m.symmetric and not system.z2_symmetric:
+        raise ConfigError(f"[model] symmetric needs an energy even in the spins (E(-s) = E(s)); "
+                          f"{system.name} {system.lattice.label} is not, so set symmetric = false")
     if m.lam < 0:
         raise ConfigError(f"[model] lam must be >= 0 (0: the paper's default), got {m.lam}")
     if m.gibbs_steps < 1 or (m.kind == "ao-mam" and m.gibbs_steps > system.n_sites):
         raise ConfigError(f"[model] gibbs_steps must be in 1..{system.n_sites} (the number of sites), "
                           f"got {m.gibbs_steps}")
-    if m.kind == "ao-mam" and m.symmetric:
-        raise ConfigError("[model] symmetric is not supported for ao-mam models")
 
 
 def parse_config(text: str, source: str = "config") -> RunConfig:

@@ -66,7 +66,8 @@ class MAMObjective:
         m = trainer.cfg.model
         self.lam = m.mam_lambda()
         self.gibbs_steps = int(m.gibbs_steps)
-        self.chains: torch.Tensor | None = None  # (B, N) long tokens 1..K
+        self.chains: torch.Tensor | None = None  # (B, N) long tokens 1..K (component space, see refresh)
+        self.chain_sign: torch.Tensor | None = None  # (B,) +-1: Z2 orientation of each chain (all +1 if not symmetric)
         self.chain_T: torch.Tensor | None = None
         self.chain_mu: torch.Tensor | None = None
         self.chain_epoch = -1
@@ -74,9 +75,18 @@ class MAMObjective:
     # ---- chains -----------------------------------------------------------------------------------------------
     @torch.no_grad()
     def refresh(self, T: torch.Tensor, mu: torch.Tensor, epoch: int) -> None:
-        """Replace every chain by a fresh ancestral sample of the conditional net at its condition."""
-        sb = self.trainer.model.sample(T, mu)
-        self.chains = tokens_from_spins(sb.spins)
+        """Replace every chain by a fresh ancestral sample of the conditional net at its condition. A symmetric
+        model's chains live in component space: chain b holds y_b at (T_b, sign_b mu_b), the physical sample is
+        sign_b y_b (signs drawn at random here, so the component learns both orientations)."""
+        model = self.trainer.model
+        B, N = T.shape[0], model.n_sites
+        sign = torch.ones(B, device=T.device)
+        if model.symmetric:
+            sign = torch.where(torch.rand(B, device=T.device) < 0.5, -1.0, 1.0)
+        tokens = torch.zeros(B, N, dtype=torch.long, device=T.device)
+        free = torch.ones(B, N, dtype=torch.bool, device=T.device)
+        model._sample_path(T, mu * sign, random_ranks(B, N, T.device), tokens, free)
+        self.chains, self.chain_sign = tokens, sign
         self.chain_T, self.chain_mu, self.chain_epoch = T.clone(), mu.clone(), int(epoch)
 
     def _chains_current(self, T, mu, epoch) -> bool:
@@ -95,21 +105,24 @@ class MAMObjective:
             self.refresh(T, mu, epoch)
         B, N = self.chains.shape
         ranks = random_ranks(B, N, tr.device)
-        self.chains = block_gibbs(model, self.chains, T, mu, ranks, self.gibbs_steps)
+        mu_c = mu * self.chain_sign  # the component's condition (= mu unless symmetric)
+        self.chains = block_gibbs(model, self.chains, T, mu_c, ranks, self.gibbs_steps)
         x = self.chains
         spins = (2 * x - 3).to(torch.float32)
-        log_f = tr.system.log_f(spins, T, mu)
+        log_f = tr.system.log_f(spins, T, mu_c)  # = log f(sign * spins; T, mu): f is Z2-invariant when symmetric
 
-        g_x = model.marginal_log_prob(x, T, mu)
+        g_x = model.model_marginal_log_prob(x, T, mu_c)  # the mixture is symmetric: same value as at (sign x, mu)
         with torch.no_grad():
             adv = standardise_per_condition(g_x.detach().double() - tr.beta_factor(step) * log_f, G).to(g_x.dtype)
         kl_term = (adv * g_x).mean()
 
         t = torch.randint(0, N, (B,), device=tr.device)  # the same order R as the Gibbs block
-        delta = self_consistency_residual(model, x, T, mu, ranks, t)
+        delta = self_consistency_residual(model, x, T, mu_c, ranks, t)
         sc = N * (delta ** 2).mean()
         c = tr.schedule.conditions(step).to(device=tr.device, dtype=torch.float32)
-        g_empty = model.marginal_log_prob(torch.zeros(G, N, dtype=torch.long, device=tr.device), c[:, 0], c[:, 1])
+        if model.symmetric:  # the component is used at mu and -mu: normalise both
+            c = torch.cat([c, c * torch.tensor([1.0, -1.0], device=tr.device)])
+        g_empty = model.marginal_log_prob(torch.zeros(len(c), N, dtype=torch.long, device=tr.device), c[:, 0], c[:, 1])
         empty_pen = (g_empty ** 2).mean()
         loss = kl_term + self.lam * (sc + empty_pen)
 
@@ -130,7 +143,7 @@ class MAMObjective:
         tr = self.trainer
         sb = tr.model.sample(T, mu)
         log_f = tr.system.log_f(sb.spins, T, mu)
-        g = tr.model.marginal_log_prob(tokens_from_spins(sb.spins), T, mu).double()
+        g = tr.model.model_marginal_log_prob(tokens_from_spins(sb.spins), T, mu).double()
         return {**sample_metrics(sb.log_p, log_f, G), "marginal_vs_path_gap": float((g - sb.log_p).abs().mean()),
                 "marginal_minus_path_mean": float((g - sb.log_p).mean())}
 
@@ -139,7 +152,8 @@ class MAMObjective:
         if self.chains is None:
             return {}
         return {"mam.chains": self.chains.to(torch.uint8).cpu(), "mam.chain_T": self.chain_T.cpu(),
-                "mam.chain_mu": self.chain_mu.cpu(), "mam.chain_epoch": torch.tensor([self.chain_epoch])}
+                "mam.chain_mu": self.chain_mu.cpu(), "mam.chain_sign": self.chain_sign.cpu(),
+                "mam.chain_epoch": torch.tensor([self.chain_epoch])}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         if "mam.chains" not in tensors:
@@ -149,4 +163,6 @@ class MAMObjective:
         self.chains = tensors["mam.chains"].to(device=dev, dtype=torch.long)
         self.chain_T = tensors["mam.chain_T"].to(dev)
         self.chain_mu = tensors["mam.chain_mu"].to(dev)
+        sign = tensors.get("mam.chain_sign")
+        self.chain_sign = torch.ones_like(self.chain_mu) if sign is None else sign.to(dev)
         self.chain_epoch = int(tensors["mam.chain_epoch"][0])
