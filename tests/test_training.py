@@ -173,12 +173,17 @@ def test_every_bundled_config_is_valid_and_paper_configs_follow_the_paper(path):
     else:
         assert (cfg.training.batch, cfg.conditions.T, cfg.conditions.mu) == (2048, [200.0, 1200.0], [-0.12, 0.12])
         assert (cfg.conditions.jitter_T, cfg.conditions.jitter_mu) == (50.0, 0.02)
+        assert (m.hidden, m.layers) == ((512, 3) if m.arch == "transformer" else (512, 4))  # Appendix J
+        assert not m.symmetric  # the alloy has no Z2 symmetry
+        if m.kind == "ao-mam":  # lambda 100 (MLP) / 10 (Transformer), 4 Gibbs sites
+            assert (m.mam_lambda(), m.gibbs_steps) == (10.0 if m.arch == "transformer" else 100.0, 4)
 
 
 def test_bundled_configs_exist_for_every_paper_setting():
     names = {p.stem for p in _bundled_configs()}
     assert {"ising-5x5-fo-mlp", "ising-5x5-ao-mlp", "ising-10x10-fo-mlp", "ising-10x10-ao-mlp",
-            "cuau-2x2x4-ao-mlp", "quick-cpu"} <= names
+            "cuau-2x2x4-ao-mlp", "cuau-2x2x4-ao-mam-mlp", "cuau-2x2x4-ao-mam-transformer", "quick-cpu",
+            "ising-5x5-ao-mam-transformer", "ising-10x10-ao-mam-transformer"} <= names
 
 
 def test_init_starts_from_a_trained_models_weights_and_refuses_another_architecture(tmp_path):

@@ -15,6 +15,9 @@ One step (ALGORITHMS.md §4.9), with R a fresh random order per chain:
     loss =  mean(adv * g(x)) + lambda * pen
 
 REINFORCE reaches theta only; phi is trained only through the self-consistency penalty (no detach in Delta).
+Z2-symmetric models: chains hold the component's configurations y at (T, sign * mu) with a random sign per chain;
+Gibbs, self-consistency and the empty-set penalty (at mu and -mu) act on the component, g(x) in the KL term is the
+mixture's (``model_marginal_log_prob``), and log f(y; T, sign * mu) = log f(sign * y; T, mu) for an even energy.
 Samples come from phi-driven chains, i.e. off-policy for p_theta, with no importance correction (§8.4).
 
 Logged diagnostics (every log step): ``self_consistency`` (N mean Delta^2 on this step's chains), ``empty_set_drift``
