@@ -132,12 +132,14 @@ def test_offset_parameterisation_is_uniform_and_exactly_self_consistent_at_init(
     assert float(delta.detach().abs().max()) < 1e-5
 
 
-@pytest.mark.parametrize("arch", ["mlp", "transformer"])
-def test_hparams_round_trip_through_io(arch, tmp_path):
-    """save_tensors / model_from_tensors rebuilds the same model: same marginals, same path log p."""
+@pytest.mark.parametrize("arch, symmetric", [("mlp", False), ("transformer", False), ("mlp", True),
+                                             ("transformer", True)])
+def test_hparams_round_trip_through_io(arch, symmetric, tmp_path):
+    """save_tensors / model_from_tensors rebuilds the same model (the Z2 flag included): same marginals, same
+    path log p."""
     torch.manual_seed(0)
     system = make_system("ising", "3x3")
-    m = model_for_system("ao-mam", arch, system, hidden=16, layers=2, heads=2)
+    m = model_for_system("ao-mam", arch, system, hidden=16, layers=2, heads=2, symmetric=symmetric)
     perturb(m)
     m.eval()
     path = tmp_path / "m.safetensors"
@@ -145,6 +147,7 @@ def test_hparams_round_trip_through_io(arch, tmp_path):
     tensors, meta = load_tensors(path)
     m2, sys2 = model_from_tensors(tensors, meta, path)
     assert m2.hparams() == m.hparams() and type(m2) is type(m) and sys2.n_sites == 9
+    assert m2.symmetric is symmetric
     tokens, _ = partial_lattices(20)
     r = random_ranks(20, 9)
     with torch.no_grad():

@@ -20,9 +20,9 @@ so report log p_theta as a log-probability only while that value (the "empty_set
 
 Z2 symmetrisation (``symmetric``, binary systems whose energy is even in s): the model is the mixture
 p(x_S) = 1/2 p_c(x_S | mu) + 1/2 p_c(-x_S | -mu) of a component pair (marginal, conditional). A mixture of two
-self-consistent components is self-consistent, so self-consistency is trained on the component (on chains of
-both orientations, i.e. at mu and -mu), while the KL term and every reported log p use the mixture
-(:meth:`model_marginal_log_prob`; sampling and path log p through the base class, exact).
+self-consistent components is self-consistent, so training acts on the component (on chains of both
+orientations, i.e. at mu and -mu) and every reported log p uses the mixture (:meth:`model_marginal_log_prob`;
+sampling and path log p through the base class, exact).
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class MarginalizationModel(AutoregressiveModel):
         self.marginal_net = marg
 
     def hparams(self) -> dict:
-        return {**self.conditional_net.hparams(), "kind": self.kind, "arch": self.arch}
+        # the conditional net is the (non-symmetric) component; the pair carries the Z2 flag
+        return {**self.conditional_net.hparams(), "kind": self.kind, "arch": self.arch, "symmetric": self.symmetric}
 
     # ---- marginal network -------------------------------------------------------------------------------------
     def marginal_log_prob(self, tokens: torch.Tensor, T, mu) -> torch.Tensor:

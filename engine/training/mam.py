@@ -15,9 +15,11 @@ One step (ALGORITHMS.md §4.9), with R a fresh random order per chain:
     loss =  mean(adv * g(x)) + lambda * pen
 
 REINFORCE reaches theta only; phi is trained only through the self-consistency penalty (no detach in Delta).
-Z2-symmetric models: chains hold the component's configurations y at (T, sign * mu) with a random sign per chain;
-Gibbs, self-consistency and the empty-set penalty (at mu and -mu) act on the component, g(x) in the KL term is the
-mixture's (``model_marginal_log_prob``), and log f(y; T, sign * mu) = log f(sign * y; T, mu) for an even energy.
+Z2-symmetric models: chains hold the component's configurations y at (T, sign * mu) with a random sign per chain
+(log f(y; T, sign * mu) = log f(sign * y; T, mu) for an even energy); every term (KL, Gibbs, self-consistency, the
+empty-set penalty at mu and -mu) acts on the component, and the mixture is used at inference (sampling, log p,
+the logged diagnostics). The mixture's KL is at most the mean of its components' (convexity), and at low T it
+recovers the ordered state a mode-seeking component dropped.
 Samples come from phi-driven chains, i.e. off-policy for p_theta, with no importance correction (§8.4).
 
 Logged diagnostics (every log step): ``self_consistency`` (N mean Delta^2 on this step's chains), ``empty_set_drift``
@@ -114,7 +116,11 @@ class MAMObjective:
         spins = (2 * x - 3).to(torch.float32)
         log_f = tr.system.log_f(spins, T, mu_c)  # = log f(sign * spins; T, mu): f is Z2-invariant when symmetric
 
-        g_x = model.model_marginal_log_prob(x, T, mu_c)  # the mixture is symmetric: same value as at (sign x, mu)
+        # KL through the COMPONENT's marginal at the chain's own (T, sign * mu): a Z2-symmetric model is trained as
+        # one orientation-aware component and symmetrised at inference. (REINFORCE through the mixture's marginal
+        # would send each sample's gradient to the component that already explains it best, and the other
+        # orientation would stay untrained.)
+        g_x = model.marginal_log_prob(x, T, mu_c)
         with torch.no_grad():
             adv = standardise_per_condition(g_x.detach().double() - tr.beta_factor(step) * log_f, G).to(g_x.dtype)
         kl_term = (adv * g_x).mean()
