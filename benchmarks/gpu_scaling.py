@@ -125,6 +125,10 @@ def main() -> None:
         if v is not None:
             over[key] = v
     results = {}
+
+    def save():  # after every table, so a call cut off at its time limit keeps what it measured
+        (out / f"{a.what}.json").write_text(json.dumps(results, indent=1))
+
     if a.what == "painting":
         size = a.size or "10x10"
         over["model.symmetric"] = True
@@ -135,6 +139,10 @@ def main() -> None:
         text = config_text("ising-10x10-ao-mam-transformer", size, over)
         trainer = train(text, a.minutes, 3, f"ising-{size}-ao-mam-transformer-gpu", a.init)
     torch.backends.cuda.matmul.allow_tf32 = False
+    results["run"] = {"steps": trainer.step, "elapsed_s": trainer.elapsed, "device": str(trainer.device),
+                      "gpu": torch.cuda.get_device_name() if trainer.device.type == "cuda" else None,
+                      "config": text}
+    save()
     lm = load_model(trainer.run.path, device=str(trainer.device))
     save_model_folder(out / "model", trainer.model, trainer.system, text,
                       {"steps": trainer.step, "elapsed_s": trainer.elapsed, "device": str(trainer.device)})
@@ -144,6 +152,7 @@ def main() -> None:
     ev = evaluate(lm.model, lm.system, grid, a.samples, a.eval_batch)
     results["trained"] = table(f"trained {size}, {a.samples} samples per condition "
                                f"({time.perf_counter() - t0:.0f} s)", ev, parse_size(size))
+    save()
     if a.what == "painting":
         target = make_system("ising", a.target)
 
@@ -155,10 +164,7 @@ def main() -> None:
         ev = evaluate(lm.model, target, grid, a.samples, a.eval_batch, draw=draw)
         results["painted"] = table(f"painted {size} -> {a.target}, {a.samples} samples per condition "
                                    f"({time.perf_counter() - t0:.0f} s)", ev, parse_size(a.target))
-    results["run"] = {"steps": trainer.step, "elapsed_s": trainer.elapsed, "device": str(trainer.device),
-                      "gpu": torch.cuda.get_device_name() if trainer.device.type == "cuda" else None,
-                      "config": text}
-    (out / f"{a.what}.json").write_text(json.dumps(results, indent=1))
+    save()
     return 0
 
 
