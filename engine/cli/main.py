@@ -436,9 +436,11 @@ def cmd_phase_diagram(a) -> int:
         if not (a.system and a.lattice_size):
             raise LatthermError("phase-diagram mc needs --system and --lattice-size (e.g. --system cuau "
                                 "--lattice-size 2x2x4)")
+        from ..training import paper_grid
+
         system = make_system(a.system, a.lattice_size)
-        default = {"T": [200.0, 1200.0], "mu": [-0.12, 0.12]} if system.temperature_unit == "K" else \
-            {"T": [1.5, 3.5], "mu": [-0.4, 0.4]}
+        Ts, mus = zip(*paper_grid(system.name))  # the paper's ranges for this system
+        default = {"T": [min(Ts), max(Ts)], "mu": [min(mus), max(mus)]}
     else:
         if a.system or a.lattice_size:
             raise LatthermError("--system and --lattice-size belong to 'phase-diagram mc'; a model brings its own")
