@@ -297,6 +297,19 @@ def test_resolve_model_folder_and_bundled_name(tmp_path, monkeypatch):
     assert src.info == {"F_q": -2.1}
 
 
+def test_bundled_models_list_the_example_first(tmp_path, monkeypatch):
+    """`demo` and the GUI's first start take the first bundled model: the fast example, whatever the names sort to."""
+    from lattherm.engine.store import bundled_models
+    from lattherm.engine.store.models import EXAMPLE_MODEL
+
+    res = tmp_path / "resources"
+    for name in ("zz-model", EXAMPLE_MODEL, "aa-model"):
+        write_model_folder(res / "models" / name)
+    (res / "models" / "not-a-model").mkdir()
+    monkeypatch.setattr(paths, "RESOURCES", res)
+    assert bundled_models() == [EXAMPLE_MODEL, "aa-model", "zz-model"]
+
+
 def test_resolve_unknown_lists_what_was_tried(tmp_path, monkeypatch):
     """Nothing matching: one-line LatthermError naming the runs root and the bundled models available."""
     res = tmp_path / "resources"

@@ -350,7 +350,7 @@ def cmd_demo(a) -> int:
     names = bundled_models()
     if not names:
         raise LatthermError("no bundled model found under resources/models")
-    name = "ising-5x5-ao-mlp" if "ising-5x5-ao-mlp" in names else names[0]
+    name = names[0]  # the example model when it is there
     print(f"lattherm {__version__}: evaluating the bundled model {name} on the paper grid "
           f"({a.samples} samples per condition)")
     ev = _evaluate(name, "paper", a.samples, 2000, True, "cpu", 0)

@@ -42,12 +42,16 @@ def bundled_models_dir() -> Path:
     return Path(paths.RESOURCES) / "models"
 
 
+#: The bundled example: fast to sample on a CPU, so `lattherm demo` and the GUI's first start use it.
+EXAMPLE_MODEL = "ising-5x5-ao-mlp"
+
+
 def bundled_models() -> list[str]:
-    """Names of the models shipped with lattherm."""
+    """Names of the models shipped with lattherm: the example model first, then the others by name."""
     base = bundled_models_dir()
     if not base.is_dir():
         return []
-    return sorted(d.name for d in base.iterdir() if is_model_dir(d))
+    return sorted((d.name for d in base.iterdir() if is_model_dir(d)), key=lambda n: (n != EXAMPLE_MODEL, n))
 
 
 def is_model_dir(path: str | os.PathLike) -> bool:
