@@ -84,14 +84,12 @@ class MAMObjective:
         model's chains live in component space: chain b holds y_b at (T_b, sign_b mu_b), the physical sample is
         sign_b y_b (signs drawn at random here, so the component learns both orientations)."""
         model = self.trainer.model
-        B, N = T.shape[0], model.n_sites
-        sign = torch.ones(B, device=T.device)
+        sign = torch.ones_like(mu)
         if model.symmetric:
-            sign = torch.where(torch.rand(B, device=T.device) < 0.5, -1.0, 1.0)
-        tokens = torch.zeros(B, N, dtype=torch.long, device=T.device)
-        free = torch.ones(B, N, dtype=torch.bool, device=T.device)
-        model._sample_path(T, mu * sign, random_ranks(B, N, T.device), tokens, free)
-        self.chains, self.chain_sign = tokens, sign
+            sign = torch.where(torch.rand(mu.shape[0], device=mu.device) < 0.5, -1.0, 1.0)
+        # the conditional net alone is the (non-symmetric) component
+        self.chains = tokens_from_spins(model.conditional_net.sample(T, mu * sign).spins)
+        self.chain_sign = sign
         self.chain_T, self.chain_mu, self.chain_epoch = T.clone(), mu.clone(), int(epoch)
 
     def _chains_current(self, T, mu, epoch) -> bool:
