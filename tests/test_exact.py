@@ -234,3 +234,21 @@ def test_inapplicable_methods_raise_clear_errors():
         exact_reference(Ising((4, 4)), 2.0, 0.0, method="monte_carlo")
     with pytest.raises(LatthermError, match="temperature"):
         exact_grid(Ising((4, 4)), [(2.0, 0.0), (-1.0, 0.0)])
+
+
+@pytest.mark.parametrize("name,size,T,mu", [("ising", "3x3", 2.25, 0.125), ("cuau", "2x2x2", 700.0, 0.0625)])
+def test_exact_conditionals_give_the_boltzmann_probability_along_every_order(name, size, T, mu):
+    """The oracle window model: for any generating order, its path log p is log f - log Z exactly (T and mu are
+    binary fractions: the model API carries conditions in float32)."""
+    from lattherm.engine.exact.conditionals import ExactConditionals
+    from lattherm.engine.systems import make_system
+
+    system = make_system(name, size)
+    oracle = ExactConditionals(system)
+    batch = oracle.sample(T, mu, batch=64, generator=torch.Generator().manual_seed(4))
+    log_boltzmann = system.log_f(batch.spins.double(), T, mu) - enumerate_exact(system, T, mu).log_Z
+    assert torch.allclose(batch.log_p, log_boltzmann, atol=1e-9)
+    other = oracle.log_prob(batch.spins, T, mu, ranks=torch.randperm(system.n_sites).expand(64, -1))
+    assert torch.allclose(other.double(), log_boltzmann, atol=1e-9)
+    with pytest.raises(LatthermError, match="at most 16"):
+        ExactConditionals(make_system("ising", "5x5"))

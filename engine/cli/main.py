@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--batch", type=int, default=2000)
     v.add_argument("--no-exact", action="store_true", help="skip exact references")
     v.add_argument("--size", help="evaluate lattices of this size, painted by the (any-order) model")
+    v.add_argument("--layout", default="centered", choices=["centered", "sliding"],
+                   help="painting windows (with --size): block at each window's centre, or the paper's sliding ones")
+    v.add_argument("--stride", type=int, help="painting stride (default 1 centered; sliding: 3 in 2D, 1 in 3D)")
     v.add_argument("--device", default="cpu")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--json", action="store_true")
@@ -84,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("-n", type=int, default=100, help="number of painted lattices")
     pt.add_argument("--method", default="auto", choices=["auto", "direct", "windows"],
                     help="Transformer: whole lattice at once (direct) or sliding windows; MLP: windows")
-    pt.add_argument("--stride", type=int, help="window stride (default 3 in 2D, 1 in 3D)")
+    pt.add_argument("--layout", default="centered", choices=["centered", "sliding"],
+                    help="windows: each block generated at a window's centre (default) or the paper's sliding ones")
+    pt.add_argument("--stride", type=int, help="window stride (default 1 centered; sliding: 3 in 2D, 1 in 3D)")
     pt.add_argument("--period-mode", choices=["trained", "target"], help="RoPE periods on the target (Transformer)")
     pt.add_argument("--out", required=True, help="FILE.npz")
     pt.add_argument("--device", default="cpu")
@@ -204,7 +209,8 @@ def _print_table(ev: dict, unit: str) -> None:
           f"{av['neg_log_Z_nis']:10.4f} {av['ess_fraction']:6.3f} {ex:>10} {gap:>8}   (T in {unit})")
 
 
-def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int, size=None) -> dict:
+def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int, size=None,
+              layout: str = "centered", stride: int | None = None) -> dict:
     import torch
 
     from ..analysis import evaluate
@@ -221,7 +227,7 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
         system = make_system(lm.system.name, size)
 
         def draw(T, mu, n):  # painted lattices, with the exact log p of the painting path
-            res = paint_with_model(lm, system, T, mu, n)
+            res = paint_with_model(lm, system, T, mu, n, layout=layout, stride=stride)
             return res.spins, res.log_p
 
     conds = parse_grid(grid, system.name)
@@ -232,7 +238,8 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
         c["extrapolation"] = lm.extrapolates(c["T"], c["mu"])
     ev["trained_range"] = lm.trained_range()
     ev["source"] = {"kind": lm.source.kind, "path": str(lm.source.path), "step": lm.step,
-                    "painted_from": lm.system.lattice.label if draw else None}
+                    "painted_from": lm.system.lattice.label if draw else None,
+                    "layout": layout if draw else None}
     ev["system"]["T_unit"] = system.temperature_unit
     return ev
 
@@ -256,7 +263,7 @@ def _write_guarded(write, path) -> None:
 def cmd_evaluate(a) -> int:
     if a.batch < 1:
         raise LatthermError(f"--batch must be >= 1, got {a.batch}")
-    ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed, a.size)
+    ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed, a.size, a.layout, a.stride)
     if a.out:
         from ..store import atomic_write_json
 
@@ -318,7 +325,7 @@ def cmd_paint(a) -> int:
     _note_extrapolation(lm, a.T, a.mu)
     gen = torch.Generator().manual_seed(a.seed)
     res = paint_with_model(lm, target, a.T, a.mu, a.n, mask=mask, values=values, generator=gen, stride=a.stride,
-                           method=a.method, period_mode=a.period_mode)
+                           method=a.method, layout=a.layout, period_mode=a.period_mode)
     _write_guarded(lambda: save_paint_npz(a.out, res, target), a.out)
     fq = float((res.log_p - res.log_f).mean())
     print(f"wrote {a.n} painted {target.lattice.label} lattices to {a.out}: <log p> {float(res.log_p.mean()):.4f}, "
