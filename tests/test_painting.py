@@ -74,6 +74,7 @@ def test_ising_2x4_from_2x2_window_is_normalised(layout, stride, symmetric):
     mask[0, 0] = mask[1, 2] = True
     values = np.where(mask, np.array([[1, 0, 0, 0], [0, 0, -1, 0]]), 0)
     res = check_normalised(mlp(4, symmetric), system, mask, values, 2.0, 0.25, stride=stride, layout=layout)
+    # centered, stride 1 on a 2-wide window: two central windows per site, their conditionals combined
     # centered: one step per column block; sliding: windows at offsets 0, s, ... until the periodic image
     assert len(res.plan.windows) == {("centered", 1): 4, ("centered", 2): 2, ("sliding", 1): 3,
                                      ("sliding", 2): 2}[layout, stride]
@@ -180,20 +181,23 @@ def test_centered_blocks_sit_away_from_the_window_seams(stride):
     big = lattice_for("square", "20x20")
     steps = centered_plan(big, (10, 10), stride)
     assert len(steps) == (400 if stride == 1 else 7 * 7)
-    generated = np.concatenate([idx[fill] for idx, fill in steps])
+    generated = np.concatenate([st.block for st in steps])
     assert sorted(generated.tolist()) == list(range(400))  # every site exactly once
     wgrid = lattice_for("square", "10x10").grid
     margin = (10 - stride) // 2
-    for idx, fill in steps:
-        # each block keeps `margin` window sites between itself and either edge (where the wrong torus seam is)
-        assert (wgrid[fill] >= margin).all() and (wgrid[fill] < 10 - margin).all()
-        # the window is a contiguous (periodic) 10x10 patch of the target
-        g = big.grid[idx]
-        assert ((g - g[0]) % 20 == wgrid).all()
+    for st in steps:
+        assert len(st.views) == 4  # w - s odd: two central positions per axis
+        for idx in st.views:
+            g = big.grid[idx]
+            assert ((g - g[0]) % 20 == wgrid).all()  # a contiguous (periodic) 10x10 patch of the target
+            # the block keeps >= `margin` window sites between itself and either edge (the wrong torus seam)
+            local = (big.grid[st.block] - g[0]) % 20
+            assert (local >= margin).all() and (local < 10 - margin).all()
+    assert len(centered_plan(big, (10, 10), 1, views=1)[0].views) == 1
     # an axis the window spans completely is painted as the periodic whole
     fcc = lattice_for("fcc", "2x2x8")
     steps = centered_plan(fcc, (2, 2, 4), 1)
-    assert len(steps) == 8 and all(int(f.sum()) == 4 for _, f in steps)
+    assert len(steps) == 8 and all(st.block.size == 4 and len(st.views) == 2 for st in steps)
 
 
 def test_centered_layout_beats_the_sliding_one_with_a_perfect_window_model():
@@ -203,7 +207,7 @@ def test_centered_layout_beats_the_sliding_one_with_a_perfect_window_model():
     window = make_system("ising", "3x3")
     target = make_system("ising", "6x6")
     oracle = ExactConditionals(window)
-    T, mu, n = 2.5, 0.0, 600
+    T, mu, n = 2.5, 0.0, 400
     floor = -exact_reference(target, T, mu).log_Z
     gaps = {}
     for layout in ("centered", "sliding"):

@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--layout", default="centered", choices=["centered", "sliding"],
                    help="painting windows (with --size): block at each window's centre, or the paper's sliding ones")
     v.add_argument("--stride", type=int, help="painting stride (default 1 centered; sliding: 3 in 2D, 1 in 3D)")
+    v.add_argument("--views", type=int, help="centered: central windows combined per site (default all)")
     v.add_argument("--device", default="cpu")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--json", action="store_true")
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--layout", default="centered", choices=["centered", "sliding"],
                     help="windows: each block generated at a window's centre (default) or the paper's sliding ones")
     pt.add_argument("--stride", type=int, help="window stride (default 1 centered; sliding: 3 in 2D, 1 in 3D)")
+    pt.add_argument("--views", type=int, help="centered: central windows combined per site (default all)")
     pt.add_argument("--period-mode", choices=["trained", "target"], help="RoPE periods on the target (Transformer)")
     pt.add_argument("--out", required=True, help="FILE.npz")
     pt.add_argument("--device", default="cpu")
@@ -210,7 +212,7 @@ def _print_table(ev: dict, unit: str) -> None:
 
 
 def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int, size=None,
-              layout: str = "centered", stride: int | None = None) -> dict:
+              layout: str = "centered", stride: int | None = None, views: int | None = None) -> dict:
     import torch
 
     from ..analysis import evaluate
@@ -227,7 +229,7 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
         system = make_system(lm.system.name, size)
 
         def draw(T, mu, n):  # painted lattices, with the exact log p of the painting path
-            res = paint_with_model(lm, system, T, mu, n, layout=layout, stride=stride)
+            res = paint_with_model(lm, system, T, mu, n, layout=layout, stride=stride, views=views)
             return res.spins, res.log_p
 
     conds = parse_grid(grid, system.name)
@@ -239,7 +241,8 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
     ev["trained_range"] = lm.trained_range()
     ev["source"] = {"kind": lm.source.kind, "path": str(lm.source.path), "step": lm.step,
                     "painted_from": lm.system.lattice.label if draw else None,
-                    "layout": layout if draw else None}
+                    "layout": layout if draw else None, "stride": stride if draw else None,
+                    "views": views if draw else None}
     ev["system"]["T_unit"] = system.temperature_unit
     return ev
 
@@ -263,7 +266,8 @@ def _write_guarded(write, path) -> None:
 def cmd_evaluate(a) -> int:
     if a.batch < 1:
         raise LatthermError(f"--batch must be >= 1, got {a.batch}")
-    ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed, a.size, a.layout, a.stride)
+    ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed, a.size, a.layout, a.stride,
+                   a.views)
     if a.out:
         from ..store import atomic_write_json
 
@@ -325,7 +329,7 @@ def cmd_paint(a) -> int:
     _note_extrapolation(lm, a.T, a.mu)
     gen = torch.Generator().manual_seed(a.seed)
     res = paint_with_model(lm, target, a.T, a.mu, a.n, mask=mask, values=values, generator=gen, stride=a.stride,
-                           method=a.method, layout=a.layout, period_mode=a.period_mode)
+                           method=a.method, layout=a.layout, views=a.views, period_mode=a.period_mode)
     _write_guarded(lambda: save_paint_npz(a.out, res, target), a.out)
     fq = float((res.log_p - res.log_f).mean())
     print(f"wrote {a.n} painted {target.lattice.label} lattices to {a.out}: <log p> {float(res.log_p.mean()):.4f}, "

@@ -1,20 +1,20 @@
 """In-/out-painting with any-order models: fill the free sites of a (possibly larger) target lattice, keeping the
 fixed sites, and return the exact path log-probability of what was generated (ALGORITHMS.md §3.6; PAPER App. I, L).
 
-Plan. A paint is a fixed sequence of steps, each a *window* (an index map from a model cell, in the model's own site
-order, onto target sites; windows wrap periodically on the target) and the window sites it may generate. A step is
-conditioned on everything already known inside its window (fixed sites and sites filled by earlier steps, given to
-the model as known tokens; the other free sites stay unknown) and generates its free sites in a random order. The
-order is one uniform random key per target site and sample: within a step, sites are generated in increasing key.
-The path log p of the painted lattice is the sum of the per-site log-conditionals, which is the exact probability of
-this generating procedure given the plan and the order.
+Plan. A paint is a fixed sequence of steps, each a block of target sites to generate and one or more *windows*
+(index maps from a model cell, in the model's own site order, onto target sites; windows wrap periodically on the
+target). A site is conditioned on everything already known inside a window (fixed sites and sites filled earlier,
+given to the model as known tokens; the other free sites stay unknown); with several windows its conditional is
+their normalised geometric mean. The order is one uniform random key per target site and sample: within a step,
+sites are generated in increasing key. The path log p of the painted lattice is the sum of the per-site
+log-conditionals, which is the exact probability of this generating procedure given the plan and the order.
 
 Window layouts for fixed-size models (AO-ARM MLP, n_sites = window cell), first axis moving fastest:
-* ``"centered"`` (default): blocks of ``stride`` sites per axis (default 1), each generated at the centre of its own
-  window. A window model believes its cell is a torus, so a site at a window edge is conditioned on the opposite
-  edge as its neighbour; keeping the generated block away from the edges removes that wrong coupling from its
-  neighbourhood. Measured: 10x10 -> 20x20 Ising with the bundled model, 4.6 above the exact floor with the
-  paper's layout, 1.5 with this one (BENCHMARKS.md).
+* ``"centered"`` (default): blocks of ``stride`` sites per axis (default 1), each generated at the centre of its
+  windows (every central window where the centre is ambiguous). A window model believes its cell is a torus, so a
+  site at a window edge is conditioned on the opposite edge as its neighbour; keeping the generated block away from
+  the edges removes that wrong coupling from its neighbourhood (see :func:`centered_plan`; numbers in
+  BENCHMARKS.md).
 * ``"sliding"``: the paper's procedure (App. I for 2D with stride 3, App. L for 3D with stride 1): windows at
   offsets 0, s, 2s, ... until the window reaches the periodic image of the start; each generates every free site
   inside it.
@@ -53,14 +53,24 @@ DEFAULT_STRIDE = {"centered": {2: 1, 3: 1}, "sliding": {2: 3, 3: 1}}  # by layou
 
 
 @dataclass
+class PaintStep:
+    """One step of a paint: the target sites it may generate (``block``) and the windows (``views``, each a (N_w,)
+    target-index map in the runner's site order, every one containing the whole block) whose conditionals are
+    combined for each of those sites: the normalised geometric mean (a product of experts), which with one view is
+    that window's conditional."""
+
+    block: np.ndarray  # (b,) int64 target indices
+    views: list  # K arrays (N_w,) int64
+
+
+@dataclass
 class PaintPlan:
-    """The windows a paint goes through, with the model that scores each window and the constraints."""
+    """The steps a paint goes through, with the model that scores each window and the constraints."""
 
     target: Lattice
     mask: np.ndarray  # (N,) bool: fixed sites
     values: np.ndarray  # (N,) float64 spins at fixed sites (0 elsewhere)
-    windows: list  # each (N_w,) int64 target indices, in the runner's site order
-    fills: list  # each (N_w,) bool: the window sites this step may generate (the rest stay as they are)
+    steps: list  # PaintStep, in order
     runner: AutoregressiveModel  # applied to every window (an MLP, or a Transformer view on the window cell)
     method: str
     window_size: tuple
@@ -70,6 +80,11 @@ class PaintPlan:
     @property
     def n_free(self) -> int:
         return int((~self.mask).sum())
+
+    @property
+    def windows(self) -> list:
+        """The first window of every step."""
+        return [st.views[0] for st in self.steps]
 
 
 @dataclass
@@ -119,38 +134,40 @@ def window_plan(target: Lattice, window_size, stride=None) -> list[np.ndarray]:
     return windows
 
 
-def centered_plan(target: Lattice, window_size, stride=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Blocks of ``stride`` sites per axis, each generated at the centre of its own window: [(window target
-    indices, block mask in window order), ...], blocks in raster order (first axis fastest).
+def centered_plan(target: Lattice, window_size, stride=None, views: int | None = None) -> list[PaintStep]:
+    """Blocks of ``stride`` sites per axis in raster order (first axis fastest), each generated at the centre of its
+    windows. Where the centre is ambiguous (w - s odd: two central positions per axis), the block gets every
+    central window (up to ``views`` of them; default all, 2^d for a 2D/3D window of even extent and stride 1).
 
     Why: a window model believes its cell is a torus, so a site at a window's edge is conditioned on the opposite
     edge as a nearest neighbour, although on the larger target that site is a window length away. Keeping the
     generated block (w - s) // 2 sites away from the window's edges gives every generated site its true
-    neighbourhood up to that distance; the wrong periodic coupling only links sites far from the block. Along an
-    axis where the window spans the whole target the window is the target itself (its periodicity is right)."""
+    neighbourhood up to that distance; the wrong periodic coupling only links sites far from the block. Several
+    central windows see the same neighbourhood through different positions of the model, and their combined
+    conditional averages out part of each one's error. Along an axis where the window spans the whole target the
+    window is the target itself (its periodicity is right)."""
     wsize = tuple(int(v) for v in window_size)
     _check_window(target, wsize)
     strides = _strides(stride, wsize, "centered")
-    per_axis = []
+    if views is not None and int(views) < 1:
+        raise LatthermError(f"views must be at least 1, got {views}")
+    blocks, margins = [], []
     for L, w, s in zip(target.size, wsize, strides):
         if w == L:
-            per_axis.append([(0, np.arange(w))])
-            continue
-        margin = (w - s) // 2
-        axis = []
-        for start in range(0, L, s):
-            block = np.arange(start, min(start + s, L)) - (start - margin)  # window coordinates of the block
-            axis.append((start - margin, block))
-        per_axis.append(axis)
-    wlat = lattice_for(target.kind, list(wsize))
-    wgrid = wlat.grid
+            blocks.append([np.arange(L)])
+            margins.append([0])
+        else:
+            blocks.append([np.arange(start, min(start + s, L)) for start in range(0, L, s)])
+            margins.append(sorted({(w - s) // 2, (w - s + 1) // 2}))
+    shifts = [np.asarray(m[::-1], dtype=np.int64) for m in itertools.product(*margins[::-1])][:views]
+    wgrid = lattice_for(target.kind, list(wsize)).grid  # row-major: the model's own site order
     plan = []
-    for rev in itertools.product(*per_axis[::-1]):
-        o = np.asarray([off for off, _ in rev[::-1]], dtype=np.int64)
-        inside = np.ones(wlat.n_sites, dtype=bool)
-        for k, (_, block) in enumerate(rev[::-1]):
-            inside &= np.isin(wgrid[:, k], block)
-        plan.append((target.index(wgrid + o), inside))
+    for rev in itertools.product(*blocks[::-1]):
+        block = rev[::-1]
+        start = np.asarray([b[0] for b in block], dtype=np.int64)
+        cells = np.stack(np.meshgrid(*block, indexing="ij"), -1).reshape(-1, len(block))
+        plan.append(PaintStep(block=target.index(cells),
+                              views=[target.index(wgrid + start - m) for m in shifts]))
     return plan
 
 
@@ -216,7 +233,7 @@ def _constraints(target: Lattice, mask, values) -> tuple[np.ndarray, np.ndarray]
 
 def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=None, stride=None,
               method: str = "auto", window=None, period_mode: str | None = None,
-              layout: str = "centered") -> PaintPlan:
+              layout: str = "centered", views: int | None = None) -> PaintPlan:
     """Check the model, target and constraints, and build the steps of ``layout`` (steps with nothing left to fill
     are dropped)."""
     if method not in METHODS:
@@ -233,14 +250,14 @@ def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=Non
             raise LatthermError(f"a model of a {net.lattice_kind} lattice cannot paint a {target.kind} target")
         if method in ("auto", "direct"):
             runner = net.for_lattice(target, period_mode)
-            steps = [(np.arange(target.n_sites), np.ones(target.n_sites, dtype=bool))]
+            steps = [PaintStep(block=np.arange(target.n_sites), views=[np.arange(target.n_sites)])]
             wsize, strides = tuple(target.size), tuple(target.size)
         else:
             wlat = net.resolve_lattice(window.lattice if isinstance(window, System) else window)
             runner = net.for_lattice(wlat, period_mode)
             wsize = tuple(wlat.size)
             strides = _strides(stride, wsize, layout)
-            steps = _layout(target, wsize, strides, layout)
+            steps = _layout(target, wsize, strides, layout, views)
     else:
         wsize = _window_size(model, target, window)
         if method == "direct" and wsize != tuple(target.size):
@@ -248,32 +265,26 @@ def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=Non
                                 f"{target.label} target directly; use windows")
         runner = model
         strides = _strides(stride, wsize, layout)
-        steps = _layout(target, wsize, strides, layout)
+        steps = _layout(target, wsize, strides, layout, views)
     filled = m.copy()
-    kept, fills = [], []
-    for idx, fill in steps:
-        if not filled[idx[fill]].all():
-            kept.append(idx)
-            fills.append(fill)
-            filled[idx[fill]] = True
+    kept = []
+    for st in steps:  # a step generates the sites of its block that are still free
+        todo = st.block[~filled[st.block]]
+        if todo.size:
+            kept.append(PaintStep(block=todo, views=st.views))
+            filled[todo] = True
     assert filled.all(), "windows do not cover the target"
     used = "direct" if isinstance(runner, TransformerCellView) and method != "windows" else "windows"
-    return PaintPlan(target, m, v, kept, fills, runner, used, wsize, strides, layout if used == "windows" else None)
+    return PaintPlan(target, m, v, kept, runner, used, wsize, strides, layout if used == "windows" else None)
 
 
-def _layout(target: Lattice, wsize, strides, layout: str) -> list[tuple[np.ndarray, np.ndarray]]:
+def _layout(target: Lattice, wsize, strides, layout: str, views) -> list[PaintStep]:
     if layout == "centered":
-        return centered_plan(target, wsize, strides)
-    return [(idx, np.ones(idx.size, dtype=bool)) for idx in window_plan(target, wsize, strides)]
+        return centered_plan(target, wsize, strides, views)
+    return [PaintStep(block=idx, views=[idx]) for idx in window_plan(target, wsize, strides)]
 
 
 # ---- painting -----------------------------------------------------------------------------------------------------
-def _window_ranks(key: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
-    """Ranks inside a window: known sites first, then the free ones in increasing key."""
-    k = torch.where(free, key.to(torch.float64), torch.full_like(key, -1.0, dtype=torch.float64))
-    return k.argsort(dim=-1, stable=True).argsort(dim=-1)
-
-
 def _conds(T, mu, n):
     T = torch.as_tensor(T, dtype=torch.float64)
     mu = torch.as_tensor(mu, dtype=torch.float64)
@@ -285,66 +296,59 @@ def _conds(T, mu, n):
 
 
 @torch.no_grad()
-def _sample_component(plan: PaintPlan, T, mu, sign, n, generator, key=None):
-    """Paint n samples of the non-symmetrised model; fixed values multiplied by ``sign`` (n,) (Z2 component).
-    ``key`` (n, N): priorities of the sites (free sites of a window are generated by increasing key)."""
+def _walk(plan: PaintPlan, T, mu, tokens, key, truth=None, generator=None):
+    """Go through the plan's steps on ``tokens`` (n, N) (0 = free; filled in place) of one Z2 component: inside a
+    step the free block sites are taken by increasing ``key`` (n, N), each drawn from (or, with ``truth`` tokens,
+    teacher-forced to) the combined conditional of the step's views. Returns the float64 path log p (n,) and the
+    order (n, N): the step at which each site was generated, -1 at fixed sites."""
     runner = plan.runner
-    dev = runner.device
-    N = plan.target.n_sites
+    dev = tokens.device
+    n, N = tokens.shape
+    rows = torch.arange(n, device=dev)
+    log_p = torch.zeros(n, dtype=torch.float64, device=dev)
+    order = torch.full((n, N), -1, dtype=torch.long, device=dev)
+    where = torch.empty(N, dtype=torch.long, device=dev)  # target site -> position in the current window
+    t = 0
+    for st in plan.steps:
+        block = torch.as_tensor(st.block, device=dev)
+        seq = block[key[:, block].argsort(-1)]  # (n, b): the block's sites in generation order, per sample
+        views = [torch.as_tensor(idx, device=dev) for idx in st.views]
+        positions = []
+        for idx in views:
+            where[idx] = torch.arange(idx.numel(), device=dev)
+            positions.append(where[seq])
+        for j in range(seq.shape[1]):
+            site = seq[:, j]
+            logp = 0.0
+            for idx, pos in zip(views, positions):
+                logits = runner.logits(tokens[:, idx], T, mu)[rows, pos[:, j]]
+                logp = logp + F.log_softmax(logits.to(torch.float64), -1)
+            logp = F.log_softmax(logp / len(views), -1) if len(views) > 1 else logp
+            if truth is None:
+                val = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1) + 1
+            else:
+                val = truth[rows, site]
+            log_p += logp.gather(1, (val - 1)[:, None]).squeeze(1)
+            tokens[rows, site] = val
+            order[rows, site] = t
+            t += 1
+    return log_p, order
+
+
+def _known_tokens(plan: PaintPlan, sign, dev):
+    """(n, N) tokens with the fixed values times ``sign`` (n,) (the Z2 component) and 0 at free sites."""
     mask = torch.as_tensor(plan.mask, device=dev)
     vals = torch.as_tensor(plan.values, dtype=torch.float32, device=dev)[None] * sign[:, None]
-    tokens = torch.where(mask[None], tokens_from_spins(vals), torch.zeros((), dtype=torch.long, device=dev))
-    if key is None:
-        key = torch.rand(n, N, generator=generator, device=dev if generator is None else generator.device)
-    key = key.to(dev)
-    order = torch.full((n, N), -1, dtype=torch.long, device=dev)
-    log_p = torch.zeros(n, dtype=torch.float64, device=dev)
-    Tm, mum = T.to(dev), mu.to(dev)
-    step = 0
-    for idx_np, fill in zip(plan.windows, plan.fills):
-        idx = torch.as_tensor(idx_np, device=dev)
-        tw = tokens[:, idx].clone()
-        free = (tw == 0) & torch.as_tensor(fill, device=dev)[None]
-        n_known = int((~free[0]).sum())
-        ranks = _window_ranks(key[:, idx], free)
-        log_p += runner._sample_path(Tm, mum, ranks, tw, free.clone(), generator=generator).to(torch.float64)
-        tokens[:, idx] = tw
-        o = order[:, idx]
-        order[:, idx] = torch.where(free, ranks - n_known + step, o)
-        step += int(free[0].sum())
-    return (2 * tokens - 3).to(torch.float32), log_p, order
+    return torch.where(mask[None], tokens_from_spins(vals), torch.zeros((), dtype=torch.long, device=dev))
 
 
-@torch.no_grad()
 def _score_component(plan: PaintPlan, T, mu, spins, order) -> torch.Tensor:
-    """Teacher-forced path log p of ``spins`` (n, N) through the plan's windows in the recorded ``order``."""
-    runner = plan.runner
-    dev = runner.device
-    spins = spins.to(dev)
-    order = order.to(dev)
-    n = spins.shape[0]
-    target_tok = tokens_from_spins(spins)
-    known = torch.as_tensor(plan.mask, device=dev)[None].expand(n, -1).clone()
-    Tm, mum = T.to(dev), mu.to(dev)
-    rows = torch.arange(n, device=dev)
-    out = torch.zeros(n, dtype=torch.float64, device=dev)
-    for idx_np, fill in zip(plan.windows, plan.fills):
-        idx = torch.as_tensor(idx_np, device=dev)
-        kw = known[:, idx]
-        free = ~kw & torch.as_tensor(fill, device=dev)[None]
-        n_known = int((~free[0]).sum())
-        ranks = _window_ranks(order[:, idx].to(torch.float64), free)
-        site_at = ranks.argsort(-1)
-        truth = target_tok[:, idx]
-        tw = torch.where(kw, truth, torch.zeros_like(truth))
-        for t in range(n_known, idx.numel()):
-            site = site_at[:, t]
-            logp = F.log_softmax(runner.logits(tw, Tm, mum)[rows, site].to(torch.float64), -1)
-            val = truth[rows, site]
-            out += logp.gather(1, (val - 1)[:, None]).squeeze(1)
-            tw[rows, site] = val
-        known[:, idx] = kw | free
-    return out
+    """Teacher-forced path log p of ``spins`` (n, N) through the plan's steps in the recorded ``order``."""
+    dev = plan.runner.device
+    spins, order = spins.to(dev), order.to(dev)
+    truth = tokens_from_spins(spins)
+    tokens = torch.where(torch.as_tensor(plan.mask, device=dev)[None], truth, torch.zeros_like(truth))
+    return _walk(plan, T.to(dev), mu.to(dev), tokens, order.to(torch.float64), truth=truth)[0]
 
 
 def paint_log_prob(model_or_plan, T, mu, spins, order, plan: PaintPlan | None = None) -> torch.Tensor:
@@ -369,21 +373,23 @@ def paint_log_prob(model_or_plan, T, mu, spins, order, plan: PaintPlan | None = 
 
 def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask=None, values=None,
           generator: torch.Generator | None = None, stride=None, *, method: str = "auto", window=None,
-          period_mode: str | None = None, order=None, layout: str = "centered") -> PaintResult:
+          period_mode: str | None = None, order=None, layout: str = "centered",
+          views: int | None = None) -> PaintResult:
     """Paint ``n`` configurations of ``system_target`` at (T, mu) (scalars or (n,) tensors).
 
     mask, values: fixed sites (bool) and their spins +-1, shaped like the target lattice or flat (N,); None paints
     everything. ``window``: the cell of a fixed-size model (Lattice, System or size; inferred for square L x L),
     or the window cell of a Transformer with ``method="windows"``. ``layout``: "centered" (default) or "sliding" (the
     paper's), see the module docstring. ``stride``: int or per-axis tuple (default 1 centered; 3 in 2D sliding).
+    ``views``: at most this many central windows per block (centered layout; default all of them).
     ``period_mode``: RoPE periods of a Transformer on the target ("trained" or "target"; default: the model's).
     ``order``: optional site priorities, (N,) or (n, N) (e.g. a recorded ``result.order``), instead of a random
-    order: inside each window the free sites are generated by increasing priority."""
+    order: inside each step the free sites are generated by increasing priority."""
     n = int(n)
     if n < 1:
         raise LatthermError("the number of samples must be positive")
     system_target.check(T, mu)
-    plan = make_plan(model, system_target.lattice, mask, values, stride, method, window, period_mode, layout)
+    plan = make_plan(model, system_target.lattice, mask, values, stride, method, window, period_mode, layout, views)
     runner = plan.runner
     T, mu = _conds(T, mu, n)
     dev = runner.device
@@ -394,13 +400,17 @@ def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask
     else:
         sign = torch.ones(n, device=dev)
     mu_c = mu * sign.to(mu.dtype).cpu()
-    key = None
-    if order is not None:
+    N = plan.target.n_sites
+    if order is None:
+        key = torch.rand(n, N, generator=generator, device=dev if generator is None else generator.device)
+    else:
         key = torch.as_tensor(order, dtype=torch.float64)
-        if key.shape not in ((plan.target.n_sites,), (n, plan.target.n_sites)):
-            raise LatthermError(f"order must have shape ({plan.target.n_sites},) or ({n}, {plan.target.n_sites})")
+        if key.shape not in ((N,), (n, N)):
+            raise LatthermError(f"order must have shape ({N},) or ({n}, {N})")
         key = key.expand(n, -1)
-    s_c, lp_c, order = _sample_component(plan, T, mu_c, sign, n, generator, key)
+    tokens = _known_tokens(plan, sign, dev)
+    lp_c, order = _walk(plan, T.to(dev), mu_c.to(dev), tokens, key.to(dev), generator=generator)
+    s_c = (2 * tokens - 3).to(torch.float32)
     spins = s_c * sign[:, None]
     if runner.symmetric:
         other = _score_component(plan, T, -mu_c, -s_c, order)
@@ -417,7 +427,7 @@ def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask
 def paint_with_model(lm, target, T, mu, n: int, mask=None, values=None, generator=None, **options):
     """``paint`` for a :class:`~lattherm.engine.models.io.LoadedModel` ``lm``: ``target`` is a System or a size
     (``"8x8"`` or ``[8, 8]``) of the model's system, the model's own size included. A fixed-size (MLP) model paints
-    with its own lattice as the window. ``options`` go to ``paint`` (stride, method, layout, period_mode, order)."""
+    with its own lattice as the window. ``options`` go to ``paint`` (stride, method, layout, views, period_mode, order)."""
     if not lm.model.any_order:
         raise LatthermError(f"painting needs an any-order model; {lm.source.name} is a {lm.model.kind}")
     if not isinstance(target, System):
@@ -469,5 +479,5 @@ def save_paint_npz(path, result: PaintResult, system: System) -> Path:
                          order=result.order, mask=result.mask)
 
 
-__all__ = ["PaintPlan", "PaintResult", "paint", "paint_log_prob", "make_plan", "window_plan", "window_offsets",
+__all__ = ["PaintPlan", "PaintStep", "PaintResult", "paint", "paint_log_prob", "make_plan", "window_plan", "window_offsets",
            "centered_plan", "LAYOUTS", "load_constraints", "save_paint_npz"]
