@@ -64,6 +64,8 @@ def main() -> None:
     ap.add_argument("--sweeps", type=int, default=400, help="equilibration sweeps, and as many recorded")
     ap.add_argument("--blocks", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layout", default="auto", choices=["auto", "centered", "sliding"], help="painting windows")
+    ap.add_argument("--views", type=int, help="centered layout: central windows combined per site")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     lm = load_model(a.model)
@@ -73,7 +75,7 @@ def main() -> None:
     t0 = time.perf_counter()
     painted = []
     for T, mu in conds:
-        res = paint_with_model(lm, target, T, mu, a.samples)
+        res = paint_with_model(lm, target, T, mu, a.samples, layout=a.layout, views=a.views)
         obs = observables(target, res.spins)
         painted.append({q: (float(v.mean()), float(v.std() / len(v) ** 0.5)) for q, v in obs.items()})
     t_paint = time.perf_counter() - t0

@@ -87,10 +87,12 @@ def test_cuau_2x2x4_from_2x2x2_window_is_normalised():
     mask = np.zeros(16, bool)
     mask[rng.choice(16, 6, replace=False)] = True
     values = rng.choice([-1.0, 1.0], 16)
-    for layout in ("centered", "sliding"):
+    for layout in ("centered", "sliding", "auto"):
         res = check_normalised(mlp(8, T_scale=700.0, mu_scale=0.12), system, mask, values, 600.0, 0.05,
                                window=(2, 2, 2), layout=layout)
         assert res.plan.stride == (1, 1, 1) and len(res.plan.windows) >= 2
+        # auto: a 2-wide window has no room around a site, so whole-cell sliding windows are used
+        assert res.plan.layout == ("sliding" if layout == "auto" else layout)
 
 
 def test_transformer_direct_paint_is_normalised():
@@ -194,6 +196,7 @@ def test_centered_blocks_sit_away_from_the_window_seams(stride):
             local = (big.grid[st.block] - g[0]) % 20
             assert (local >= margin).all() and (local < 10 - margin).all()
     assert len(centered_plan(big, (10, 10), 1, views=1)[0].views) == 1
+    assert make_plan(mlp(100), big).layout == "centered"  # auto, with room around every site
     # an axis the window spans completely is painted as the periodic whole
     fcc = lattice_for("fcc", "2x2x8")
     steps = centered_plan(fcc, (2, 2, 4), 1)

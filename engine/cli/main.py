@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--batch", type=int, default=2000)
     v.add_argument("--no-exact", action="store_true", help="skip exact references")
     v.add_argument("--size", help="evaluate lattices of this size, painted by the (any-order) model")
-    v.add_argument("--layout", default="centered", choices=["centered", "sliding"],
-                   help="painting windows (with --size): block at each window's centre, or the paper's sliding ones")
+    v.add_argument("--layout", default="auto", choices=["auto", "centered", "sliding"],
+                   help="painting windows (with --size): each block at its windows' centre, or the paper's sliding "
+                        "ones (auto: centered where the window has room)")
     v.add_argument("--stride", type=int, help="painting stride (default 1 centered; sliding: 3 in 2D, 1 in 3D)")
     v.add_argument("--views", type=int, help="centered: central windows combined per site (default all)")
     v.add_argument("--device", default="cpu")
@@ -88,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("-n", type=int, default=100, help="number of painted lattices")
     pt.add_argument("--method", default="auto", choices=["auto", "direct", "windows"],
                     help="Transformer: whole lattice at once (direct) or sliding windows; MLP: windows")
-    pt.add_argument("--layout", default="centered", choices=["centered", "sliding"],
-                    help="windows: each block generated at a window's centre (default) or the paper's sliding ones")
+    pt.add_argument("--layout", default="auto", choices=["auto", "centered", "sliding"],
+                    help="windows: each block generated at its windows' centre, or the paper's sliding ones "
+                         "(auto: centered where the window has room)")
     pt.add_argument("--stride", type=int, help="window stride (default 1 centered; sliding: 3 in 2D, 1 in 3D)")
     pt.add_argument("--views", type=int, help="centered: central windows combined per site (default all)")
     pt.add_argument("--period-mode", choices=["trained", "target"], help="RoPE periods on the target (Transformer)")
@@ -212,7 +214,7 @@ def _print_table(ev: dict, unit: str) -> None:
 
 
 def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int, size=None,
-              layout: str = "centered", stride: int | None = None, views: int | None = None) -> dict:
+              layout: str = "auto", stride: int | None = None, views: int | None = None) -> dict:
     import torch
 
     from ..analysis import evaluate

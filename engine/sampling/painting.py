@@ -9,8 +9,11 @@ their normalised geometric mean. The order is one uniform random key per target 
 sites are generated in increasing key. The path log p of the painted lattice is the sum of the per-site
 log-conditionals, which is the exact probability of this generating procedure given the plan and the order.
 
-Window layouts for fixed-size models (AO-ARM MLP, n_sites = window cell), first axis moving fastest:
-* ``"centered"`` (default): blocks of ``stride`` sites per axis (default 1), each generated at the centre of its
+Window layouts for fixed-size models (AO-ARM MLP, n_sites = window cell), first axis moving fastest; ``"auto"``
+(default) is centered where the window leaves room around a site (extent >= 3 on every axis shorter than the
+target) and sliding otherwise (e.g. the 2x2x4 CuAu cell: single sites at its 2-wide edges lose the ordered phases
+that whole-cell windows keep, BENCHMARKS.md):
+* ``"centered"``: blocks of ``stride`` sites per axis (default 1), each generated at the centre of its
   windows (every central window where the centre is ambiguous). A window model believes its cell is a torus, so a
   site at a window edge is conditioned on the opposite edge as its neighbour; keeping the generated block away from
   the edges removes that wrong coupling from its neighbourhood (see :func:`centered_plan`; numbers in
@@ -48,7 +51,7 @@ from ..systems import System, make_system
 from .files import load_npz, write_samples
 
 METHODS = ("auto", "direct", "windows")
-LAYOUTS = ("centered", "sliding")
+LAYOUTS = ("auto", "centered", "sliding")
 DEFAULT_STRIDE = {"centered": {2: 1, 3: 1}, "sliding": {2: 3, 3: 1}}  # by layout, then dimension
 
 
@@ -233,7 +236,7 @@ def _constraints(target: Lattice, mask, values) -> tuple[np.ndarray, np.ndarray]
 
 def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=None, stride=None,
               method: str = "auto", window=None, period_mode: str | None = None,
-              layout: str = "centered", views: int | None = None) -> PaintPlan:
+              layout: str = "auto", views: int | None = None) -> PaintPlan:
     """Check the model, target and constraints, and build the steps of ``layout`` (steps with nothing left to fill
     are dropped)."""
     if method not in METHODS:
@@ -256,6 +259,7 @@ def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=Non
             wlat = net.resolve_lattice(window.lattice if isinstance(window, System) else window)
             runner = net.for_lattice(wlat, period_mode)
             wsize = tuple(wlat.size)
+            layout = _resolve_layout(layout, target, wsize)
             strides = _strides(stride, wsize, layout)
             steps = _layout(target, wsize, strides, layout, views)
     else:
@@ -264,6 +268,7 @@ def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=Non
             raise LatthermError(f"a fixed-size model ({'x'.join(map(str, wsize))}) cannot paint the "
                                 f"{target.label} target directly; use windows")
         runner = model
+        layout = _resolve_layout(layout, target, wsize)
         strides = _strides(stride, wsize, layout)
         steps = _layout(target, wsize, strides, layout, views)
     filled = m.copy()
@@ -276,6 +281,13 @@ def make_plan(model: AutoregressiveModel, target: Lattice, mask=None, values=Non
     assert filled.all(), "windows do not cover the target"
     used = "direct" if isinstance(runner, TransformerCellView) and method != "windows" else "windows"
     return PaintPlan(target, m, v, kept, runner, used, wsize, strides, layout if used == "windows" else None)
+
+
+def _resolve_layout(layout: str, target: Lattice, wsize) -> str:
+    """"auto": centered when every axis the window does not span has room for a site between two edges."""
+    if layout != "auto":
+        return layout
+    return "centered" if all(w >= 3 for w, L in zip(wsize, target.size) if w < L) else "sliding"
 
 
 def _layout(target: Lattice, wsize, strides, layout: str, views) -> list[PaintStep]:
@@ -373,14 +385,14 @@ def paint_log_prob(model_or_plan, T, mu, spins, order, plan: PaintPlan | None = 
 
 def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask=None, values=None,
           generator: torch.Generator | None = None, stride=None, *, method: str = "auto", window=None,
-          period_mode: str | None = None, order=None, layout: str = "centered",
+          period_mode: str | None = None, order=None, layout: str = "auto",
           views: int | None = None) -> PaintResult:
     """Paint ``n`` configurations of ``system_target`` at (T, mu) (scalars or (n,) tensors).
 
     mask, values: fixed sites (bool) and their spins +-1, shaped like the target lattice or flat (N,); None paints
     everything. ``window``: the cell of a fixed-size model (Lattice, System or size; inferred for square L x L),
-    or the window cell of a Transformer with ``method="windows"``. ``layout``: "centered" (default) or "sliding" (the
-    paper's), see the module docstring. ``stride``: int or per-axis tuple (default 1 centered; 3 in 2D sliding).
+    or the window cell of a Transformer with ``method="windows"``. ``layout``: "auto" (default), "centered" or "sliding"
+    (the paper's), see the module docstring. ``stride``: int or per-axis tuple (default 1 centered; 3 in 2D sliding).
     ``views``: at most this many central windows per block (centered layout; default all of them).
     ``period_mode``: RoPE periods of a Transformer on the target ("trained" or "target"; default: the model's).
     ``order``: optional site priorities, (N,) or (n, N) (e.g. a recorded ``result.order``), instead of a random
