@@ -21,7 +21,7 @@ from lattherm.engine.exact.conditionals import ExactConditionals
 from lattherm.engine.sampling import paint
 from lattherm.engine.systems import make_system
 
-CASES = [("3x3", "6x6"), ("3x3", "9x9"), ("3x3", "12x12")]
+CASES = [("3x3", "6x6"), ("3x3", "9x9")]
 CONDITIONS = [(2.0, 0.0), (2.5, 0.0), (3.0, 0.0), (2.5, 0.2)]
 LAYOUTS = [("centered", None), ("sliding", None), ("sliding", 1)]
 
