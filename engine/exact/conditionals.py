@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LatthermError
-from ..models.any_order import sample_along
+from ..models.any_order import log_prob_along, sample_along
 from ..models.base import AutoregressiveModel
 from ..systems.base import System
 from .enumeration import _configurations
@@ -89,17 +89,7 @@ class ExactConditionals(AutoregressiveModel):
         return sample_along(self._site_log_probs, self.condition(T, mu), ranks, tokens, free, generator)
 
     def _log_prob_path(self, s, T, mu, ranks):
-        tokens = torch.zeros(s.shape, dtype=torch.long, device=s.device)
-        c = self.condition(T, mu)
-        out = torch.zeros(s.shape[0], dtype=torch.float64, device=s.device)
-        rows = torch.arange(s.shape[0], device=s.device)
-        truth = (s > 0).to(torch.long) + 1
-        site_at = ranks.argsort(-1)
-        for t in range(s.shape[1]):
-            site = site_at[:, t]
-            out += self._site_log_probs(tokens, c, site).gather(1, (truth[rows, site] - 1)[:, None]).squeeze(1)
-            tokens[rows, site] = truth[rows, site]
-        return out
+        return log_prob_along(self._site_log_probs, self.condition(T, mu), s, ranks, chunk_rows=4096)
 
 
 __all__ = ["ExactConditionals", "MAX_ORACLE_SITES"]
