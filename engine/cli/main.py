@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "ones (auto: centered where the window has room)")
     v.add_argument("--stride", type=int, help="painting stride (default 1 centered; sliding: 3 in 2D, 1 in 3D)")
     v.add_argument("--views", type=int, help="centered: central windows combined per site (default all)")
+    v.add_argument("--method", default="auto", choices=["auto", "direct", "windows"],
+                   help="painting a Transformer (with --size): the whole lattice at once (auto) or windows")
     v.add_argument("--device", default="cpu")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--json", action="store_true")
@@ -214,7 +216,8 @@ def _print_table(ev: dict, unit: str) -> None:
 
 
 def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int, size=None,
-              layout: str = "auto", stride: int | None = None, views: int | None = None) -> dict:
+              layout: str = "auto", stride: int | None = None, views: int | None = None,
+              method: str = "auto") -> dict:
     import torch
 
     from ..analysis import evaluate
@@ -231,7 +234,7 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
         system = make_system(lm.system.name, size)
 
         def draw(T, mu, n):  # painted lattices, with the exact log p of the painting path
-            res = paint_with_model(lm, system, T, mu, n, layout=layout, stride=stride, views=views)
+            res = paint_with_model(lm, system, T, mu, n, layout=layout, stride=stride, views=views, method=method)
             return res.spins, res.log_p
 
     conds = parse_grid(grid, system.name)
@@ -244,7 +247,7 @@ def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str
     ev["source"] = {"kind": lm.source.kind, "path": str(lm.source.path), "step": lm.step,
                     "painted_from": lm.system.lattice.label if draw else None,
                     "layout": layout if draw else None, "stride": stride if draw else None,
-                    "views": views if draw else None}
+                    "views": views if draw else None, "method": method if draw else None}
     ev["system"]["T_unit"] = system.temperature_unit
     return ev
 
@@ -269,7 +272,7 @@ def cmd_evaluate(a) -> int:
     if a.batch < 1:
         raise LatthermError(f"--batch must be >= 1, got {a.batch}")
     ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed, a.size, a.layout, a.stride,
-                   a.views)
+                   a.views, a.method)
     if a.out:
         from ..store import atomic_write_json
 
