@@ -3,7 +3,8 @@ PAPER Appendix L): <x_Au>, <E>/N and the L1_0 / L1_2 order parameters at the 16 
 
     .venv/bin/python benchmarks/cuau_4x4x8.py [MODEL] [--samples 200] [--chains 16] [--sweeps 400]
 
-MODEL defaults to the bundled cuau-2x2x4-ao-mlp. Painting: 3D sliding 2x2x4 windows with stride 1 (Appendix L).
+MODEL defaults to the bundled cuau-2x2x4-ao-mlp. Painting: `--layout auto` (default) picks 3D sliding 2x2x4
+windows with stride 1 (Appendix L) for this cell; `--layout centered [--views K]` for comparison.
 Monte Carlo: all 16 conditions x --chains chains in one batch from random starts, --sweeps equilibration sweeps,
 then --sweeps recorded ones in --blocks blocks; order parameters from the configuration at the end of each block.
 Error bars (+-) are one standard error over chains. At 200 K single-flip Metropolis from a random start can stay

@@ -162,7 +162,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         ev = evaluate(lm.model, target, grid, a.samples, a.eval_batch, draw=draw)
-        results["painted"] = table(f"painted {size} -> {a.target}, {a.samples} samples per condition "
+        results["painted"] = table(f"painted {size} -> {a.target} (layout auto), {a.samples} samples per condition "
                                    f"({time.perf_counter() - t0:.0f} s)", ev, parse_size(a.target))
     save()
     return 0

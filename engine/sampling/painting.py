@@ -439,7 +439,8 @@ def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask
 def paint_with_model(lm, target, T, mu, n: int, mask=None, values=None, generator=None, **options):
     """``paint`` for a :class:`~lattherm.engine.models.io.LoadedModel` ``lm``: ``target`` is a System or a size
     (``"8x8"`` or ``[8, 8]``) of the model's system, the model's own size included. A fixed-size (MLP) model paints
-    with its own lattice as the window. ``options`` go to ``paint`` (stride, method, layout, views, period_mode, order)."""
+    with its own lattice as the window. ``options`` go to ``paint`` (stride, method, layout, views, period_mode,
+    order)."""
     if not lm.model.any_order:
         raise LatthermError(f"painting needs an any-order model; {lm.source.name} is a {lm.model.kind}")
     if not isinstance(target, System):
@@ -491,5 +492,5 @@ def save_paint_npz(path, result: PaintResult, system: System) -> Path:
                          order=result.order, mask=result.mask)
 
 
-__all__ = ["PaintPlan", "PaintStep", "PaintResult", "paint", "paint_log_prob", "make_plan", "window_plan", "window_offsets",
-           "centered_plan", "LAYOUTS", "load_constraints", "save_paint_npz"]
+__all__ = ["PaintPlan", "PaintStep", "PaintResult", "paint", "paint_log_prob", "make_plan", "window_plan",
+           "window_offsets", "centered_plan", "LAYOUTS", "load_constraints", "save_paint_npz"]
