@@ -7,7 +7,6 @@ truncated checkpoint) is one line on stderr and exit code 2; nothing is half-wri
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import signal
 import sys

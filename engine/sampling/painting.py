@@ -32,7 +32,6 @@ drawing one component and flipping, scored along the same plan and order.
 
 from __future__ import annotations
 
-import io
 import itertools
 import math
 from dataclasses import dataclass, field
