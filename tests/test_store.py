@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import struct
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -20,9 +22,11 @@ from lattherm.engine.store import (
     delete_run,
     list_runs,
     load_tensors,
+    pid_alive,
     read_meta,
     resolve_model_source,
     save_tensors,
+    this_host,
 )
 
 CONFIG = '[system]\nkind = "ising"\nsize = "5x5"\n\n[model]\nkind = "ao-mlp"\n'
@@ -204,6 +208,35 @@ def test_status_merges_and_tolerates_damage():
     run.status_path.unlink()
     assert run.status() == {"status": "unknown"}
     assert run.set_status("failed", message="boom")["status"] == "failed"
+
+
+def test_running_run_whose_process_is_gone_reads_as_interrupted():
+    """A run recorded as running by a process that has exited on this host reads as interrupted (last step kept,
+    resumable) in status(), run_summary and list_runs, without a byte of the folder written; a live owner (this
+    test process) reads as running, and another host's pid is left as recorded since it cannot be checked here."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead_pid = int(dead.stdout)
+    assert not pid_alive(dead_pid) and pid_alive(os.getpid())
+    live, gone, remote = Run.create(CONFIG, "live"), Run.create(CONFIG, "gone"), Run.create(CONFIG, "remote")
+    live.set_status("running", step=40, pid=os.getpid(), host=this_host())
+    gone.set_status("running", step=300, best_F_q=-1.5, pid=dead_pid, host=this_host())
+    remote.set_status("running", step=7, pid=dead_pid, host=this_host() + "-elsewhere")
+    before = gone.status_path.read_bytes(), gone.status_path.stat().st_mtime_ns
+    st = gone.status()
+    assert (st["status"], st["step"], st["best_F_q"], st["resumable"]) == ("interrupted", 300, -1.5, True)
+    assert str(dead_pid) in st["message"]
+    rows = {r["id"]: r for r in list_runs()}
+    assert (rows[gone.id]["status"], rows[gone.id]["step"], rows[gone.id]["resumable"]) == ("interrupted", 300, True)
+    assert (rows[live.id]["status"], rows[live.id]["resumable"]) == ("running", False)
+    assert (rows[remote.id]["status"], rows[remote.id]["step"]) == ("running", 7)
+    assert (gone.status_path.read_bytes(), gone.status_path.stat().st_mtime_ns) == before
+    assert json.loads(before[0])["status"] == "running"
+    # resuming writes over what was recorded, not over the interpretation
+    gone.set_status("running", step=300, pid=os.getpid(), host=this_host())
+    written = json.loads(gone.status_path.read_text())
+    assert written["status"] == "running" and "resumable" not in written and "message" not in written
+    assert gone.status()["status"] == "running"
 
 
 def test_metrics_append_and_truncated_last_line():

@@ -8,7 +8,7 @@ from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .checkpoint import FORMAT as CHECKPOINT_FORMAT
 from .checkpoint import load_tensors, read_meta, save_tensors
 from .models import ModelSource, bundled_models, bundled_models_dir, is_model_dir, resolve_model_source
-from .runs import Run, delete_run, is_run_dir, list_runs
+from .runs import Run, delete_run, is_run_dir, list_runs, pid_alive, this_host
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -23,8 +23,10 @@ __all__ = [
     "is_model_dir",
     "is_run_dir",
     "list_runs",
+    "pid_alive",
     "load_tensors",
     "read_meta",
     "resolve_model_source",
     "save_tensors",
+    "this_host",
 ]

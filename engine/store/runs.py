@@ -3,7 +3,8 @@
 Layout of ``<root>/<id>/``::
 
     config.toml     the exact config the run was started with (source of truth for rebuilding the model)
-    status.json     small, rewritten atomically: status, created, step, best_F_q, system, model, message ...
+    status.json     small, rewritten atomically: status, created, step, best_F_q, system, model, message, and
+                    while training the owner's pid and host (a reader tells a live run from an interrupted one)
     metrics.jsonl   one JSON object per line, appended in batches (tail -f friendly, survives a kill)
     checkpoints/    step-00001000.safetensors ..., plus optional best/final.safetensors
     samples/        <stem>-<n>.npz arrays handed to the GUI by path
@@ -21,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import socket
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
@@ -141,8 +143,8 @@ class Run:
 
     # ---- status ------------------------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """Current status dict; ``{"status": "unknown"}`` if the file is missing or damaged (never raises)."""
+    def recorded_status(self) -> dict[str, Any]:
+        """status.json as written; ``{"status": "unknown"}`` if the file is missing or damaged (never raises)."""
         try:
             data = json.loads(self.status_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -151,9 +153,19 @@ class Run:
             return {"status": "unknown"}
         return data
 
+    def status(self) -> dict[str, Any]:
+        """The run's status as it really is: a "running" run whose training process is gone on this host reads as
+        ``"interrupted"`` with ``resumable: true`` (its last step kept), so a killed engine or a lost cluster job needs
+        nobody to repair the folder. Reading never writes; another host's run is left as recorded."""
+        data = self.recorded_status()
+        if data["status"] == "running" and data.get("host") == this_host() and not pid_alive(data.get("pid")):
+            data = {**data, "status": "interrupted", "resumable": True,
+                    "message": f"the training process (pid {data.get('pid')}) is gone"}
+        return data
+
     def set_status(self, status: str, **extra: Any) -> dict[str, Any]:
         """Set ``status`` and merge ``extra`` keys (step, best_F_q, message ...) into status.json, atomically."""
-        data = self.status()
+        data = self.recorded_status()
         if data.get("status") == "unknown" and "created" not in data:
             data.setdefault("created", _created_from_id(self.id) or _now())
         data.update(extra)
@@ -255,6 +267,49 @@ class Run:
         return self.samples_dir / f"{stem}-{max(used, default=0) + 1}.npz"
 
 
+# ---- liveness ----------------------------------------------------------------------------------------------------
+
+
+def this_host() -> str:
+    """The name a training process records as ``host``: pids are only comparable on the same machine."""
+    return socket.gethostname()
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether process ``pid`` exists on this machine and is not a zombie (an exited child nobody has reaped)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill would terminate the process there
+        return _windows_pid_alive(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    except OSError:
+        return False
+    try:  # Linux: an exited but unreaped process still answers kill(0); its state letter is Z
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _windows_pid_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # access denied: it exists
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
 # ---- lookup, listing, deletion ------------------------------------------------------------------------------------
 
 
@@ -342,6 +397,7 @@ def run_summary(run: Run) -> dict[str, Any]:
         row[key] = st.get(key, cfg[key])
     row["step"] = st.get("step")
     row["best_F_q"] = st.get("best_F_q")
+    row["resumable"] = bool(st.get("resumable", False))
     row["created"] = st.get("created") or _created_from_id(run.id)
     return row
 

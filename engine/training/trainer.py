@@ -20,7 +20,7 @@ from ..devices import pick_device
 from ..errors import CheckpointError, LatthermError
 from ..models import model_for_system
 from ..models.io import model_from_tensors, model_meta, model_tensors
-from ..store import Run, load_tensors, save_tensors
+from ..store import Run, load_tensors, save_tensors, this_host
 from ..systems import make_system
 from .conditions import ConditionSchedule
 from .config import RunConfig, parse_config
@@ -202,7 +202,7 @@ class Trainer:
         run = self.run
         budget = t.max_minutes * 60.0
         if run is not None:
-            run.set_status("running", step=self.step, pid=os.getpid(), device=str(self.device))
+            run.set_status("running", step=self.step, pid=os.getpid(), host=this_host(), device=str(self.device))
         pending: list[dict] = []
         status, reason = "finished", "steps reached"
         try:
@@ -227,6 +227,8 @@ class Trainer:
                         on_log(rec)
                 if run is not None and self.step % t.checkpoint_every == 0:
                     self.save_checkpoint()
+                    run.set_status("running", step=self.step,  # an interrupted run reads as resumable from here
+                                   best_F_q=None if math.isinf(self.best_F_q) else self.best_F_q)
         except BaseException as exc:  # Ctrl-C, a crash: keep what was learned, say what happened
             if run is not None:
                 self._finish("stopped" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
