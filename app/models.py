@@ -1,15 +1,15 @@
-"""The model chooser shared by the sampler and the painting panel: bundled models first, then runs."""
+"""The model chooser shared by the sampler and the painting panel: bundled models first, then runs (both lists as
+the engine gives them: ``bundled_models`` and ``list_runs``)."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QComboBox
 
-from lattherm.engine.store import bundled_models, bundled_models_dir
 
-
-def model_choices(runs: list[dict]) -> list[tuple[str, str]]:
-    """(label, reference) pairs: bundled models by folder path, runs (with a checkpoint) by path."""
-    out = [(f"bundled: {name}", str(bundled_models_dir() / name)) for name in bundled_models()]
+def model_choices(bundled: list[dict], runs: list[dict]) -> list[tuple[str, str]]:
+    """(label, reference) pairs: bundled models (engine rows ``{"name", "path"}``) by folder path, then runs that
+    have trained at least one step, by path."""
+    out = [(f"bundled: {m['name']}", m["path"]) for m in bundled]
     for r in runs:
         if (r.get("step") or 0) > 0:
             out.append((f"run: {r['id']} ({r.get('status')})", r["path"]))

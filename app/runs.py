@@ -1,30 +1,39 @@
-"""Run browser: the runs on disk (read straight from the run folders; no engine needed) with open and delete."""
+"""Run browser: the runs the engine lists (``list_runs``), with open, compare (``open_run``) and delete
+(``delete_run``). The GUI reads no run folder itself: the engine is the one reader of the store, so what the
+browser shows (an interrupted run included) is what the CLI and the engine see."""
 
 from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from lattherm.engine.store import Run, list_runs
-
 COLUMNS = ("id", "status", "system", "size", "model", "step", "best_F_q")
+HEADERS = ("run", "status", "system", "size", "model", "step", "best F_q")
+REFRESH_MS = 3000
+#: status cell colours: a glance tells live runs from ones that need attention
+STATUS_COLORS = {"running": "#dff3df", "interrupted": "#fff3c4", "failed": "#fde2e2"}
 
 
 class RunBrowser(QWidget):
     run_opened = Signal(str)  # run id
-    runs_changed = Signal(list)  # rows
+    runs_changed = Signal(list)  # rows, newest first; also emitted on the first answer
 
     def __init__(self, client, parent=None):
         super().__init__(parent)
         self.client = client
         self.rows: list[dict] = []
+        self.loaded = False  # the engine has answered list_runs at least once
+        self._asking = False
+        self._again = False
         self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(["run", "status", "system", "size", "model", "step", "best F_q"])
+        self.table.setHorizontalHeaderLabels(list(HEADERS))
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)  # several runs for Compare
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
         self.table.doubleClicked.connect(lambda _: self.open_selected())
         self.open_btn, self.delete_btn, refresh = QPushButton("Open"), QPushButton("Delete…"), QPushButton("Refresh")
         self.compare_btn = QPushButton("Compare")
@@ -44,29 +53,91 @@ class RunBrowser(QWidget):
         lay.addWidget(self.table)
         lay.addLayout(buttons)
         lay.addWidget(self.message)
+        self._placeholder("engine starting…")
         self.timer = QTimer(self)
-        self.timer.setInterval(3000)
+        self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
-        self.refresh()
+        client.ready.connect(lambda _: self.refresh())  # first start and every restart after a crash
+        client.state_changed.connect(self._engine_state)
 
+    # ---- the list ----------------------------------------------------------------------------------------------
     def refresh(self) -> None:
-        rows = list(reversed(list_runs()))  # newest first
-        selected = self.selected_ids()
-        if rows != self.rows:
-            self.rows = rows
-            self.table.setRowCount(len(rows))
-            for i, row in enumerate(rows):
-                for j, key in enumerate(COLUMNS):
-                    v = row.get(key)
-                    text = "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-                    item = QTableWidgetItem(text)
-                    item.setData(Qt.UserRole, row["id"])
-                    self.table.setItem(i, j, item)
-            self.table.resizeColumnsToContents()
-            self.select_many(selected)
-            self.runs_changed.emit(rows)
+        """Ask the engine for the run list; a refresh wanted while an answer is on its way asks once more after it."""
+        if not self.client.is_ready():
+            return
+        if self._asking:
+            self._again = True
+            return
+        self._asking = True
+        self.client.request("list_runs", {}, self._listed, self._list_failed)
 
+    def _listed(self, rows: list) -> None:
+        self._asking = False
+        first = not self.loaded
+        self.loaded = True
+        self.show_rows(list(reversed(rows)), force=first)  # newest first
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    def _list_failed(self, exc) -> None:
+        self._asking = self._again = False
+        if self.client.is_ready():  # a crash is the window's banner, not the browser's business
+            self._failed(exc)
+
+    def _engine_state(self, state: str) -> None:
+        if state == "ready":
+            self.message.setText("")
+        elif state in ("crashed", "stopped"):
+            self._asking = self._again = False
+            if self.loaded:
+                self.message.setText("engine not running: the list is as it was last seen")
+            else:
+                self._placeholder("engine not running")
+
+    def _placeholder(self, text: str) -> None:
+        """One grey line across the table until the engine has answered."""
+        self.table.clearSpans()
+        self.table.setRowCount(1)
+        item = QTableWidgetItem(text)
+        item.setFlags(Qt.NoItemFlags)
+        item.setForeground(QColor("#777"))
+        self.table.setItem(0, 0, item)
+        self.table.setSpan(0, 0, 1, len(COLUMNS))
+
+    def placeholder_text(self) -> str | None:
+        """The grey line's text while no list has come, else None."""
+        if self.loaded:
+            return None
+        item = self.table.item(0, 0)
+        return item.text() if item else None
+
+    def show_rows(self, rows: list[dict], force: bool = False) -> None:
+        if rows == self.rows and not force:
+            return
+        selected = self.selected_ids()
+        self.rows = rows
+        self.table.clearSpans()
+        self.table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            for j, key in enumerate(COLUMNS):
+                v = row.get(key)
+                text = "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+                item = QTableWidgetItem(text)
+                item.setData(Qt.UserRole, row["id"])
+                if key == "status":
+                    if row.get("status") in STATUS_COLORS:
+                        item.setBackground(QColor(STATUS_COLORS[row["status"]]))
+                    if row.get("resumable"):
+                        item.setToolTip("the training process is gone; open the run and press Resume run… to "
+                                        "continue from its last checkpoint")
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnsToContents()
+        self.select_many(selected)
+        self.runs_changed.emit(rows)
+
+    # ---- selection ---------------------------------------------------------------------------------------------
     def select(self, run_id: str | None) -> None:
         for i, row in enumerate(self.rows):
             if row["id"] == run_id:
@@ -86,20 +157,22 @@ class RunBrowser(QWidget):
 
     def selected_ids(self) -> list[str]:
         """Selected run ids in table order (newest first)."""
+        if not self.loaded:
+            return []
         rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
         return [self.rows[r]["id"] for r in rows if r < len(self.rows)]
 
+    def row(self, run_id: str) -> dict | None:
+        return next((r for r in self.rows if r["id"] == run_id), None)
+
+    # ---- actions -----------------------------------------------------------------------------------------------
     def compare_selected(self) -> None:
         ids = self.selected_ids()
         if not ids:
             self.message.setText("select one or more runs (ctrl/shift-click) to compare")
             return
-        runs = [(rid, self.row(rid)["path"]) for rid in ids]
-        self.compare_dialog = CompareDialog(runs, self)
+        self.compare_dialog = CompareDialog(ids, self.client, self)
         self.compare_dialog.show()
-
-    def row(self, run_id: str) -> dict | None:
-        return next((r for r in self.rows if r["id"] == run_id), None)
 
     def open_selected(self) -> None:
         rid = self.selected_id()
@@ -125,10 +198,10 @@ class RunBrowser(QWidget):
 
 
 class CompareDialog(QDialog):
-    """F_q against step for several runs on one plot, one colour each, with a legend by run id (read from each
-    run's metrics.jsonl; no engine needed)."""
+    """F_q against step for several runs on one plot, one colour each, with a legend by run id. The curves come from
+    the engine's ``open_run`` (its scalar metrics); each fills in when its answer arrives."""
 
-    def __init__(self, runs: list[tuple[str, str]], parent=None):
+    def __init__(self, run_ids: list[str], client, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Compare runs: F_q")
         self.plot = pg.PlotWidget(title="F_q (variational free energy)")
@@ -136,12 +209,31 @@ class CompareDialog(QDialog):
         self.plot.setLabel("left", "F_q")
         self.legend = self.plot.addLegend()
         self.curves: dict[str, pg.PlotDataItem] = {}
-        for k, (rid, path) in enumerate(runs):
-            recs = [r for r in Run(path).read_metrics() if r.get("F_q") is not None and "step" in r]
-            x = [float(r["step"]) for r in recs]
-            y = [float(r["F_q"]) for r in recs]
-            self.curves[rid] = self.plot.plot(x, y, pen=pg.mkPen(pg.intColor(k, hues=max(len(runs), 3)), width=1.5),
-                                              name=rid)
+        self.pending = set(run_ids)
+        self.message = QLabel("loading…")
+        for k, rid in enumerate(run_ids):  # legend in selection order, whatever order the answers come in
+            pen = pg.mkPen(pg.intColor(k, hues=max(len(run_ids), 3)), width=1.5)
+            self.curves[rid] = self.plot.plot([], [], pen=pen, name=rid)
+            client.request("open_run", {"run": rid}, lambda r, rid=rid: self._opened(rid, r),
+                           lambda e, rid=rid: self._failed(rid, e))
         lay = QVBoxLayout(self)
         lay.addWidget(self.plot)
+        lay.addWidget(self.message)
         self.resize(700, 450)
+
+    def _opened(self, rid: str, result: dict) -> None:
+        recs = [r for r in result["metrics"] if r.get("F_q") is not None and "step" in r]
+        self.curves[rid].setData([float(r["step"]) for r in recs], [float(r["F_q"]) for r in recs])
+        self._done(rid)
+
+    def _failed(self, rid: str, exc) -> None:
+        self.message.setText(f"<span style='color:#b00'>{rid}: {exc}</span>")
+        self._done(rid)
+
+    def _done(self, rid: str) -> None:
+        self.pending.discard(rid)
+        if not self.pending and self.message.text() == "loading…":  # an error stays on show
+            self.message.setText("")
+
+    def loaded(self) -> bool:
+        return not self.pending

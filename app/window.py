@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow, QPlainTextEdit, QPushButton,
                                QTabWidget, QVBoxLayout, QWidget)
-
-from lattherm.engine import paths
-from lattherm.engine.store import Run, bundled_models, bundled_models_dir
 
 from .client import EngineClient
 from .models import model_choices
@@ -19,7 +15,7 @@ from .runs import RunBrowser
 from .sampler import SamplerPanel
 from .training import TrainingPanel
 
-PREFERRED_MODEL = "ising-5x5-ao-mlp"
+PREFERRED_MODEL = "ising-5x5-ao-mlp"  # the bundled model both panels start on
 
 
 class CrashBanner(QFrame):
@@ -49,6 +45,8 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.auto_restart = auto_restart
         self.restarts: list[float] = []
+        self.bundled: list[dict] | None = None  # the engine's bundled_models answer
+        self._first_models = True  # the preferred model and the opening tab are chosen once, when both lists are in
         self.client = EngineClient(self, env=engine_env)
         self.browser = RunBrowser(self.client)
         self.training = TrainingPanel(self.client)
@@ -94,9 +92,6 @@ class MainWindow(QMainWindow):
         self.browser.runs_changed.connect(self.update_models)
         self.training.run_started.connect(lambda _: self.browser.refresh())
         self.training.run_ended.connect(lambda _: self.browser.refresh())
-        self.update_models(self.browser.rows)
-        if not self.browser.rows and bundled_models():
-            self.tabs.setCurrentWidget(self.sampler)  # first start: sample the bundled model right away
 
     # ---- engine ------------------------------------------------------------------------------------------------
     def start_engine(self) -> None:
@@ -113,6 +108,8 @@ class MainWindow(QMainWindow):
         self.last_beat = time.monotonic()
         self.banner.restart.setEnabled(True)
         self.engine_label.setText(f"engine: ready (torch {hello.get('torch')}, pid {hello.get('pid')})")
+        self.client.request("bundled_models", {}, self._got_bundled,
+                            lambda e: self.log.appendPlainText(f"[bundled models] {e}"))
         self.painting.model_changed()
 
     def check_heartbeat(self) -> None:
@@ -130,15 +127,10 @@ class MainWindow(QMainWindow):
         self.sampler.on_event(name, job, data)
 
     def on_crash(self, info: dict) -> None:
-        run = self.training.engine_lost()
+        """Say what happened and restart; the window writes nothing: a run the dead engine was training reads as
+        interrupted in the store, and the browser shows that when the restarted engine lists the runs."""
+        self.training.engine_lost()
         self.sampler.engine_lost()
-        if run:
-            try:  # the run's files stay; only its status says what happened
-                r = Run(Path(paths.runs_dir()) / run)
-                if r.status().get("status") == "running":
-                    r.set_status("failed", message=f"engine process died (exit code {info['exit_code']})")
-            except OSError:
-                pass
         parts = [f"<b>The engine process stopped unexpectedly</b> ({info['exit_status']}, exit code "
                  f"{info['exit_code']}). Saved runs and checkpoints are kept."]
         if info.get("stderr"):
@@ -153,18 +145,26 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(300, self.restart_engine)
         self.banner.text.setText("<br>".join(parts))
         self.banner.show()
-        self.browser.refresh()
 
     # ---- runs and models ---------------------------------------------------------------------------------------
+    def _got_bundled(self, models: list) -> None:
+        self.bundled = models
+        self.update_models(self.browser.rows)
+
     def update_models(self, rows: list) -> None:
-        choices = model_choices(rows)
-        first = self.sampler.model.count() == 0
+        if self.bundled is None or not self.browser.loaded:
+            return
+        choices = model_choices(self.bundled, rows)
         self.sampler.model.set_choices(choices)
         self.painting.model.set_choices(choices)
-        if first:
-            preferred = str(bundled_models_dir() / PREFERRED_MODEL)
-            self.sampler.model.select(preferred)
-            self.painting.model.select(preferred)
+        if self._first_models:
+            self._first_models = False
+            preferred = next((m["path"] for m in self.bundled if m["name"] == PREFERRED_MODEL), None)
+            if preferred:
+                self.sampler.model.select(preferred)
+                self.painting.model.select(preferred)
+            if not rows and self.bundled:
+                self.tabs.setCurrentWidget(self.sampler)  # first start: sample the bundled model right away
 
     def open_run(self, run_id: str) -> None:
         self.training.show_run(run_id)

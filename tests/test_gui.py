@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import csv
+import json
 import os
 import signal
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -19,12 +22,15 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from lattherm.app import export, settings  # noqa: E402
 from lattherm.app.window import MainWindow  # noqa: E402
+from lattherm.engine.server import PROTOCOL_VERSION  # noqa: E402
 from _configs import tiny_ising  # noqa: E402
+
+ENGINE_ENV = {"OMP_NUM_THREADS": "1", "LATTHERM_THREADS": "1"}
 
 
 @pytest.fixture
 def window(qtbot, lattherm_home):
-    win = MainWindow(engine_env={"OMP_NUM_THREADS": "1", "LATTHERM_THREADS": "1"})
+    win = MainWindow(engine_env=ENGINE_ENV)
     qtbot.addWidget(win)
     win.show()
     win.start_engine()
@@ -43,11 +49,24 @@ def train_run(qtbot, win, steps: int) -> str:
     return panel.run_id
 
 
+def listed(qtbot, win, run_id: str, status: str | None = None, timeout: int = 10000) -> dict:
+    """The browser's row for ``run_id`` once the engine lists it (with ``status``, if given)."""
+    def seen() -> bool:
+        row = win.browser.row(run_id)
+        if row is not None and (status is None or row["status"] == status):
+            return True
+        win.browser.refresh()  # at most one list_runs in flight, however often this asks
+        return False
+
+    qtbot.waitUntil(seen, timeout=timeout)
+    return win.browser.row(run_id)
+
+
 def test_window_has_three_panels_and_engine_says_hello(window):
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert titles == ["Training", "Sampler", "Lattice painting"]
     hello = window.client.hello
-    assert hello["protocol"] == 1 and hello["pid"] == window.client.pid()
+    assert hello["protocol"] == PROTOCOL_VERSION and hello["pid"] == window.client.pid()
     assert "ready" in window.engine_label.text()
 
 
@@ -65,16 +84,19 @@ def test_training_curves_pause_cancel_browser_and_export(qtbot, window, tmp_path
     qtbot.mouseClick(panel.stop_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.state == "idle", timeout=20000)
     assert "stopped" in panel.status.text()
-    window.browser.refresh()
-    row = window.browser.row(run_id)
-    assert row is not None and row["status"] == "stopped" and row["step"] > 0
+    row = listed(qtbot, window, run_id, "stopped")
+    assert row["step"] > 0
     ckpts = list((Path(row["path"]) / "checkpoints").glob("step-*.safetensors"))
     assert ckpts, "cancel saves a checkpoint"
-    # a second GUI start (a new window over the same LATTHERM_HOME) lists the run with its status
-    second = MainWindow()
+    # a second GUI start (a new window and engine over the same LATTHERM_HOME) lists the run with its status
+    second = MainWindow(engine_env=ENGINE_ENV)
     qtbot.addWidget(second)
-    again = second.browser.row(run_id)
-    assert again is not None and again["status"] == "stopped" and again["step"] == row["step"]
+    second.start_engine()
+    try:
+        again = listed(qtbot, second, run_id, timeout=20000)
+        assert again["status"] == "stopped" and again["step"] == row["step"]
+    finally:
+        second.client.kill()
     second.close()
 
     # export: PNG, SVG and a CSV whose numbers are the curve's
@@ -109,9 +131,9 @@ def cell_center(editor, i, j) -> QPoint:
 
 
 def test_painting_editor_and_inpainting_keeps_fixed_sites(qtbot, window):
-    train_run(qtbot, window, steps=30)
+    run_id = train_run(qtbot, window, steps=30)
     qtbot.waitUntil(lambda: window.training.state == "idle", timeout=20000)
-    window.browser.refresh()
+    listed(qtbot, window, run_id, "finished")
     panel = window.painting
     run_path = window.browser.rows[0]["path"]
     assert panel.model.select(run_path)
@@ -153,24 +175,33 @@ def test_painting_editor_and_inpainting_keeps_fixed_sites(qtbot, window):
     assert panel.result is None and panel.views == [] and panel.go.isEnabled()
 
 
+def _folder_state(run_dir: Path) -> dict:
+    """Every file of a run folder with its bytes and mtime: what 'nothing was written' is checked against."""
+    return {p.relative_to(run_dir): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(run_dir.rglob("*"))
+            if p.is_file()}
+
+
 def test_engine_killed_mid_job_is_reported_and_restarted(qtbot, window):
+    """The engine dies mid-training: the window reports it and restarts the engine but writes nothing into the run
+    folder; the restarted engine lists the run as interrupted at its last checkpointed step, and it resumes."""
     panel = window.training
     run_id = train_run(qtbot, window, steps=100000)
     run_dir = Path(os.environ["LATTHERM_HOME"]) / "runs" / run_id
     qtbot.waitUntil(lambda: any((run_dir / "checkpoints").glob("step-*.safetensors")), timeout=20000)
-    saved = {p: p.read_bytes() for p in (run_dir / "checkpoints").glob("step-*.safetensors")}
-    saved[run_dir / "config.toml"] = (run_dir / "config.toml").read_bytes()
+    listed(qtbot, window, run_id, "running")
     old_pid = window.client.pid()
     os.kill(old_pid, signal.SIGKILL)
+    time.sleep(0.5)  # no Qt events meanwhile: the engine is gone before the window can react
+    before = _folder_state(run_dir)
+    recorded = json.loads(before[Path("status.json")][0])
+    assert recorded["status"] == "running" and recorded["pid"] == old_pid
     qtbot.waitUntil(window.banner.isVisible, timeout=10000)
     assert "exit" in window.banner.text.text()
     assert "engine process died" in panel.status.text()
     qtbot.waitUntil(lambda: window.client.is_ready() and window.client.pid() != old_pid, timeout=20000)
-    for path, data in saved.items():  # the kill may leave newer checkpoints, but never loses an old one ...
-        if path.exists():
-            assert path.read_bytes() == data
-    assert (run_dir / "config.toml").exists() and any((run_dir / "checkpoints").glob("step-*.safetensors"))
-    assert window.browser.row(run_id)["status"] == "failed"
+    row = listed(qtbot, window, run_id, "interrupted")
+    assert row["resumable"] is True and row["step"] == recorded["step"] > 0
+    assert _folder_state(run_dir) == before  # status.json (bytes and mtime) and every other file untouched
     # ... and the run resumes from its checkpoint in the new engine
     qtbot.mouseClick(panel.resume_run_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.state == "running", timeout=20000)
@@ -193,11 +224,11 @@ def test_file_dialogs_remember_their_folder(qtbot, tmp_path, monkeypatch):
 
 
 def test_sampler_gallery_histograms_and_table(qtbot, window):
-    train_run(qtbot, window, steps=20)
+    run_id = train_run(qtbot, window, steps=20)
     qtbot.waitUntil(lambda: window.training.state == "idle", timeout=20000)
-    window.browser.refresh()
+    row = listed(qtbot, window, run_id, "finished")
     panel = window.sampler
-    assert panel.model.select(window.browser.rows[0]["path"])
+    qtbot.waitUntil(lambda: panel.model.select(row["path"]), timeout=5000)
     panel.T.setValue(2.0)
     panel.mu.setValue(0.0)
     panel.n.setValue(40)
@@ -292,10 +323,12 @@ def test_first_start_opens_on_the_bundled_model_and_samples_it(qtbot, window):
     at once gives a table row whose F_q sits just above the exact bound."""
     from lattherm.engine.store import bundled_models_dir
 
-    assert window.browser.rows == []
+    preferred = str(bundled_models_dir() / "ising-5x5-ao-mlp")
+    qtbot.waitUntil(lambda: window.sampler.model.current_ref() == preferred, timeout=10000)
+    assert window.browser.loaded and window.browser.rows == []
     assert window.tabs.currentWidget() is window.sampler
-    assert window.sampler.model.current_ref() == str(bundled_models_dir() / "ising-5x5-ao-mlp")
-    assert window.painting.model.current_ref() == str(bundled_models_dir() / "ising-5x5-ao-mlp")
+    assert window.sampler.model.count() == len(window.bundled) >= 1
+    assert window.painting.model.current_ref() == preferred
     panel = window.sampler
     panel.T.setValue(3.0)
     panel.mu.setValue(0.0)
@@ -316,14 +349,42 @@ def _run_with_metrics(records: list[dict], hint: str):
     return run
 
 
-def test_browser_compare_overlays_f_q_of_selected_runs(qtbot):
-    from lattherm.app.runs import RunBrowser
+def test_browser_lists_runs_through_the_engine(qtbot):
+    """Runs made on disk (by this test, as the CLI would) appear in the browser once the engine lists them, newest
+    first, with the store's values; until the engine's first answer the table says it is starting."""
+    a = _run_with_metrics([{"step": 1, "loss": 1.0, "F_q": -1.0}], "a")
+    a.set_status("finished", step=120, best_F_q=-1.25, created="2020-01-01T00:00:00+00:00")
+    b = _run_with_metrics([], "b")
+    win = MainWindow(engine_env=ENGINE_ENV)
+    qtbot.addWidget(win)
+    assert win.browser.placeholder_text() == "engine starting…" and win.browser.rows == []
+    win.start_engine()
+    try:
+        qtbot.waitUntil(lambda: win.browser.loaded, timeout=20000)
+        assert win.browser.placeholder_text() is None
+        assert [r["id"] for r in win.browser.rows] == [b.id, a.id]
+        ra = win.browser.row(a.id)
+        assert (ra["status"], ra["step"], ra["best_F_q"], ra["system"], ra["size"]) == (
+            "finished", 120, -1.25, "ising", "3x3")
+        cells = [win.browser.table.item(1, j).text() for j in range(win.browser.table.columnCount())]
+        assert cells == [a.id, "finished", "ising", "3x3", "ao-arm", "120", "-1.2500"]
+        # the model choices follow: the run with a trained step is offered, the fresh one is not
+        qtbot.waitUntil(lambda: win.sampler.model.findData(ra["path"]) >= 0, timeout=10000)
+        assert win.sampler.model.findData(win.browser.row(b.id)["path"]) < 0
+        c = _run_with_metrics([], "c")  # a run appearing later shows up on the next refresh
+        listed(qtbot, win, c.id)
+        assert win.browser.rows[0]["id"] == c.id
+    finally:
+        win.client.kill()
 
+
+def test_browser_compare_overlays_f_q_of_selected_runs(qtbot, window):
     a = _run_with_metrics([{"step": s, "loss": 1.0, "F_q": -1.0 - 0.1 * s} for s in range(1, 6)], "a")
     b = _run_with_metrics([{"step": s, "loss": 2.0, "F_q": -2.0 + 0.05 * s} for s in (2, 4, 6)]
                           + [{"step": 7, "loss": 0.5}], "b")  # a record without F_q is left out
-    browser = RunBrowser(client=None)
-    qtbot.addWidget(browser)
+    browser = window.browser
+    listed(qtbot, window, a.id)
+    listed(qtbot, window, b.id)
     assert {r["id"] for r in browser.rows} == {a.id, b.id}
     browser.select_many([a.id, b.id])
     assert set(browser.selected_ids()) == {a.id, b.id}
@@ -331,6 +392,7 @@ def test_browser_compare_overlays_f_q_of_selected_runs(qtbot):
     dlg = browser.compare_dialog
     assert dlg is not None and dlg.isVisible()
     qtbot.addWidget(dlg)
+    qtbot.waitUntil(dlg.loaded, timeout=10000)
     assert set(dlg.curves) == {a.id, b.id}
     for run in (a, b):
         recs = [r for r in run.read_metrics() if "F_q" in r]
@@ -340,6 +402,22 @@ def test_browser_compare_overlays_f_q_of_selected_runs(qtbot):
     assert labels == {a.id, b.id}
     browser.select(a.id)  # a single click still selects one run
     assert browser.selected_ids() == [a.id]
+
+
+def test_app_reads_no_run_folder_itself():
+    """The store's run and model readers are the engine's: app/ may take only the atomic writers from it (for files
+    the user picks), so everything the GUI shows about runs comes through the engine."""
+    allowed = {"atomic_write_bytes", "atomic_write_json", "atomic_write_text"}
+    app_dir = Path(__file__).resolve().parents[1] / "app"
+    taken = {}
+    for path in sorted(app_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lattherm.engine.store"):
+                taken[path.name] = taken.get(path.name, set()) | {a.name for a in node.names}
+                assert node.module in ("lattherm.engine.store", "lattherm.engine.store.atomic"), path.name
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("lattherm.engine.store") for a in node.names), path.name
+    assert taken and all(names <= allowed for names in taken.values()), taken
 
 
 def test_pattern_fills_cover_selection_or_layer_and_undo(qtbot):
