@@ -10,8 +10,10 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-COLUMNS = ("id", "status", "system", "size", "model", "step", "best_F_q")
-HEADERS = ("run", "status", "system", "size", "model", "step", "best F_q")
+#: what a glance needs first (status, progress) before what the run is; the dock is narrow beside the panels
+COLUMNS = ("id", "status", "step", "best_F_q", "system", "size", "model")
+HEADERS = ("run", "status", "step", "best F_q", "system", "size", "model")
+ID_WIDTH = 170  # px: ids elide in the middle, keeping the date and the hint-hex tail that tell runs apart
 REFRESH_MS = 3000
 #: status cell colours: a glance tells live runs from ones that need attention
 STATUS_COLORS = {"running": "#dff3df", "interrupted": "#fff3c4", "failed": "#fde2e2"}
@@ -34,6 +36,8 @@ class RunBrowser(QWidget):
         self.table.setSelectionMode(QAbstractItemView.ExtendedSelection)  # several runs for Compare
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(False)
+        self.table.setTextElideMode(Qt.ElideMiddle)
         self.table.doubleClicked.connect(lambda _: self.open_selected())
         self.open_btn, self.delete_btn, refresh = QPushButton("Open"), QPushButton("Delete…"), QPushButton("Refresh")
         self.compare_btn = QPushButton("Compare")
@@ -126,6 +130,8 @@ class RunBrowser(QWidget):
                 text = "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
                 item = QTableWidgetItem(text)
                 item.setData(Qt.UserRole, row["id"])
+                if key == "id":
+                    item.setToolTip(f"{row['id']}\n{row.get('path', '')}")
                 if key == "status":
                     if row.get("status") in STATUS_COLORS:
                         item.setBackground(QColor(STATUS_COLORS[row["status"]]))
@@ -134,6 +140,7 @@ class RunBrowser(QWidget):
                                         "continue from its last checkpoint")
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        self.table.setColumnWidth(0, min(self.table.columnWidth(0), ID_WIDTH))
         self.select_many(selected)
         self.runs_changed.emit(rows)
 

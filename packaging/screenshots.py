@@ -114,6 +114,7 @@ def shoot(out: Path, args) -> int:
         wait(lambda: tr.state == "idle", args.timeout, "the training run to end")
         run_id = tr.run_id
         win.browser.refresh()
+        wait(lambda: (win.browser.row(run_id) or {}).get("status") not in (None, "running"), 30, "the run list")
         if PREFERRED_MODEL not in bundled_models():
             ref = win.browser.row(run_id)["path"]
         conf = tomllib.loads((Path(paths.RESOURCES) / "configs" / "quick-cpu.toml").read_text(encoding="utf-8"))

@@ -367,7 +367,7 @@ def test_browser_lists_runs_through_the_engine(qtbot):
         assert (ra["status"], ra["step"], ra["best_F_q"], ra["system"], ra["size"]) == (
             "finished", 120, -1.25, "ising", "3x3")
         cells = [win.browser.table.item(1, j).text() for j in range(win.browser.table.columnCount())]
-        assert cells == [a.id, "finished", "ising", "3x3", "ao-arm", "120", "-1.2500"]
+        assert cells == [a.id, "finished", "120", "-1.2500", "ising", "3x3", "ao-arm"]
         # the model choices follow: the run with a trained step is offered, the fresh one is not
         qtbot.waitUntil(lambda: win.sampler.model.findData(ra["path"]) >= 0, timeout=10000)
         assert win.sampler.model.findData(win.browser.row(b.id)["path"]) < 0
