@@ -17,7 +17,6 @@ from lattherm.engine.sampling import (centered_plan, load_constraints, make_plan
                                       save_paint_npz, window_offsets, window_plan)
 from lattherm.engine.systems import make_system
 
-torch.set_num_threads(1)
 
 
 def perturb(m, scale=0.4, seed=0):
