@@ -21,12 +21,16 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
 from ..systems import System
+
+if TYPE_CHECKING:  # the plan holds them; building a plan needs no torch
+    from ..models.any_order import Conditionals
 
 LAYOUTS = ("auto", "centered", "sliding")
 DEFAULT_STRIDE = {"centered": {2: 1, 3: 1}, "sliding": {2: 3, 3: 1}}  # by layout, then dimension
@@ -51,7 +55,7 @@ class PaintPlan:
     mask: np.ndarray  # (N,) bool: fixed sites
     values: np.ndarray  # (N,) float64 spins at fixed sites (0 elsewhere)
     steps: list  # PaintStep, in order
-    conditionals: object  # models.any_order.Conditionals on the window cell (the whole target for a direct paint)
+    conditionals: Conditionals  # the model's, on the window cell (the whole target for a direct paint)
     method: str  # "direct" (one window, the target) or "windows"
     window_size: tuple
     stride: tuple
