@@ -113,3 +113,58 @@ def test_unknown_model_kind_is_a_clear_error():
 
     with pytest.raises(LatthermError, match="unknown model"):
         build_model("pixel-cnn", n_sites=4)
+
+
+def _any_order_models(symmetric):
+    """Every any-order model kind on a 2x2 cell (MLP, Transformer, both AO-MAMs), moved off its initialisation."""
+    torch.manual_seed(1)
+    cell = dict(lattice="square", size=(2, 2), heads=2)
+    models = [build_model("ao-arm", "mlp", n_sites=N, hidden=16, layers=2, symmetric=symmetric),
+              build_model("ao-arm", "transformer", hidden=16, layers=1, symmetric=symmetric, **cell),
+              build_model("ao-mam", "mlp", n_sites=N, hidden=16, layers=2, symmetric=symmetric),
+              build_model("ao-mam", "transformer", hidden=16, layers=1, symmetric=symmetric, **cell)]
+    with torch.no_grad():
+        for m in models:
+            for p in m.parameters():
+                p.add_(0.4 * torch.randn_like(p))
+    return [m.eval() for m in models]
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_conditionals_interface_is_the_models_distribution(symmetric):
+    """Scoring a path through ``model.conditionals()`` alone (site by site, the way painting does) gives the model's
+    own log_prob, normalised over every state for one order; a symmetric model (an AO-MAM pair included) is the Z2
+    mixture of the two orientations."""
+    from lattherm.engine.models.base import tokens_from_spins, z2_mixture
+
+    ranks = random_ranks(1, N, generator=torch.Generator().manual_seed(0)).expand(len(ALL), -1)
+    T, mu = torch.full((len(ALL),), 2.0), torch.full((len(ALL),), 0.3)
+    for m in _any_order_models(symmetric):
+        cond = m.conditionals()
+        assert cond.symmetric == symmetric and cond.n_sites == N
+
+        def path(s, mu):
+            truth, tokens = tokens_from_spins(s), torch.zeros(len(s), N, dtype=torch.long)
+            c, rows, lp = cond.condition(T, mu), torch.arange(len(s)), torch.zeros(len(s), dtype=torch.float64)
+            for t in range(N):
+                site = ranks.argsort(-1)[:, t]
+                lp += cond.site_log_probs(tokens, c, site)[rows, truth[rows, site] - 1].double()
+                tokens[rows, site] = truth[rows, site]
+            return lp
+
+        with torch.no_grad():
+            lp = z2_mixture(path(ALL, mu), path(-ALL, -mu)) if symmetric else path(ALL, mu)
+            assert torch.allclose(lp, m.log_prob(ALL, T, mu, ranks).double(), atol=1e-5), type(m).__name__
+        assert float(lp.exp().sum()) == pytest.approx(1.0, abs=1e-5)
+    assert m.any_size and m.train_lattice.label == "2x2" and not _any_order_models(symmetric)[2].any_size
+
+
+def test_a_fixed_order_model_has_no_any_order_conditionals():
+    from lattherm.engine.errors import LatthermError
+
+    with pytest.raises(LatthermError, match="any-order"):
+        make("fo-arm").conditionals()
+    with pytest.raises(LatthermError, match="4-site model cannot run on the 3x3 cell"):
+        from lattherm.engine.lattices import lattice_for
+
+        make("ao-arm").conditionals(lattice_for("square", "3x3"))

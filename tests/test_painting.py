@@ -13,11 +13,11 @@ from lattherm.engine.exact import exact_reference
 from lattherm.engine.exact.conditionals import ExactConditionals
 from lattherm.engine.lattices import lattice_for
 from lattherm.engine.models import build_model
-from lattherm.engine.sampling import (centered_plan, load_constraints, make_plan, paint, paint_log_prob,
-                                      save_paint_npz, window_offsets, window_plan)
+from lattherm.engine.sampling import (centered_plan, constraints_from_arrays, constraints_from_fixed,
+                                      load_constraints, make_plan, paint, paint_log_prob, save_paint_npz,
+                                      window_offsets, window_plan)
 from lattherm.engine.systems import make_system
 
-torch.set_num_threads(1)
 
 
 def perturb(m, scale=0.4, seed=0):
@@ -224,6 +224,23 @@ def test_centered_layout_beats_the_sliding_one_with_a_perfect_window_model():
     assert gaps["centered"][0] < 1.0 < 3.0 < gaps["sliding"][0]
 
 
+@pytest.mark.parametrize("arch", ["mlp", "transformer"])
+def test_a_symmetric_ao_mam_paints_its_own_mixture(arch):
+    """Painted on its own cell in one window with no fixed site, a paint is the model's own sampler: the recorded
+    log p is the model's log_prob along the recorded order, the Z2 mixture of the AO-MAM pair (not its component)."""
+    torch.manual_seed(4)
+    extra = dict(lattice="square", size=(2, 2), heads=2) if arch == "transformer" else dict(n_sites=4)
+    model = perturb(build_model("ao-mam", arch, hidden=16, layers=1, symmetric=True, T_scale=2.5, mu_scale=0.4,
+                                **extra), 0.4, 4)
+    system = make_system("ising", "2x2")
+    res = paint(model, system, 2.0, 0.3, 64, generator=torch.Generator().manual_seed(0), window=system.lattice,
+                layout="sliding")
+    assert len(res.plan.steps) == 1 and res.plan.conditionals.symmetric
+    with torch.no_grad():
+        own = model.log_prob(res.spins, 2.0, 0.3, res.order).double()
+    assert torch.allclose(res.log_p, own, atol=1e-5)
+
+
 # ---- errors ---------------------------------------------------------------------------------------------------
 def test_bad_constraints_and_targets_are_one_line_errors():
     system = make_system("ising", "4x4")
@@ -261,6 +278,61 @@ def test_bad_constraints_and_targets_are_one_line_errors():
         paint(build_model("fo-arm", n_sites=4, hidden=8, layers=2), system, 2.0, 0.0, 2)
     with pytest.raises(LatthermError, match="temperature"):
         paint(model, system, -1.0, 0.0, 2)
+
+
+def _fixed_list(mask, values):
+    """The GUI's flat list: the spin at a fixed site, 0 at a free one."""
+    return None if mask is None else np.where(np.asarray(mask).reshape(-1), np.asarray(values).reshape(-1), 0)
+
+
+@pytest.mark.parametrize("problem", ["shape", "values", "all fixed"])
+def test_every_constraint_entry_point_names_the_problem(tmp_path, problem):
+    """Arrays, the GUI's -1/0/+1 list and a constraints file go through one check, each refusing a wrong shape,
+    a value that is no spin and a lattice with nothing left to paint in one line that says which."""
+    system = make_system("ising", "3x3")
+    target = system.lattice
+    mask, values = np.zeros((3, 3), bool), np.ones((3, 3))
+    mask[1, 1] = True
+    if problem == "shape":
+        mask, values = np.zeros((3, 4), bool), np.ones((3, 4))
+        expect = {"arrays": "mask has shape \\(3, 4\\)", "fixed": "fixed must list 9 values.*shape \\(12,\\)",
+                  "file": "mask has shape \\(3, 4\\)"}
+    elif problem == "values":
+        values[1, 1] = 2.0
+        expect = {"arrays": "spins -1/\\+1", "file": "values at fixed sites must be spins -1/\\+1",
+                  "fixed": "fixed must list 9 values in -1, 0 \\(free\\), \\+1; site 4 has 2"}
+    else:
+        mask[:] = True
+        expect = dict.fromkeys(("arrays", "fixed", "file"), "every site is fixed: nothing to paint")
+    np.savez(tmp_path / "c.npz", mask=mask, values=values)
+    calls = {"arrays": lambda: constraints_from_arrays(target, mask, values),
+             "fixed": lambda: constraints_from_fixed(target, _fixed_list(mask, values).tolist()),
+             "file": lambda: load_constraints(tmp_path / "c.npz", system)}
+    for entry, call in calls.items():
+        with pytest.raises(LatthermError, match=expect[entry]) as exc:
+            call()
+        assert "\n" not in str(exc.value), entry
+
+
+def test_constraint_entry_points_agree(tmp_path):
+    """The same fixed sites from arrays, from the GUI's list and from a file give one (mask, spins) pair; free sites
+    hold 0, and a file missing its arrays or an unnumeric list is refused by name."""
+    system = make_system("ising", "3x3")
+    mask = np.eye(3, dtype=bool)
+    values = np.where(np.indices((3, 3)).sum(0) % 4 == 0, 1.0, -1.0)
+    np.savez(tmp_path / "c.npz", mask=mask, values=values)
+    fixed = _fixed_list(mask, values)
+    got = [constraints_from_arrays(system.lattice, mask, values), constraints_from_fixed(system.lattice, fixed),
+           constraints_from_fixed(system.lattice, fixed.reshape(3, 3)), load_constraints(tmp_path / "c.npz", system)]
+    for m, v in got:
+        assert m.tolist() == mask.reshape(-1).tolist() and v.tolist() == np.where(mask, values, 0).reshape(-1).tolist()
+    for m, v in (constraints_from_fixed(system.lattice, []), constraints_from_fixed(system.lattice, None)):
+        assert not m.any() and not v.any()
+    np.savez(tmp_path / "no_mask.npz", values=values)
+    with pytest.raises(LatthermError, match="lacks mask"):
+        load_constraints(tmp_path / "no_mask.npz", system)
+    with pytest.raises(LatthermError, match="not numbers"):
+        constraints_from_fixed(system.lattice, ["up"] * 9)
 
 
 # ---- files ----------------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from lattherm.engine.lattices import lattice_for
 from lattherm.engine.models import build_model, random_ranks
 from lattherm.engine.models.rope import apply_rope, axial_frequencies, rope_angles, rope_periods, rope_tables
 
-torch.set_num_threads(1)
 
 CELLS = [("square", (4, 4)), ("fcc", (2, 2, 4))]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import LatthermError
-from ..models.any_order import log_prob_along, sample_along
+from ..models.any_order import Conditionals, fixed_cell_conditionals, log_prob_along, sample_along
 from ..models.base import AutoregressiveModel
 from ..systems.base import System
 from .enumeration import _configurations
@@ -48,6 +48,13 @@ class ExactConditionals(AutoregressiveModel):
     @property
     def device(self) -> torch.device:
         return self.states.device
+
+    @property
+    def train_lattice(self):
+        return self.system.lattice
+
+    def conditionals(self, lattice=None, period_mode: str | None = None) -> Conditionals:
+        return fixed_cell_conditionals(self, lattice, self._site_log_probs, self.condition)
 
     def _log_weights(self, tokens: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """(B, 2^N) log f of every state at each row's (T, mu), -inf where it contradicts the known tokens."""

@@ -2,18 +2,43 @@
 
 A network enters only through ``site_log_probs(tokens, c, site) -> (R, K)``: the log-conditionals of site[r] given
 the partial configuration tokens[r] (0 = unknown) and the condition embedding c[r]. The order is a rank matrix:
-ranks[b, j] = step at which site j is generated (ALGORITHMS.md §3.2).
+ranks[b, j] = step at which site j is generated (ALGORITHMS.md §3.2). Outside the model (painting) the same
+function reaches a sampler as :class:`Conditionals`, from ``model.conditionals(lattice)``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from ..errors import LatthermError
 from .base import tokens_from_spins
 
 SiteLogProbs = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Conditionals:
+    """An any-order model's conditionals on one cell of ``n_sites`` sites:
+    ``site_log_probs(tokens, condition(T, mu), site)`` -> (R, K) log p(x_site | known tokens). A ``symmetric``
+    model is the Z2 mixture (:func:`.base.z2_mixture`) of these conditionals at (s, mu) and at (-s, -mu), so a
+    sampler draws one orientation, flips, and scores the other one along the same order."""
+
+    site_log_probs: SiteLogProbs
+    condition: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (T, mu) (R,) -> c (R, ...)
+    n_sites: int
+    symmetric: bool
+    device: torch.device
+
+
+def fixed_cell_conditionals(model, lattice, site_log_probs: SiteLogProbs, condition) -> Conditionals:
+    """:class:`Conditionals` of a model of one fixed cell; a ``lattice`` of another number of sites is refused."""
+    if lattice is not None and lattice.n_sites != model.n_sites:
+        raise LatthermError(f"a {model.n_sites}-site model cannot run on the {lattice.label} cell "
+                            f"({lattice.n_sites} sites)")
+    return Conditionals(site_log_probs, condition, model.n_sites, model.symmetric, model.device)
 
 
 def sample_along(site_log_probs: SiteLogProbs, c: torch.Tensor, ranks: torch.Tensor, tokens: torch.Tensor,

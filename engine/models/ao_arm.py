@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .any_order import log_prob_along, sample_along
+from .any_order import Conditionals, fixed_cell_conditionals, log_prob_along, sample_along
 from .base import AutoregressiveModel
 from .conditioning import ConditionEmbedding
 from .mlp import ResidualStack
@@ -55,6 +55,16 @@ class AOARMMLP(AutoregressiveModel):
         """All (B, N, K) conditional logits for partial configurations ``tokens``."""
         h = self.features(tokens, self.cond(T, mu))
         return torch.einsum("skh,bh->bsk", self.out_w, h) + self.out_b
+
+    def zero_readout(self) -> None:
+        """Zero the output layer: every conditional starts uniform (AO-MAM's self-consistent initialisation)."""
+        with torch.no_grad():
+            self.out_w.zero_(), self.out_b.zero_()
+
+    def conditionals(self, lattice=None, period_mode: str | None = None) -> Conditionals:
+        """Conditionals on the model's own cell (``lattice``, if given, must have its number of sites; an MLP has
+        no RoPE periods)."""
+        return fixed_cell_conditionals(self, lattice, self._site_log_probs, self.cond)
 
     def _site_log_probs(self, tokens, c, site):
         return F.log_softmax(self.site_logits(self.features(tokens, c), site), -1)

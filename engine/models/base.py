@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..devices import generator_on
+from ..errors import LatthermError
 
 
 @dataclass
@@ -33,6 +34,12 @@ def tokens_from_spins(s: torch.Tensor) -> torch.Tensor:
     return (s > 0).to(torch.long) + 1
 
 
+def z2_mixture(log_q: torch.Tensor, log_q_flipped: torch.Tensor) -> torch.Tensor:
+    """log q_sym(s | mu) = log [q(s | mu) + q(-s | -mu)] / 2 from the two components' log-probabilities: the one
+    place the Z2 mixture is formed (sampling, scoring, marginals, painting)."""
+    return torch.logaddexp(log_q, log_q_flipped) - math.log(2.0)
+
+
 def random_ranks(batch: int, n_sites: int, device=None, generator=None) -> torch.Tensor:
     """A uniformly random order per row, as ranks (argsort of uniform noise)."""
     noise = torch.rand(batch, n_sites, device=device, generator=generator)
@@ -45,6 +52,11 @@ class AutoregressiveModel(nn.Module):
     kind: str = ""
     arch: str = "mlp"
     any_order: bool = False
+    #: True when the same weights serve any supercell of the lattice kind (RoPE Transformer); False for a model of
+    #: one fixed cell of ``n_sites`` sites
+    any_size: bool = False
+    #: the cell the model was built for, when it knows it (a fixed-size MLP knows only its number of sites)
+    train_lattice = None
 
     def __init__(self, n_sites: int, n_species: int = 2, symmetric: bool = False):
         super().__init__()
@@ -66,6 +78,11 @@ class AutoregressiveModel(nn.Module):
     def _log_prob_path(self, s, T, mu, ranks) -> torch.Tensor:
         """log p_sigma(s) along ``ranks`` (with gradient), float32 (B,)."""
         raise NotImplementedError
+
+    def conditionals(self, lattice=None, period_mode: str | None = None):
+        """The model's any-order conditionals on ``lattice`` (default: its own cell) as one
+        :class:`.any_order.Conditionals`; ``period_mode`` picks RoPE periods where the model has them."""
+        raise LatthermError(f"a {self.kind} model has no any-order conditionals (it needs an ao-arm or ao-mam model)")
 
     def default_ranks(self, batch: int, device, generator=None) -> torch.Tensor:
         if self.any_order:
@@ -96,7 +113,7 @@ class AutoregressiveModel(nn.Module):
         if self.symmetric:
             # the other mixture component, scored along the same order (joint-space weights stay exact)
             other = self._log_prob_path(-s, T, -mu, ranks).to(torch.float64)
-            log_p = torch.logaddexp(log_p, other) - math.log(2.0)
+            log_p = z2_mixture(log_p, other)
             s = torch.where(flip[:, None], -s, s)
         return SampleBatch(spins=s, log_p=log_p, ranks=ranks)
 
@@ -110,8 +127,7 @@ class AutoregressiveModel(nn.Module):
         if not self.symmetric:
             return self._log_prob_path(s, T, mu, ranks)
         both = self._log_prob_path(torch.cat([s, -s]), torch.cat([T, T]), torch.cat([mu, -mu]), torch.cat([ranks, ranks]))
-        a, b = both.chunk(2)
-        return torch.logaddexp(a, b) - math.log(2.0)
+        return z2_mixture(*both.chunk(2))
 
     def _conditions(self, T, mu, batch):
         dev = self.device

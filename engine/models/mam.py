@@ -28,6 +28,7 @@ sampling and path log p through the base class, exact).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -35,7 +36,8 @@ from torch.nn import functional as F
 
 from ..errors import LatthermError
 from .ao_arm import AOARMMLP
-from .base import AutoregressiveModel
+from .any_order import Conditionals
+from .base import AutoregressiveModel, z2_mixture
 from .conditioning import ConditionEmbedding
 from .mlp import ResidualStack
 from .transformer import TransformerAOARM
@@ -95,12 +97,7 @@ class MarginalizationModel(AutoregressiveModel):
                 raise LatthermError(f"ao-mam/mlp: unexpected hyper-parameters {sorted(arch_kw)}")
             cond = AOARMMLP(**common, **arch_kw)
             marg = MarginalMLP(cond.n_sites, n_species, hidden, layers, T_scale, mu_scale)
-        # zero conditional read-out: p_phi starts uniform, so the pair is exactly self-consistent at init
-        with torch.no_grad():
-            if isinstance(cond, TransformerAOARM):
-                cond.head.weight.zero_(), cond.head.bias.zero_()
-            else:
-                cond.out_w.zero_(), cond.out_b.zero_()
+        cond.zero_readout()  # p_phi starts uniform, so the pair is exactly self-consistent at init
         super().__init__(cond.n_sites, n_species, symmetric)
         self.hidden, self.layers = int(hidden), int(layers)
         self.T_scale, self.mu_scale = float(T_scale), float(mu_scale)
@@ -129,15 +126,26 @@ class MarginalizationModel(AutoregressiveModel):
         flipped = torch.where(tokens > 0, self.n_species + 1 - tokens, tokens)  # 1 <-> 2, unknown stays 0
         B = tokens.shape[0]
         g = self.marginal_log_prob(torch.cat([tokens, flipped]), torch.cat([T, T]), torch.cat([mu, -mu]))
-        return torch.logaddexp(g[:B], g[B:]) - math.log(2.0)
+        return z2_mixture(g[:B], g[B:])
 
     # ---- conditional network ----------------------------------------------------------------------------------
+    @property
+    def any_size(self) -> bool:
+        return self.conditional_net.any_size
+
+    @property
+    def train_lattice(self):
+        return self.conditional_net.train_lattice
+
+    def conditionals(self, lattice=None, period_mode: str | None = None) -> Conditionals:
+        """The conditional network's conditionals; the pair, not its (plain) component network, carries the Z2
+        flag, so a symmetric AO-MAM paints and samples the same mixture."""
+        return replace(self.conditional_net.conditionals(lattice, period_mode), symmetric=self.symmetric)
+
     def site_log_probs(self, tokens: torch.Tensor, T: torch.Tensor, mu: torch.Tensor, site: torch.Tensor):
-        """(B, K) log p_phi(x_site[b] = k | tokens[b]) for (B,) conditions and sites."""
-        net = self.conditional_net
-        if isinstance(net, TransformerAOARM):
-            return net._site_log_probs(net.rope())(tokens, net.condition(T, mu), site)
-        return net._site_log_probs(tokens, net.cond(T, mu), site)
+        """(B, K) log p_phi(x_site[b] = k | tokens[b]) of the component for (B,) conditions and sites."""
+        cond = self.conditional_net.conditionals()
+        return cond.site_log_probs(tokens, cond.condition(T, mu), site)
 
     def logits(self, tokens: torch.Tensor, T, mu) -> torch.Tensor:
         """All (B, N, K) conditional logits of the conditional network."""

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
-from .any_order import log_prob_along, sample_along
+from .any_order import Conditionals, log_prob_along, sample_along
 from .base import AutoregressiveModel
 from .conditioning import ConditionEmbedding, condition_features
 from .rope import PERIOD_MODES, apply_rope, axial_frequencies, axis_chunk, rope_periods, rope_tables
@@ -64,6 +64,7 @@ class TransformerAOARM(AutoregressiveModel):
     kind = "ao-arm"
     arch = "transformer"
     any_order = True
+    any_size = True
 
     def __init__(self, n_sites: int | None = None, n_species: int = 2, hidden: int = 64, layers: int = 2,
                  heads: int = 4, ff: int | None = None, symmetric: bool = False, T_scale: float = 1.0,
@@ -144,6 +145,19 @@ class TransformerAOARM(AutoregressiveModel):
         self.periods(lat, period_mode)  # fail now, not at the first sample
         return TransformerCellView(self, lat, period_mode or self.period_mode)
 
+    def conditionals(self, lattice=None, period_mode: str | None = None) -> Conditionals:
+        """Conditionals on ``lattice`` (a Lattice or size of this model's kind; default the training cell) with the
+        RoPE periods of ``period_mode`` (default: the model's); periods that do not tile the cell fail here."""
+        lat = self.resolve_lattice(lattice)
+        tables = self.rope(lat, period_mode)
+        return Conditionals(self._site_log_probs(tables), self.condition, lat.n_sites, self.symmetric,
+                            self.embed.weight.device)
+
+    def zero_readout(self) -> None:
+        """Zero the output head: every conditional starts uniform (AO-MAM's self-consistent initialisation)."""
+        with torch.no_grad():
+            self.head.weight.zero_(), self.head.bias.zero_()
+
     # ---- network ---------------------------------------------------------------------------------------------
     def condition(self, T: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
         """(B, W) condition embedding, in the parameters' dtype (so a float64 model stays float64)."""
@@ -196,6 +210,7 @@ class TransformerCellView(AutoregressiveModel):
     kind = "ao-arm"
     arch = "transformer"
     any_order = True
+    any_size = True
 
     def __init__(self, net: TransformerAOARM, lattice: Lattice, period_mode: str):
         super().__init__(lattice.n_sites, net.n_species, net.symmetric)
@@ -206,8 +221,16 @@ class TransformerCellView(AutoregressiveModel):
     def hparams(self) -> dict:
         return self.net.hparams()
 
+    @property
+    def train_lattice(self) -> Lattice:
+        return self.net.train_lattice
+
     def for_lattice(self, lattice, period_mode: str | None = None) -> "TransformerCellView":
         return self.net.for_lattice(lattice, period_mode or self.period_mode)
+
+    def conditionals(self, lattice=None, period_mode: str | None = None) -> Conditionals:
+        """The network's conditionals, by default on this view's cell and periods."""
+        return self.net.conditionals(self.lattice if lattice is None else lattice, period_mode or self.period_mode)
 
     def logits(self, tokens: torch.Tensor, T, mu) -> torch.Tensor:
         return self.net.logits(tokens, T, mu, self.lattice, self.period_mode)

@@ -29,6 +29,13 @@ def encode(spins, system: System) -> np.ndarray:
     return (s.astype(np.int8) if encoding(system) == "spin" else (s > 0).astype(np.int8))
 
 
+def file_values(system: System) -> tuple[tuple[int, int], str]:
+    """The two values a file holds in the system's encoding (species index 0, 1) and how to name them."""
+    if encoding(system) == "spin":
+        return (-1, 1), "spins -1/+1"
+    return (0, 1), f"species indices 0/1 ({'/'.join(system.species)})"
+
+
 def decode(values: np.ndarray, enc: str) -> np.ndarray:
     """File values -> spins +-1 as int8."""
     v = np.asarray(values).astype(np.int8)
@@ -52,6 +59,13 @@ def write_samples(path, system: System, spins, log_p, log_f, T, mu, order=None, 
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def save_paint_npz(path, result, system: System) -> Path:
+    """Write a painted batch (a :class:`..painting.PaintResult`) in this layout: ``samples``, ``log_p``, ``log_f``,
+    ``order`` (-1 at fixed sites), ``mask``, ``T``, ``mu``; atomically."""
+    return write_samples(path, system, result.spins, result.log_p, result.log_f, result.T, result.mu,
+                         order=result.order, mask=result.mask)
 
 
 def load_npz(path, what: str = "samples") -> dict:
