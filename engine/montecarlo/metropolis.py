@@ -23,7 +23,7 @@ from ..systems.base import System, check_condition
 from .flips import flip_tables, pad_spins
 from .statistics import estimate, integrated_autocorrelation_time
 
-__all__ = ["SpinChains", "MCResult", "metropolis", "initial_spins", "check_count"]
+__all__ = ["SpinChains", "semi_grand_ratio", "MCResult", "metropolis", "initial_spins", "check_count"]
 
 #: log_ratio(s_i, Delta E) -> log acceptance ratio of flipping site i, float64 (B,) for the current spins s_i (B,)
 LogRatio = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -97,6 +97,16 @@ class SpinChains:
             acc, si, dE = self.step(sites[k], logu[k], log_ratio)
             if after is not None:
                 after(acc, si, dE)
+
+
+def semi_grand_ratio(beta: torch.Tensor, mu: torch.Tensor) -> LogRatio:
+    """The semi-grand-canonical target: Delta log f = -(Delta E + 2 mu s_i) / k_B T of flipping s_i (the spin sum
+    changes by -2 s_i), for per-chain beta = 1 / k_B T and mu."""
+
+    def log_ratio(si, dE):
+        return -beta * (dE + 2.0 * mu * si)
+
+    return log_ratio
 
 
 @dataclass
@@ -209,9 +219,7 @@ def metropolis(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
         n_rec = sweeps // record_every
         e_rec = torch.empty(n_chains, n_rec, dtype=torch.float64, device=device)
         o_rec = torch.empty_like(e_rec)
-
-        def log_ratio(si, dE):  # Delta log f of flipping s_i: the spin sum changes by -2 s_i
-            return -beta * (dE + 2.0 * mut * si)
+        log_ratio = semi_grand_ratio(beta, mut)
 
         def track(acc, si, dE):
             E.add_(torch.where(acc, dE, torch.zeros_like(dE)))

@@ -22,9 +22,20 @@ import torch
 from ..analysis.composition import CompositionProfile
 from ..errors import LatthermError
 from ..systems.base import System, check_condition
-from .metropolis import SpinChains, check_count, initial_spins
+from .metropolis import LogRatio, SpinChains, check_count, initial_spins
 
-__all__ = ["composition_free_energy"]
+__all__ = ["composition_free_energy", "biased_ratio"]
+
+
+def biased_ratio(beta: torch.Tensor, W: torch.Tensor, base: torch.Tensor, n: torch.Tensor) -> LogRatio:
+    """The Wang-Landau target exp(-E / k_B T - ln W(n)): the log ratio -Delta E / k_B T + ln W(n) - ln W(n') of
+    flipping s_i, n' = n - s_i (a -1 -> +1 flip adds one +1 spin). W is flat, chain b's bias row starts at
+    base[b]; ``n`` (B,) is read at call time, so the caller may update it in place."""
+
+    def log_ratio(si, dE):
+        return -beta * dE + W[base + n] - W[base + n - si.to(torch.long)]
+
+    return log_ratio
 
 
 def _biased_sweep(chains: SpinChains, n: torch.Tensor, beta: torch.Tensor, W: torch.Tensor, base: torch.Tensor,
@@ -33,16 +44,13 @@ def _biased_sweep(chains: SpinChains, n: torch.Tensor, beta: torch.Tensor, W: to
     hist[base + n] and, when ``ln_f`` (B,) is given, ln_f to W[base + n]. ``n`` (B,) is updated in place."""
     ones = torch.ones(chains.n_chains, dtype=torch.float64, device=chains.device)
 
-    def log_ratio(si, dE):  # flipping -1 -> +1 adds one +1 spin
-        return -beta * dE + W[base + n] - W[base + n - si.to(torch.long)]
-
     def visit(acc, si, dE):
         n.sub_(torch.where(acc, si.to(torch.long), torch.zeros_like(n)))
         hist.index_add_(0, base + n, ones)
         if ln_f is not None:
             W.index_add_(0, base + n, ln_f)
 
-    chains.sweep(log_ratio, generator, visit)
+    chains.sweep(biased_ratio(beta, W, base, n), generator, visit)
 
 
 def composition_free_energy(system: System, T, n_walkers: int = 64, ln_f_final: float = 1e-3,
