@@ -22,7 +22,7 @@ import torch
 from lattherm.engine.analysis.order import fcc_order_parameters
 from lattherm.engine.models.io import load_model
 from lattherm.engine.sampling import paint_with_model
-from lattherm.engine.sampling.mc import metropolis
+from lattherm.engine.montecarlo import metropolis
 from lattherm.engine.systems import make_system
 
 QUANTITIES = ("x_Au", "E_meV", "eta_L10", "eta_L12")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lattherm.engine.exact import enumerate_exact
-from lattherm.engine.sampling import metropolis
+from lattherm.engine.montecarlo import metropolis
 from lattherm.engine.systems import make_system
 
 

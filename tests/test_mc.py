@@ -1,5 +1,5 @@
-"""Reference Monte Carlo (engine/sampling/mc.py) against exact enumeration: flip energies, Metropolis means,
-detailed balance and the Wang-Landau composition free energy."""
+"""Reference Monte Carlo (engine/montecarlo/) against exact enumeration: flip energies, the shared single-site
+step's transition matrix, Metropolis means, detailed balance and the Wang-Landau composition free energy."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import torch
 
 from lattherm.engine.errors import LatthermError
 from lattherm.engine.exact import enumerate_exact
-from lattherm.engine.sampling import (composition_free_energy, estimate, flip_tables, integrated_autocorrelation_time,
-                                      lower_hull, metropolis)
-from lattherm.engine.sampling.mc import flip_energy_pairs
+from lattherm.engine.montecarlo import (SpinChains, biased_ratio, composition_free_energy, estimate, flip_energy_pairs,
+                                        flip_tables, integrated_autocorrelation_time, metropolis, semi_grand_ratio)
 from lattherm.engine.systems import Ising, make_system
 
 
@@ -71,6 +70,79 @@ def test_detailed_balance_ising_2x2():
     assert bool(((counts - n * p).abs() <= 5 * sigma + 1).all())
 
 
+def _all_states(N: int) -> torch.Tensor:
+    """Every configuration of N spins, (2^N, N) float64; spin k of state c is bit k of c."""
+    codes = torch.arange(1 << N)
+    return (2 * ((codes[:, None] >> torch.arange(N)) & 1) - 1).to(torch.float64)
+
+
+def _step_transition_matrix(system, log_ratio_for, M: int = 2000) -> torch.Tensor:
+    """Transition matrix of one SpinChains.step at a uniformly random site, measured by running the step from
+    every state at every site with M stratified uniforms u_j = (j + 1/2) / M, so each acceptance probability is
+    exact to 1/M. log_ratio_for(states (B, N)) gives the step's log_ratio for those chains."""
+    N = system.n_sites
+    states = _all_states(N)
+    S = states.shape[0]
+    code = torch.arange(S).repeat_interleave(N * M)
+    site = torch.arange(N).repeat_interleave(M).repeat(S)
+    logu = ((torch.arange(M, dtype=torch.float64) + 0.5) / M).log().repeat(S * N)
+    chains = SpinChains(system, states[code].to(torch.float32))
+    acc, si, dE = chains.step(site, logu, log_ratio_for(states[code]))
+    flipped = code ^ (1 << site)
+    torch.testing.assert_close(si, states[code, site], rtol=0, atol=0)
+    torch.testing.assert_close(dE, system.energy(states[flipped]) - system.energy(states[code]), rtol=0, atol=1e-12)
+    # exactly the accepted chains moved, each to its flipped state
+    assert torch.equal(chains.spins.to(torch.float64), torch.where(acc[:, None], states[flipped], states[code]))
+    P = torch.zeros(S, S, dtype=torch.float64)
+    P.index_put_((code, torch.where(acc, flipped, code)), torch.full((len(code),), 1.0 / (N * M),
+                                                                      dtype=torch.float64), accumulate=True)
+    return P
+
+
+def _assert_stationary(P: torch.Tensor, log_p: torch.Tensor, N: int, M: int = 2000) -> None:
+    """p P = p and detailed balance p_a P_ab = p_b P_ba, to the 1/M resolution of the measured acceptances."""
+    p = torch.softmax(log_p, 0)
+    torch.testing.assert_close(P.sum(1), torch.ones_like(p))
+    assert float((P - torch.diag(torch.diag(P))).sum()) > 0.1  # the step does move
+    flux = p[:, None] * P
+    assert float((flux - flux.T).abs().max()) <= 2.0 / (N * M)
+    assert float((p @ P - p).abs().max()) <= 2.0 / M
+
+
+def test_single_site_step_keeps_boltzmann_stationary():
+    """The shared step with the Metropolis target on Ising 2x2 at (T, mu) = (2, 0.3): the exact semi-grand
+    Boltzmann distribution exp(log_f) is stationary and in detailed balance. A sign error in the mu or energy term
+    breaks both (the Boltzmann ratios are far from 1 here)."""
+    system = Ising((2, 2))
+    T, mu = 2.0, 0.3
+
+    def ratio(states):
+        B = len(states)
+        return semi_grand_ratio(torch.full((B,), 1.0 / (system.k_B * T), dtype=torch.float64),
+                                torch.full((B,), mu, dtype=torch.float64))
+
+    P = _step_transition_matrix(system, ratio)
+    _assert_stationary(P, system.log_f(_all_states(4), T, mu), 4)
+
+
+def test_single_site_step_keeps_wang_landau_target_stationary():
+    """The same step with the Wang-Landau target: for a fixed random bias ln W(n), exp(-E/k_B T - ln W(n)) is
+    stationary and in detailed balance (what the frozen-bias production run relies on)."""
+    system = Ising((2, 2))
+    T = 1.5
+    W = torch.randn(5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    states = _all_states(4)
+
+    def ratio(s):
+        B = len(s)
+        return biased_ratio(torch.full((B,), 1.0 / (system.k_B * T), dtype=torch.float64), W,
+                            torch.zeros(B, dtype=torch.long), (s > 0).sum(1))
+
+    P = _step_transition_matrix(system, ratio)
+    n = (states > 0).sum(1)
+    _assert_stationary(P, -system.energy(states) / (system.k_B * T) - W[n], 4)
+
+
 def test_composition_free_energy_matches_enumeration(cuau16):
     """F(n) and the reweighted <x_Au>(mu) at 900 K against enumeration. Tolerance: 4 block error bars (independent
     walker blocks) plus 2e-3 for the bias of the block error estimate itself with only 8 blocks."""
@@ -90,16 +162,24 @@ def test_composition_free_energy_matches_enumeration(cuau16):
         assert abs(x - enumerate_exact(cuau16, T, mu).mean_observable) < 4 * prof.mean_fraction_error(mu) + 2e-3
 
 
-def test_two_phase_from_hull():
-    from lattherm.engine.sampling.mc import CompositionProfile
-    F = np.array([0.0, 1.0, 1.5, 1.0, 0.0]) * -1 + np.array([0, 0, 3.0, 0, 0])  # bump in the middle
-    p = CompositionProfile(T=1.0, n_sites=4, k_B=1.0, F=F, F_error=np.zeros(5), ln_f_final=0, sweeps=0)
-    assert p.two_phase_regions() == [(0.25, 0.75)]
-    assert list(lower_hull(p.x, F)) == [0, 1, 3, 4]
-    convex = CompositionProfile(T=1.0, n_sites=4, k_B=1.0, F=(np.arange(5) - 2.0) ** 2, F_error=np.zeros(5),
-                                ln_f_final=0, sweeps=0)
-    assert convex.two_phase_regions() == []
-    assert convex.mean_fraction(0.0) == pytest.approx(0.5)
+def test_composition_free_energy_ising_3x3():
+    """Wang-Landau through the Ising bond tables: F(n) against enumeration of all 512 states of 3x3 at T = 2.5
+    (within 5 block error bars + 0.05 kT), and <x_up>(mu) reweighted from the profile against the exact
+    semi-grand average over exp(log_f) (within 4 error bars + 2e-3)."""
+    system = Ising((3, 3))
+    T, N = 2.5, 9
+    (prof,) = composition_free_energy(system, [T], n_walkers=64, production_sweeps=300,
+                                      generator=torch.Generator().manual_seed(13))
+    s = _all_states(N)
+    E, n = system.energy(s), (s > 0).sum(1)
+    kT = system.k_B * T
+    F_ex = np.array([-kT * float(torch.logsumexp(-E[n == k] / kT, 0)) for k in range(N + 1)])
+    F_ex -= F_ex.min()
+    assert np.all(np.abs(prof.F - F_ex) < 5 * prof.F_error + 0.05 * kT)
+    assert prof.ln_f_final < 1e-3
+    for mu in (-0.3, 0.0, 0.2):
+        x_ex = float(torch.softmax(system.log_f(s, T, mu), 0) @ (n / N).to(torch.float64))
+        assert abs(prof.mean_fraction(mu) - x_ex) < 4 * prof.mean_fraction_error(mu) + 2e-3
 
 
 def test_autocorrelation_of_ar1():

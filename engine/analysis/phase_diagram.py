@@ -75,7 +75,7 @@ def mc_phase_grid(system, T_values, mu_values, n_chains: int = 16, sweeps: int =
                   generator=None) -> dict:
     """The same arrays from semi-grand-canonical Metropolis (the reference); compositions are the recorded chain
     states, all conditions run as one batch of chains."""
-    from ..sampling.mc import metropolis
+    from ..montecarlo import metropolis
 
     T, mu = _check_axes(T_values, mu_values)
     TT, MM = np.meshgrid(T, mu, indexing="ij")
@@ -228,8 +228,9 @@ def grid_csv(grid: dict) -> str:
 def write_phase_diagram(out_dir, grid: dict, system_name: str, reference=None, x_label: str = "x_Au") -> list[Path]:
     """Write phase_grid.npz/.csv, temperature_composition.png/.svg and isotherms.png/.svg into ``out_dir``.
 
-    reference: optional (T, x_a, x_b) rows (e.g. :func:`lattherm.engine.sampling.mc.phase_boundary`) overlaid on
-    the temperature-composition map. Everything is rendered in memory first, then each file is written atomically.
+    reference: optional (T, x_a, x_b) rows (e.g. :func:`lattherm.engine.analysis.composition.phase_boundary`)
+    overlaid on the temperature-composition map. Everything is rendered in memory first, then each file is written
+    atomically.
     """
     from ..store import atomic_write_bytes
 

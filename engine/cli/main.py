@@ -433,8 +433,9 @@ def cmd_phase_diagram(a) -> int:
     import numpy as np
     import torch
 
+    from ..analysis.composition import phase_boundary
     from ..analysis.phase_diagram import mc_phase_grid, model_phase_grid, write_phase_diagram
-    from ..sampling.mc import composition_free_energy, phase_boundary
+    from ..montecarlo import composition_free_energy
     from ..systems import make_system
     from ..systems.base import check_condition
 
