@@ -245,7 +245,8 @@ def test_resume_of_a_stopped_run_continues_exactly_where_it_stopped(capsys, tmp_
     """A run stopped through Control after step 6 is 'stopped' at step 6; `train --resume RUN` carries it to the
     configured steps, appends only the missing metric steps, and — with model, optimizer, RNG and condition
     jitter restored — reproduces the uninterrupted run's metrics exactly."""
-    from lattherm.engine.training import Control, Trainer
+    from lattherm.engine.progress import Control
+    from lattherm.engine.training import Trainer
 
     text = tiny_config(steps=12, **{"conditions.samples_per_epoch": "32"})  # jitter every 2 steps
     straight = Trainer.create(text, name_hint="straight")
