@@ -37,6 +37,7 @@ class PhaseDiagramResult:
     label: str
     what: str
     extrapolation: list = field(default_factory=list)  # (T, mu) corners outside the model's trained range
+    trained_range: dict | None = None
 
     def to_dict(self) -> dict:
         return {"out": str(self.out), "files": [str(p) for p in self.files]}
@@ -118,4 +119,5 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
         what += f"; two-phase boundary by Wang-Landau on {bsys.lattice.label} at {boundary_T_points} temperatures"
     files = write_guarded(lambda: write_phase_diagram(out, grid, sys_.name, reference=reference,
                                                       x_label=sys_.composition_name), out)
-    return PhaseDiagramResult(Path(out), files, sys_.name, sys_.lattice.label, what, corners)
+    return PhaseDiagramResult(Path(out), files, sys_.name, sys_.lattice.label, what, corners,
+                              None if lm is None else lm.trained_range())
