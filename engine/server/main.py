@@ -1,9 +1,10 @@
 """Engine process main loop: read requests from stdin, answer quick ones on a small thread pool, queue jobs.
 
 Threads: the main thread reads stdin and dispatches; control requests (hello, pause, cancel, jobs ...) are answered
-right there; quick requests (exact values, run lists, loading a run, in-painting) go to a 2-thread pool; long jobs
-go to one of two queues, each drained by its own worker: ``train`` (training runs, one at a time) and ``sample``
-(sampling + evaluation), so sampling a bundled model is not stuck behind a training run. torch releases the GIL in
+right there; quick requests (exact values, run lists, loading a run, exporting structures) go to a 2-thread pool;
+long jobs go to one of two queues, each drained by its own worker: ``train`` (training runs, one at a time) and
+``sample`` (sampling, painting, evaluation, phase diagrams), so sampling a bundled model is not stuck behind a
+training run. torch releases the GIL in
 its kernels, so the reader stays responsive while a worker computes. A heartbeat thread sends one event a second.
 """
 
@@ -29,7 +30,8 @@ log = logging.getLogger("lattherm.engine.server")
 #: requests answered in the reader thread (cheap, must never wait behind anything)
 CONTROL = {"hello", "ping", "jobs", "pause", "resume", "cancel", "shutdown"}
 #: requests that become queued jobs: method -> queue name
-JOB_METHODS = {"start_training": "train", "resume_training": "train", "sample": "sample"}
+JOB_METHODS = {"start_training": "train", "resume_training": "train", "sample": "sample", "paint": "sample",
+               "evaluate": "sample", "phase_diagram": "sample"}
 
 
 class Job:
@@ -38,7 +40,7 @@ class Job:
         self.kind = JOB_METHODS[method]
         self.state = "queued"  # queued | running | paused | finished | failed | cancelled
         self.run_id: str | None = None
-        self.control = None  # training Control, set when the job starts
+        self.control = None  # the job's Control, set when the job starts
         self.cancel_requested = False
         self.pause_requested = False
 
