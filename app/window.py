@@ -128,10 +128,12 @@ class MainWindow(QMainWindow):
             return
         self.training.on_event(name, job, data)
         self.sampler.on_event(name, job, data)
+        self.painting.on_event(name, job, data)
 
     def on_crash(self, info: dict) -> None:
         run = self.training.engine_lost()
         self.sampler.engine_lost()
+        self.painting.engine_lost()
         if run:
             try:  # the run's files stay; only its status says what happened
                 r = Run(Path(paths.runs_dir()) / run)
