@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 
 from lattherm.app import export, settings  # noqa: E402
 from lattherm.app.window import MainWindow  # noqa: E402
+from lattherm.engine.server import PROTOCOL_VERSION  # noqa: E402
 from _configs import tiny_ising  # noqa: E402
 
 
@@ -47,7 +48,7 @@ def test_window_has_three_panels_and_engine_says_hello(window):
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert titles == ["Training", "Sampler", "Lattice painting"]
     hello = window.client.hello
-    assert hello["protocol"] == 1 and hello["pid"] == window.client.pid()
+    assert hello["protocol"] == PROTOCOL_VERSION and hello["pid"] == window.client.pid()
     assert "ready" in window.engine_label.text()
 
 

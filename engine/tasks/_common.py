@@ -22,9 +22,8 @@ def load(ref, device: str | None = "cpu"):
 
 
 def seeded(seed: int) -> torch.Generator:
-    """The one place a task seeds: the generator every draw of the task takes, and torch's global generator for the
-    few library calls that take none, so one seed gives the same numbers whoever calls."""
-    torch.manual_seed(int(seed))
+    """The one place a task seeds: the generator every draw of the task takes, so one seed gives the same numbers
+    whoever calls. torch's global generator is never touched (a run training beside the task keeps its stream)."""
     return torch.Generator().manual_seed(int(seed))
 
 

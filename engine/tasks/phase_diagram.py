@@ -102,7 +102,7 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
         rows = []
         for t in T:
             stop()
-            rows.append(model_phase_grid(lm, [t], mu, samples))
+            rows.append(model_phase_grid(lm, [t], mu, samples, generator=gen))
             meter.update(len(rows), extra={"stage": "grid"})
         grid = _stack_rows(rows)
         what = f"{samples} model samples per condition"
