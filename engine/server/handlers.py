@@ -95,8 +95,9 @@ def validate_job(method: str, params: dict) -> None:
     unknown = sorted(set(params) - set(JOB_PARAMS[method]))
     if unknown:
         raise LatthermError(f"{method} takes no {', '.join(unknown)} (it takes {', '.join(JOB_PARAMS[method])})")
-    if "model" not in params:
-        raise LatthermError(f"{method} needs 'model'")
+    for key in ("model", "T") if method == "paint" else ("model",):
+        if key not in params:
+            raise LatthermError(f"{method} needs '{key}'")
     if params["model"] != "mc" or method != "phase_diagram":
         resolve_model_source(params["model"])
     if method == "sample":

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import LatthermError
-from ._common import DEFAULT_BATCH, chunks, load, npz_out, samples_path, seeded, write_guarded
 from ..progress import Meter
+from ._common import DEFAULT_BATCH, chunks, load, npz_out, samples_path, seeded, write_guarded
 
 
 @dataclass
@@ -37,7 +37,7 @@ def _fixed(fixed, target) -> tuple[np.ndarray, np.ndarray]:
     return v != 0, v
 
 
-def paint(model, size=None, T: float = 1.0, mu: float = 0.0, n: int = 100, *, constraints=None, fixed=None,
+def paint(model, T: float, mu: float = 0.0, n: int = 100, *, size=None, constraints=None, fixed=None,
           batch: int = DEFAULT_BATCH, seed: int = 0, device: str | None = "cpu", out=None, method: str = "auto",
           layout: str = "auto", stride=None, views: int | None = None, period_mode: str | None = None,
           progress=None, control=None) -> PaintTaskResult:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +43,7 @@ class SampleResult:
     table: list
     model: dict
     n: int
-    observable: str
-    mean_observable: list = field(default_factory=list)
+    observable: str  # the name of the observable whose mean each table row has
     trained_range: dict | None = None
 
     def to_dict(self) -> dict:
@@ -82,5 +81,4 @@ def sample(model, conditions, n: int = 1000, *, size=None, batch: int = DEFAULT_
         spins, log_p, log_f, order, T, mu = spins[0], log_p[0], log_f[0], order[0], T[0], mu[0]
     path = out if out is not None else samples_path(lm.source, "samples")
     write_guarded(lambda: write_samples(path, system, spins, log_p, log_f, T, mu, order=order), path)
-    return SampleResult(Path(path), table, model_info(lm), n, system.observable_name,
-                        [e[0].mean_observable for e in estimates], lm.trained_range())
+    return SampleResult(Path(path), table, model_info(lm), n, system.observable_name, lm.trained_range())
