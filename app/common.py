@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel
 
+from lattherm.engine.progress import format_duration
+
 
 def fmt_eta(seconds) -> str:
-    if seconds is None:
-        return "ETA –"
-    s = int(round(seconds))
-    return f"ETA {s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"ETA {s // 60}:{s % 60:02d}"
+    return f"ETA {format_duration(seconds)}"
 
 
 def dspin(value: float, lo: float, hi: float, step: float = 0.1, decimals: int = 3) -> QDoubleSpinBox:

@@ -1,19 +1,26 @@
 """Lattice painting: fix sites with a brush (or leave them free), in-paint the rest with a model at (T, mu),
-and compare several completions side by side with their log p and log f. fcc lattices are painted layer by layer."""
+and compare several completions side by side with their log p and log f. fcc lattices are painted layer by layer.
+
+Painting is an engine job (it can take minutes on a large target): a progress bar, Cancel, and the job's events
+routed here by the window like the sampler's."""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QRadioButton,
-                               QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QRadioButton, QScrollArea, QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from . import export
-from .common import dspin, error_label, show_error
+from .common import dspin, error_label, fmt_eta, show_error
 from .lattice import PATTERNS, LatticeEditor, LatticeView
 from .models import ModelCombo
 
-SPECIES = {"ising": ("up (+1)", "down (−1)"), "cuau": ("Au (+1)", "Cu (−1)")}
+
+def brush_labels(info: dict) -> tuple[str, str]:
+    """(+1, -1) brush labels from the model's species (index 0 is spin -1), or its own labels when it has them."""
+    down, up = info.get("labels") or info["species"]
+    return f"{up} (+1)", f"{down} (−1)"
 
 
 class PaintingPanel(QWidget):
@@ -23,7 +30,8 @@ class PaintingPanel(QWidget):
         self.info: dict | None = None
         self.result: dict | None = None
         self.result_path: str | None = None
-        self.busy = False
+        self.result_lattice: str | None = None
+        self.job: str | None = None  # "pending" between the request and the engine's reply
         self.model = ModelCombo()
         self.model.currentIndexChanged.connect(self.model_changed)
         self.editor = LatticeEditor((5, 5))
@@ -71,6 +79,12 @@ class PaintingPanel(QWidget):
         self.n.setValue(4)
         self.go = QPushButton("In-paint")
         self.go.clicked.connect(self.paint)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(lambda: self.job and self.job != "pending"
+                                    and self.client.request("cancel", {"job": self.job}))
+        self.progress = QProgressBar()
+        self.progress.setMaximum(1000)
         self.status = error_label()
         save = QPushButton("Save NPZ…")
         save.clicked.connect(self._export_npz)
@@ -89,6 +103,8 @@ class PaintingPanel(QWidget):
         form.addWidget(QLabel("target size"), 2, 2)
         form.addWidget(self.target, 2, 3)
         form.addWidget(self.go, 2, 4)
+        form.addWidget(self.cancel, 2, 5)
+        form.addWidget(self.progress, 3, 0, 1, 6)
         self.results = QWidget()
         self.results_layout = QHBoxLayout(self.results)
         scroll = QScrollArea()
@@ -138,7 +154,7 @@ class PaintingPanel(QWidget):
         self.target.setText("x".join(map(str, shape)))
         self.target.setEnabled(bool((self.client.hello or {}).get("painting")))
         self.apply_target()
-        up, down = SPECIES.get(info["system"], SPECIES["ising"])
+        up, down = brush_labels(info)
         self.brush_buttons[1].setText(up)
         self.brush_buttons[-1].setText(down)
         self.size_label.setText(f"{info['system']} {info['lattice']} {'x'.join(map(str, shape))}, "
@@ -155,7 +171,7 @@ class PaintingPanel(QWidget):
             return
         if self.editor.values.shape != shape:
             self.editor.reset(shape)
-        self._set_layer_range(shape[2] if len(shape) == 3 else 1)
+        self._set_layer_range(shape[2] if self.info and self.info["lattice"] == "fcc" else 1)
 
     def _set_layer_range(self, n: int) -> None:
         self.layer.setRange(0, n - 1)
@@ -173,18 +189,52 @@ class PaintingPanel(QWidget):
         if not ref:
             self.status.setText("no model to paint with")
             return
-        self.busy = True
-        self.go.setEnabled(False)
+        self._set_job("pending")
+        self.progress.setValue(0)
+        self.progress.setFormat("queued")
         self.status.setText("in-painting…")
         params = {"model": ref, "T": self.T.value(), "mu": self.mu.value(), "n": self.n.value(),
                   "fixed": self.editor.fixed_flat(), "size": list(self.editor.values.shape)}
-        self.client.request("paint", params, self._painted, self._failed)
+        self.client.request("paint", params, lambda r: self._set_job(r["job"]), self._failed)
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+    def _set_job(self, job: str | None) -> None:
+        self.job = job
+        self.go.setEnabled(job is None)
+        self.cancel.setEnabled(job is not None)
+
+    def on_event(self, name: str, job, data: dict) -> None:
+        """Events of the paint job in flight (the window routes every job event here)."""
+        if job is None or job != self.job:
+            return
+        if name == "progress":
+            self.progress.setValue(int(1000 * data["fraction"]))
+            self.progress.setFormat(f"{data.get('painted', data['step'])} / {data.get('n', data['total'])} lattices"
+                                    f"   {fmt_eta(data.get('eta_s'))}")
+        elif name == "finished":
+            self._set_job(None)
+            self.progress.setValue(1000)
+            self.progress.setFormat("done")
+            self._painted(data)
+        elif name == "failed":
+            self._failed(data.get("message", ""))
+        elif name == "cancelled":
+            self._set_job(None)
+            self.progress.setFormat("cancelled")
+            self.status.setText("in-painting cancelled")
+
+    def engine_lost(self) -> None:
+        if self.job:
+            self._failed("in-painting stopped: the engine process died")
 
     def _failed(self, exc) -> None:
         """The engine's message (e.g. every site fixed: nothing to paint) in place of the results."""
-        self.busy = False
-        self.go.setEnabled(True)
-        self.result = self.result_path = None
+        self._set_job(None)
+        self.progress.setFormat("")
+        self.result = self.result_path = self.result_lattice = None
         self.xyz_btn.setEnabled(False)
         self._clear_views()
         show_error(self.status, exc)
@@ -199,11 +249,10 @@ class PaintingPanel(QWidget):
                 item.widget().deleteLater()
 
     def _painted(self, result: dict) -> None:
-        self.busy = False
-        self.go.setEnabled(True)
         with np.load(result["path"]) as z:
             self.result = {k: z[k] for k in z.files}
         self.result_path = result["path"]
+        self.result_lattice = result["lattice"]
         self.xyz_btn.setEnabled(self.is_alloy())
         self._clear_views()
         samples = self.result["samples"].astype(np.int8)
@@ -230,9 +279,9 @@ class PaintingPanel(QWidget):
             export.write_npz(path, **self.result)
 
     def is_alloy(self) -> bool:
-        """The current result is atoms on an fcc lattice (species encoding, 3D), which extxyz can hold."""
+        """The current result is atoms (species encoding) on an fcc lattice, which extxyz can hold."""
         r = self.result
-        return r is not None and str(r.get("encoding", "")) == "species" and np.asarray(r["samples"]).ndim == 4
+        return r is not None and str(r.get("encoding", "")) == "species" and self.result_lattice == "fcc"
 
     def _export_extxyz(self) -> None:
         if not self.result_path or not self.is_alloy():

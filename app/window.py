@@ -125,12 +125,14 @@ class MainWindow(QMainWindow):
             return
         self.training.on_event(name, job, data)
         self.sampler.on_event(name, job, data)
+        self.painting.on_event(name, job, data)
 
     def on_crash(self, info: dict) -> None:
         """Say what happened and restart; the window writes nothing: a run the dead engine was training reads as
         interrupted in the store, and the browser shows that when the restarted engine lists the runs."""
         self.training.engine_lost()
         self.sampler.engine_lost()
+        self.painting.engine_lost()
         parts = [f"<b>The engine process stopped unexpectedly</b> ({info['exit_status']}, exit code "
                  f"{info['exit_code']}). Saved runs and checkpoints are kept."]
         if info.get("stderr"):

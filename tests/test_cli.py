@@ -245,7 +245,8 @@ def test_resume_of_a_stopped_run_continues_exactly_where_it_stopped(capsys, tmp_
     """A run stopped through Control after step 6 is 'stopped' at step 6; `train --resume RUN` carries it to the
     configured steps, appends only the missing metric steps, and — with model, optimizer, RNG and condition
     jitter restored — reproduces the uninterrupted run's metrics exactly."""
-    from lattherm.engine.training import Control, Trainer
+    from lattherm.engine.progress import Control
+    from lattherm.engine.training import Trainer
 
     text = tiny_config(steps=12, **{"conditions.samples_per_epoch": "32"})  # jitter every 2 steps
     straight = Trainer.create(text, name_hint="straight")
@@ -635,3 +636,44 @@ def test_conditions_outside_the_trained_range_are_allowed_but_flagged(capsys, tm
     ev = json.loads(out)
     assert [c["extrapolation"] for c in ev["conditions"]] == [False, True]
     assert ev["trained_range"] == {"T": [1.5, 3.5], "mu": [-0.4, 0.4]}
+
+
+# ---- progress and seeding (shared by the CLI and the engine server) --------------------------------------------
+
+
+def test_meter_eta_from_rate_since_start_or_resume_capped_by_budget(monkeypatch):
+    """ETA = wall seconds per unit since the start (or the last resume) times the units left, never beyond the time
+    budget left; a pause is left out of the rate."""
+    from lattherm.engine import progress as pr
+
+    now = [0.0]
+    monkeypatch.setattr(pr.time, "perf_counter", lambda: now[0])
+    control = pr.Control()
+    seen = []
+    meter = pr.Meter(10, seen.append, control=control)
+    now[0] = 8.0
+    assert meter.update(4).eta_s == pytest.approx(12.0)  # 2 s per unit, 6 left
+    capped = pr.Meter(10, budget_s=10.0)
+    now[0] = 16.0
+    assert capped.update(4, elapsed_s=5.0).eta_s == pytest.approx(5.0)  # 12 s by the rate, but 5 s of budget left
+    control.resumed_at = (100.0, 4)  # paused from t = 8 to t = 100 at unit 4
+    now[0] = 104.0
+    p = meter.update(6, extra={"painted": 6})  # 2 s per unit since the resume, 4 left
+    assert p.eta_s == pytest.approx(8.0) and p.to_dict()["fraction"] == pytest.approx(0.6)
+    assert p.to_dict()["painted"] == 6 and len(seen) == 2
+    assert [pr.format_duration(s) for s in (None, 59.4, 3725)] == ["–", "0:59", "1:02:05"]
+
+
+def test_tasks_draw_from_their_own_seeded_generator_whatever_the_global_one():
+    """One seed, the same numbers whatever state torch's global RNG is in (a run training beside a sampling task
+    moves it); another seed, other samples."""
+    from lattherm.engine import tasks
+
+    def fq(seed, global_seed):
+        torch.manual_seed(global_seed)
+        return tasks.evaluate("ising-5x5-ao-mlp", "2.0:0", 60, batch=25, seed=seed).to_dict()["conditions"][0]
+
+    a, b = fq(3, 1), fq(3, 2)
+    assert a["F_q"] == b["F_q"] and a["n_samples"] == 60
+    assert fq(4, 1)["F_q"] != a["F_q"]
+    assert a["F_q"] >= a["exact_neg_log_Z"] - 3 * a["F_q_stderr"]  # the variational bound

@@ -165,6 +165,8 @@ def test_painting_editor_and_inpainting_keeps_fixed_sites(qtbot, window):
     assert spins.shape == (5, 3, 3)
     assert (spins[:, fixed != 0] == fixed[fixed != 0]).all()  # every fixed site kept
     assert len(panel.views) == 5
+    assert panel.progress.value() == 1000 and not panel.cancel.isEnabled()  # the paint job ran to its end
+    assert panel.brush_buttons[1].text() == "up (+1)"  # labels from the model's species (index 1 is spin +1)
     # every site fixed: the engine's error is shown in place of a result
     QTest.mousePress(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 0, 0))
     QTest.mouseRelease(ed, Qt.LeftButton, Qt.NoModifier, cell_center(ed, 2, 2))
@@ -303,9 +305,16 @@ def test_refreshed_model_list_keeps_the_painting(qtbot):
     qtbot.addWidget(panel)
     panel.model.set_choices([("run: a", "/runs/a")])
     assert client.calls == [("model_info", {"model": "/runs/a"})]
-    info = {"size": [4, 4], "system": "ising", "lattice": "square", "model": {"kind": "ao-arm"}}
+    info = {"size": [4, 4], "system": "ising", "lattice": "square", "species": ["down", "up"],
+            "model": {"kind": "ao-arm"}}
     panel._got_info("/runs/stale", info)  # an answer about a model no longer chosen is ignored
     assert panel.info is None
+    panel._got_info("/runs/a", info)
+    assert [panel.brush_buttons[v].text() for v in (1, -1)] == ["up (+1)", "down (−1)"]
+    panel._got_info("/runs/a", {**info, "system": "cuau", "lattice": "fcc", "size": [2, 2, 4],
+                                "species": ["Cu", "Au"]})
+    assert [panel.brush_buttons[v].text() for v in (1, -1)] == ["Au (+1)", "Cu (−1)"]
+    assert panel.layer.maximum() == 3  # fcc: painted layer by layer along the third axis
     panel._got_info("/runs/a", info)
     panel.target.setText("8x8")
     panel.apply_target()
@@ -567,6 +576,7 @@ def test_extxyz_export_of_alloy_samples(qtbot, window, tmp_path, monkeypatch):
     with np.load(samples) as z:
         paint.result = {k: z[k] for k in z.files}
     paint.result_path = str(samples)
+    paint.result_lattice = "fcc"  # as the paint job's finished data says
     paint.xyz_btn.setEnabled(paint.is_alloy())
     assert paint.xyz_btn.isEnabled()
     qtbot.mouseClick(paint.xyz_btn, Qt.LeftButton)

@@ -280,7 +280,7 @@ def test_conditional_F_q_stays_above_the_exact_bound_and_approaches_it(trained):
 def test_resume_of_a_mam_run_is_exact_including_the_chains(extra):
     """Stop after 10 steps, resume to 20: parameters and chains (and a symmetric run's chain orientations) equal
     those of an uninterrupted 20-step run."""
-    from lattherm.engine.training import Control
+    from lattherm.engine.progress import Control
 
     text = config("mlp", steps=20, extra=extra)
     straight = Trainer.create(text)

@@ -53,7 +53,7 @@ def _grid(T, mu, n_sites: int, xs) -> dict:
             "x_bins": np.arange(n_sites + 1) / n_sites, "x_hist": hist}
 
 
-def model_phase_grid(lm, T_values, mu_values, n_samples: int) -> dict:
+def model_phase_grid(lm, T_values, mu_values, n_samples: int, generator=None) -> dict:
     """Sample the loaded model ``lm`` at every (T, mu) of the grid: T (nT,), mu (nmu,), x_mean / x_std (nT, nmu) of
     the sampled x_Au, x_bins (N+1,) and x_hist (nT, N+1) counts of sampled compositions per T (pooled over mu)."""
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
@@ -65,7 +65,7 @@ def model_phase_grid(lm, T_values, mu_values, n_samples: int) -> dict:
         for t in T:
             row = []
             for m in mu:
-                sb = lm.model.sample(float(t), float(m), batch=int(n_samples))
+                sb = lm.model.sample(float(t), float(m), batch=int(n_samples), generator=generator)
                 row.append(system.composition(sb.spins.cpu()).numpy())
             xs.append(row)
     return _grid(T, mu, system.n_sites, xs)

@@ -139,14 +139,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---- commands ---------------------------------------------------------------------------------------------------
-def cmd_exact(a) -> int:
-    from ..exact import exact_reference
-    from ..systems import make_system
+def _at_least_one(**flags) -> None:
+    """Counts given on the command line, checked under their flag names (n -> -n, T_points -> --T-points)."""
+    for name, v in flags.items():
+        if v is not None and v < 1:
+            flag = f"-{name}" if len(name) == 1 else "--" + name.replace("_", "-")
+            raise LatthermError(f"{flag} must be >= 1, got {v}")
 
-    system = make_system(a.system, a.size)
-    res = exact_reference(system, a.T, a.mu, method=a.method)
-    d = {**res.to_dict(), "system": system.name, "size": system.lattice.label,
-         "T_unit": system.temperature_unit, "energy_unit": system.mu_unit}
+
+def _bar(unit: str):
+    """A progress bar for the long tasks on a terminal; nothing on a pipe (logs keep the result lines only)."""
+    from .progress import Bar
+
+    return Bar(unit) if sys.stderr.isatty() else None
+
+
+def _run_with_bar(unit: str, task, **kwargs):
+    bar = _bar(unit)
+    try:
+        return task(progress=bar, **kwargs)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def cmd_exact(a) -> int:
+    from ..tasks import exact
+
+    d = exact(a.system, a.size, a.T, a.mu, method=a.method).to_dict()
     if a.json:
         print(json.dumps(d))
     else:
@@ -156,26 +176,14 @@ def cmd_exact(a) -> int:
 
 
 def cmd_train(a) -> int:
-    from ..training import Control, Trainer
-    from .progress import Progress
+    from ..progress import Control
+    from ..tasks import open_trainer, train
+    from .progress import Bar
 
-    if a.resume:
-        if a.config or a.init:
-            raise LatthermError("--resume continues a run as it was: it takes neither CONFIG.toml nor --init")
-        trainer = Trainer.resume(a.resume, device=_device(a.device))
-    elif a.config:
-        from pathlib import Path
-
-        path = Path(a.config)
-        if not path.is_file():
-            raise LatthermError(f"config file {path} not found")
-        from ..training import parse_config
-
-        text = path.read_text(encoding="utf-8")
-        parse_config(text, source=str(path))  # errors name the file; nothing is created for a bad config
-        trainer = Trainer.create(text, name_hint=a.name, device=_device(a.device), init=a.init)
-    else:
+    if a.config is None and a.resume is None:
         raise LatthermError("train needs CONFIG.toml or --resume RUN")
+    trainer = open_trainer(config_path=a.config, resume=a.resume, name=a.name, device=_device(a.device),
+                           init=a.init)
     control = Control()
 
     def on_sigint(signum, frame):
@@ -185,17 +193,15 @@ def cmd_train(a) -> int:
         print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
     old = signal.signal(signal.SIGINT, on_sigint)
-    cfg = trainer.cfg.training
-    progress = Progress(cfg.steps, trainer.step, cfg.max_minutes * 60)
+    bar = Bar("step")
     print(f"run {trainer.run.id} in {trainer.run.path} on {trainer.device} (step {trainer.step})", file=sys.stderr)
     try:
-        status = trainer.train(on_log=progress, control=control)
+        res = train(trainer, progress=bar, control=control)
     finally:
-        progress.close()
+        bar.close()
         signal.signal(signal.SIGINT, old)
-    print(f"{status}: run {trainer.run.id}, step {trainer.step}, checkpoint {trainer.run.latest_checkpoint()}",
-          file=sys.stderr)
-    return 130 if status == "stopped" and control.reason.startswith("interrupted") else 0
+    print(f"{res.status}: run {res.run}, step {res.step}, checkpoint {res.checkpoint}", file=sys.stderr)
+    return 130 if res.status == "stopped" and res.reason.startswith("interrupted") else 0
 
 
 def _print_table(ev: dict, unit: str) -> None:
@@ -214,68 +220,24 @@ def _print_table(ev: dict, unit: str) -> None:
           f"{av['neg_log_Z_nis']:10.4f} {av['ess_fraction']:6.3f} {ex:>10} {gap:>8}   (T in {unit})")
 
 
-def _evaluate(ref, grid: str, samples: int, batch: int, exact: bool, device: str, seed: int, size=None,
-              layout: str = "auto", stride: int | None = None, views: int | None = None,
-              method: str = "auto") -> dict:
-    import torch
-
-    from ..analysis import evaluate
-    from ..lattices import parse_size
-    from ..models.io import load_model
-    from ..sampling import paint_with_model
-    from ..systems import make_system
-    from ..training import parse_grid
-
-    torch.manual_seed(seed)
-    lm = load_model(ref, device=_device(device))
-    system, draw = lm.system, None
-    if size and parse_size(size) != lm.system.lattice.size:
-        system = make_system(lm.system.name, size)
-
-        def draw(T, mu, n):  # painted lattices, with the exact log p of the painting path
-            res = paint_with_model(lm, system, T, mu, n, layout=layout, stride=stride, views=views, method=method)
-            return res.spins, res.log_p
-
-    conds = parse_grid(grid, system.name)
-    for T, mu in conds:
-        system.check(T, mu)
-    ev = evaluate(lm.model, system, conds, samples, batch, exact=exact, draw=draw).to_dict()
-    for c in ev["conditions"]:
-        c["extrapolation"] = lm.extrapolates(c["T"], c["mu"])
-    ev["trained_range"] = lm.trained_range()
-    ev["source"] = {"kind": lm.source.kind, "path": str(lm.source.path), "step": lm.step,
-                    "painted_from": lm.system.lattice.label if draw else None,
-                    "layout": layout if draw else None, "stride": stride if draw else None,
-                    "views": views if draw else None, "method": method if draw else None}
-    ev["system"]["T_unit"] = system.temperature_unit
-    return ev
-
-
-def _note_extrapolation(lm, T: float, mu: float) -> None:
+def _note_extrapolation(trained_range, T: float, mu: float) -> None:
     """Conditions outside the trained range are allowed, and said to be an extrapolation."""
-    if lm.extrapolates(T, mu):
-        r = lm.trained_range()
-        print(f"note: T={T:g}, mu={mu:g} lies outside the trained range T {r['T']}, mu {r['mu']}: extrapolation",
-              file=sys.stderr)
-
-
-def _write_guarded(write, path) -> None:
-    """Run an (atomic) write; an unwritable destination is a one-line error, not a traceback."""
-    try:
-        write()
-    except OSError as exc:
-        raise LatthermError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"note: T={T:g}, mu={mu:g} lies outside the trained range T {trained_range['T']}, mu {trained_range['mu']}: "
+          "extrapolation", file=sys.stderr)
 
 
 def cmd_evaluate(a) -> int:
-    if a.batch < 1:
-        raise LatthermError(f"--batch must be >= 1, got {a.batch}")
-    ev = _evaluate(a.model, a.grid, a.samples, a.batch, not a.no_exact, a.device, a.seed, a.size, a.layout, a.stride,
-                   a.views, a.method)
+    from ..tasks import evaluate
+
+    _at_least_one(batch=a.batch)
+    ev = _run_with_bar("chunk", evaluate, model=a.model, grid=a.grid, samples=a.samples, batch=a.batch,
+                       exact=not a.no_exact, device=_device(a.device), seed=a.seed, size=a.size, layout=a.layout,
+                       stride=a.stride, views=a.views, method=a.method).to_dict()
     if a.out:
         from ..store import atomic_write_json
+        from ..tasks._common import write_guarded
 
-        _write_guarded(lambda: atomic_write_json(a.out, ev), a.out)
+        write_guarded(lambda: atomic_write_json(a.out, ev), a.out)
     if a.json:
         print(json.dumps(ev))
     else:
@@ -284,65 +246,34 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_sample(a) -> int:
-    import torch
+    from ..tasks import sample
 
-    from ..lattices import parse_size
-    from ..models.io import load_model
-    from ..sampling import write_samples
-
-    if a.n < 1:
-        raise LatthermError(f"-n must be >= 1, got {a.n}")
-    if not a.out.endswith(".npz"):
-        raise LatthermError(f"--out must name an .npz file, got {a.out!r}")
-    device = _device(a.device)
-    torch.manual_seed(a.seed)
-    lm = load_model(a.model, device=device)
-    system = lm.system
-    if a.size and parse_size(a.size) != system.lattice.size:
-        raise LatthermError(f"this {lm.model.kind} MLP model serves only the {system.lattice.label} lattice, "
-                            f"not {a.size} (larger lattices need painting)")
-    system.check(a.T, a.mu)
-    _note_extrapolation(lm, a.T, a.mu)
-    sb = lm.model.sample(a.T, a.mu, batch=a.n)
-    spins = sb.spins.cpu()
-    log_f = system.log_f(spins, a.T, a.mu)
-    _write_guarded(lambda: write_samples(a.out, system, spins, sb.log_p, log_f, a.T, a.mu, order=sb.ranks), a.out)
-    obs = float(system.observable(spins).mean())
-    print(f"wrote {a.n} samples to {a.out}: <log p> {float(sb.log_p.mean()):.4f}, <log f> {float(log_f.mean()):.4f}, "
-          f"<{system.observable_name}> {obs:.4f}")
+    _at_least_one(n=a.n)
+    res = _run_with_bar("chunk", sample, model=a.model, conditions=(a.T, a.mu), n=a.n, size=a.size,
+                        device=_device(a.device), seed=a.seed, out=a.out)
+    row = res.table[0]
+    if row["extrapolation"]:
+        _note_extrapolation(res.trained_range, a.T, a.mu)
+    print(f"wrote {a.n} samples to {res.path}: <log p> {row['mean_log_p']:.4f}, <log f> {row['mean_log_f']:.4f}, "
+          f"<{res.observable}> {row['mean_observable']:.4f}")
     return 0
 
 
 def cmd_paint(a) -> int:
-    import torch
+    from ..tasks import paint
 
-    from ..models.io import load_model
-    from ..sampling import load_constraints, paint_with_model, save_paint_npz
-    from ..systems import make_system
-
-    if a.n < 1:
-        raise LatthermError(f"-n must be >= 1, got {a.n}")
-    if not a.out.endswith(".npz"):
-        raise LatthermError(f"--out must name an .npz file, got {a.out!r}")
-    lm = load_model(a.model, device=_device(a.device))
-    target = make_system(lm.system.name, a.size)
-    mask = values = None
-    if a.constraints:
-        mask, values = load_constraints(a.constraints, target)
-    target.check(a.T, a.mu)
-    _note_extrapolation(lm, a.T, a.mu)
-    gen = torch.Generator().manual_seed(a.seed)
-    res = paint_with_model(lm, target, a.T, a.mu, a.n, mask=mask, values=values, generator=gen, stride=a.stride,
-                           method=a.method, layout=a.layout, views=a.views, period_mode=a.period_mode)
-    _write_guarded(lambda: save_paint_npz(a.out, res, target), a.out)
-    fq = float((res.log_p - res.log_f).mean())
-    print(f"wrote {a.n} painted {target.lattice.label} lattices to {a.out}: <log p> {float(res.log_p.mean()):.4f}, "
-          f"<log f> {float(res.log_f.mean()):.4f}, F_q {fq:.4f} ({fq / target.n_sites:.5f} per site)")
+    _at_least_one(n=a.n)
+    res = _run_with_bar("batch", paint, model=a.model, size=a.size, T=a.T, mu=a.mu, n=a.n,
+                        constraints=a.constraints, seed=a.seed, device=_device(a.device), out=a.out,
+                        method=a.method, layout=a.layout, stride=a.stride, views=a.views, period_mode=a.period_mode)
+    lp, lf = sum(res.log_p) / len(res.log_p), sum(res.log_f) / len(res.log_f)
+    print(f"wrote {a.n} painted {res.label} lattices to {res.path}: <log p> {lp:.4f}, <log f> {lf:.4f}, "
+          f"F_q {lp - lf:.4f} ({(lp - lf) / res.n_sites:.5f} per site)")
     return 0
 
 
 def cmd_runs(a) -> int:
-    from ..store import list_runs
+    from ..tasks import list_runs
 
     rows = list_runs()
     if a.json:
@@ -360,135 +291,47 @@ def cmd_runs(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    from ..store import bundled_models
+    from ..tasks import bundled_models, evaluate
 
-    names = bundled_models()
+    names = [m["name"] for m in bundled_models()]
     if not names:
         raise LatthermError("no bundled model found under resources/models")
     name = names[0]  # the example model when it is there
     print(f"lattherm {__version__}: evaluating the bundled model {name} on the paper grid "
           f"({a.samples} samples per condition)")
-    ev = _evaluate(name, "paper", a.samples, 2000, True, "cpu", 0)
+    ev = _run_with_bar("chunk", evaluate, model=name, grid="paper", samples=a.samples).to_dict()
     _print_table(ev, ev["system"]["T_unit"])
     return 0
 
 
 def cmd_export_model(a) -> int:
-    from pathlib import Path
+    from ..tasks import export_model
 
-    from ..models.io import load_model, save_model_folder
-    from ..store import Run
-
-    run = Run.open(a.run)
-    lm = load_model(str(run.path))
-    info = {"source_run": run.id, "step": lm.step, "status": run.status().get("status")}
-    if a.info:
-        try:
-            info.update(json.loads(Path(a.info).read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise LatthermError(f"--info {a.info}: {exc}") from None
-    out = save_model_folder(a.out, lm.model, lm.system, run.config_text(), info)
-    print(f"wrote model folder {out}")
+    print(f"wrote model folder {export_model(a.run, a.out, a.info).path}")
     return 0
 
 
 def cmd_export(a) -> int:
-    from pathlib import Path
+    from ..tasks import export_structures
 
-    from ..analysis.structures import cif_text, extxyz_text, frames_from_samples
-    from ..sampling import read_samples
-    from ..store import atomic_write_text
-
-    fmt = a.format
-    if fmt is None:
-        suffix = Path(a.out).suffix.lower()
-        fmt = {".xyz": "extxyz", ".extxyz": "extxyz", ".cif": "cif"}.get(suffix)
-        if fmt is None:
-            raise LatthermError(f"cannot tell the format from {a.out!r}: give --format extxyz or cif")
-    if a.max is not None and a.max < 1:
-        raise LatthermError(f"--max must be >= 1, got {a.max}")
-    lattice, species, spins, infos = frames_from_samples(read_samples(a.samples), a.max)
-    text = (extxyz_text if fmt == "extxyz" else cif_text)(lattice, species, spins, infos)
-    _write_guarded(lambda: atomic_write_text(a.out, text), a.out)  # atomic: an error leaves no (half-)file
-    print(f"wrote {len(spins)} {lattice.label} fcc configurations ({lattice.n_sites} atoms each) to {a.out} ({fmt})")
+    res = export_structures(a.samples, a.out, a.format, a.max)
+    print(f"wrote {res.frames} {res.lattice} fcc configurations ({res.atoms} atoms each) to {a.out} ({res.format})")
     return 0
 
 
-def _range(text: str | None, name: str, default) -> tuple[float, float]:
-    if text is None:
-        if default is None:
-            raise LatthermError(f"the model has no trained range: give {name} low,high")
-        return float(default[0]), float(default[1])
-    parts = text.split(",")
-    try:
-        lo, hi = (float(v) for v in parts)
-    except ValueError:
-        raise LatthermError(f"{name} must be two numbers low,high, got {text!r}") from None
-    if not lo <= hi:
-        raise LatthermError(f"{name} must have low <= high, got {text!r}")
-    return lo, hi
-
-
 def cmd_phase_diagram(a) -> int:
-    import numpy as np
-    import torch
+    from ..tasks import phase_diagram
 
-    from ..analysis.composition import phase_boundary
-    from ..analysis.phase_diagram import mc_phase_grid, model_phase_grid, write_phase_diagram
-    from ..montecarlo import composition_free_energy
-    from ..systems import make_system
-    from ..systems.base import check_condition
-
-    for name, v in (("--T-points", a.T_points), ("--mu-points", a.mu_points), ("--samples", a.samples),
-                    ("--chains", a.chains), ("--sweeps", a.sweeps), ("--boundary-T-points", a.boundary_T_points)):
-        if v < 1:
-            raise LatthermError(f"{name} must be >= 1, got {v}")
-    if a.T_range is not None:  # check before loading anything
-        check_condition(np.asarray(_range(a.T_range, "--T-range", None)), 0.0)
-    if a.mu_range is not None:
-        check_condition(1.0, np.asarray(_range(a.mu_range, "--mu-range", None)))
-    lm = None
-    if a.model == "mc":
-        if not (a.system and a.lattice_size):
-            raise LatthermError("phase-diagram mc needs --system and --lattice-size (e.g. --system cuau "
-                                "--lattice-size 2x2x4)")
-        from ..training import paper_grid
-
-        system = make_system(a.system, a.lattice_size)
-        Ts, mus = zip(*paper_grid(system.name))  # the paper's ranges for this system
-        default = {"T": [min(Ts), max(Ts)], "mu": [min(mus), max(mus)]}
-    else:
-        if a.system or a.lattice_size:
-            raise LatthermError("--system and --lattice-size belong to 'phase-diagram mc'; a model brings its own")
-        from ..models.io import load_model
-
-        lm = load_model(a.model, device=_device(a.device))
-        system, default = lm.system, lm.trained_range() or {}
-    T = np.linspace(*_range(a.T_range, "--T-range", default.get("T")), a.T_points)
-    mu = np.linspace(*_range(a.mu_range, "--mu-range", default.get("mu")), a.mu_points)
-    system.check(T, mu)
-    bsys = make_system(system.name, a.boundary_size) if a.boundary_size else system
-    if lm is not None:
-        for t, m in ((T[0], mu[0]), (T[-1], mu[-1])):
-            _note_extrapolation(lm, float(t), float(m))
-        torch.manual_seed(a.seed)
-        grid = model_phase_grid(lm, T, mu, a.samples)
-        what = f"{a.samples} model samples per condition"
-    else:
-        gen = torch.Generator().manual_seed(a.seed)
-        grid = mc_phase_grid(system, T, mu, n_chains=a.chains, sweeps=a.sweeps, equilibration=a.sweeps,
-                             generator=gen)
-        what = f"Metropolis, {a.chains} chains x {a.sweeps} sweeps per condition"
-    boundary = None
-    if a.boundary == "wl":
-        temps = np.linspace(T[0], T[-1], a.boundary_T_points)
-        profiles = composition_free_energy(bsys, temps, generator=torch.Generator().manual_seed(a.seed))
-        boundary = phase_boundary(profiles)
-        what += f"; two-phase boundary by Wang-Landau on {bsys.lattice.label} at {a.boundary_T_points} temperatures"
-    _write_guarded(lambda: write_phase_diagram(a.out, grid, system.name, reference=boundary,
-                                               x_label=system.composition_name), a.out)
-    print(f"wrote the {a.T_points}x{a.mu_points} phase grid of {system.name} {system.lattice.label} ({what}) "
-          f"to {a.out}")
+    _at_least_one(T_points=a.T_points, mu_points=a.mu_points, samples=a.samples, chains=a.chains, sweeps=a.sweeps,
+                  boundary_T_points=a.boundary_T_points)
+    res = _run_with_bar("part", phase_diagram, model=a.model, out=a.out, system=a.system,
+                        lattice_size=a.lattice_size, chains=a.chains, sweeps=a.sweeps, boundary=a.boundary,
+                        boundary_size=a.boundary_size, boundary_T_points=a.boundary_T_points, T_points=a.T_points,
+                        mu_points=a.mu_points, samples=a.samples, T_range=a.T_range, mu_range=a.mu_range,
+                        device=_device(a.device), seed=a.seed)
+    for T, mu in res.extrapolation:
+        _note_extrapolation(res.trained_range, T, mu)
+    print(f"wrote the {a.T_points}x{a.mu_points} phase grid of {res.system} {res.label} ({res.what}) to {a.out}")
     return 0
 
 

@@ -5,6 +5,6 @@ jobs report ``{"event", "job", "data"}``; a ``heartbeat`` event comes every seco
 This module imports nothing heavy, so the GUI may read ``PROTOCOL_VERSION`` without pulling in torch.
 """
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: paint, evaluate and phase_diagram are jobs
 
 __all__ = ["PROTOCOL_VERSION"]

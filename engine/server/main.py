@@ -1,9 +1,10 @@
 """Engine process main loop: read requests from stdin, answer quick ones on a small thread pool, queue jobs.
 
 Threads: the main thread reads stdin and dispatches; control requests (hello, pause, cancel, jobs ...) are answered
-right there; quick requests (exact values, run lists, loading a run, in-painting) go to a 2-thread pool; long jobs
-go to one of two queues, each drained by its own worker: ``train`` (training runs, one at a time) and ``sample``
-(sampling + evaluation), so sampling a bundled model is not stuck behind a training run. torch releases the GIL in
+right there; quick requests (exact values, run lists, loading a run, exporting structures) go to a 2-thread pool;
+long jobs go to one of two queues, each drained by its own worker: ``train`` (training runs, one at a time) and
+``sample`` (sampling, painting, evaluation, phase diagrams), so sampling a bundled model is not stuck behind a
+training run. torch releases the GIL in
 its kernels, so the reader stays responsive while a worker computes. A heartbeat thread sends one event a second.
 """
 
@@ -29,7 +30,8 @@ log = logging.getLogger("lattherm.engine.server")
 #: requests answered in the reader thread (cheap, must never wait behind anything)
 CONTROL = {"hello", "ping", "jobs", "pause", "resume", "cancel", "shutdown"}
 #: requests that become queued jobs: method -> queue name
-JOB_METHODS = {"start_training": "train", "resume_training": "train", "sample": "sample"}
+JOB_METHODS = {"start_training": "train", "resume_training": "train", "sample": "sample", "paint": "sample",
+               "evaluate": "sample", "phase_diagram": "sample"}
 
 
 class Job:
@@ -38,7 +40,7 @@ class Job:
         self.kind = JOB_METHODS[method]
         self.state = "queued"  # queued | running | paused | finished | failed | cancelled
         self.run_id: str | None = None
-        self.control = None  # training Control, set when the job starts
+        self.control = None  # the job's Control, set when the job starts
         self.cancel_requested = False
         self.pause_requested = False
 
@@ -91,21 +93,25 @@ class Engine:
         if method in CONTROL:
             self._answer(rid, getattr(self, "do_" + method), params)
         elif method in JOB_METHODS:
-            self._answer(rid, self.submit, method, params)
+            job = self._answer(rid, self.submit, method, params)
+            if job is not None:
+                self.enqueue(job)  # after the reply: the client knows the job's id before its first event
         elif hasattr(self.handlers, "do_" + method):
             self.pool.submit(self._answer, rid, getattr(self.handlers, "do_" + method), params)
         else:
             self.ch.error(rid, "MethodNotFound", f"unknown method {method!r}")
 
-    def _answer(self, rid, fn, *args) -> None:
+    def _answer(self, rid, fn, *args):
+        """Reply with fn's result or its error; returns the result (None after an error)."""
         try:
             result = fn(*args)
         except Exception as exc:  # errors are data: the engine keeps serving
             self.ch.error(rid, type(exc).__name__, str(exc) or repr(exc))
             if not isinstance(exc, self.handlers.USER_ERRORS):
                 traceback.print_exc()
-        else:
-            self.ch.result(rid, result)
+            return None
+        self.ch.result(rid, result)
+        return result
 
     def _heartbeat(self) -> None:
         while not self.stopping.wait(1.0):
@@ -116,12 +122,14 @@ class Engine:
     def submit(self, method: str, params: dict) -> dict:
         self.handlers.validate_job(method, params)  # a bad config is an error reply, not a failed job
         job = Job(f"job-{next(self._ids)}", method, params)
-        self.jobs[job.id] = job
-        q = self.queues[job.kind]
         ahead = sum(1 for j in self.jobs.values() if j.kind == job.kind and j.state in ("queued", "running", "paused"))
-        q.put(job)
-        self.ch.event("queued", job.id, {"method": method, "ahead": ahead - 1})
-        return {"job": job.id, "ahead": ahead - 1}
+        self.jobs[job.id] = job
+        return {"job": job.id, "ahead": ahead}
+
+    def enqueue(self, reply: dict) -> None:
+        job = self.jobs[reply["job"]]
+        self.ch.event("queued", job.id, {"method": job.method, "ahead": reply["ahead"]})
+        self.queues[job.kind].put(job)
 
     def _worker(self, name: str) -> None:
         q = self.queues[name]

@@ -3,7 +3,7 @@
 from .conditions import ConditionSchedule, grid, paper_grid, parse_grid
 from .config import RunConfig, load_config, parse_config
 from ..devices import pick_device
-from .trainer import Control, Trainer
+from .trainer import Trainer
 
-__all__ = ["ConditionSchedule", "Control", "RunConfig", "Trainer", "grid", "load_config", "paper_grid",
+__all__ = ["ConditionSchedule", "RunConfig", "Trainer", "grid", "load_config", "paper_grid",
            "parse_config", "parse_grid", "pick_device"]

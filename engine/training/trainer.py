@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -20,29 +19,12 @@ from ..devices import pick_device
 from ..errors import CheckpointError, LatthermError
 from ..models import model_for_system
 from ..models.io import model_from_tensors, model_meta, model_tensors
+from ..progress import Control
 from ..store import Run, load_tensors, save_tensors, this_host
 from ..systems import make_system
 from .conditions import ConditionSchedule
 from .config import RunConfig, parse_config
 from .reinforce import ReinforceObjective
-
-
-@dataclass
-class Control:
-    """Flags a front end sets from another thread; the loop reads them between steps: stop (checkpoint, then
-    return) and pause (wait, holding everything in memory, until resumed or stopped)."""
-
-    stop: bool = False
-    pause: bool = False
-    reason: str = ""
-
-    def request_stop(self, reason: str = "stopped") -> None:
-        self.reason, self.stop = reason, True
-
-    def wait_if_paused(self, step: int) -> None:
-        """Called between steps; blocks while paused. Front ends override it to announce pause/resume."""
-        while self.pause and not self.stop:
-            time.sleep(0.05)
 
 
 def make_objective(trainer: "Trainer"):

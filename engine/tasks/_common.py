@@ -1,0 +1,95 @@
+"""What every task shares: loading a model on a checked device, the one seeding, drawing in chunks with progress and
+cancel, and where a task's files go when the caller names none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .. import paths
+from ..errors import LatthermError
+from ..progress import Control, Meter
+
+DEFAULT_BATCH = 2000  # samples drawn in one call at most, unless the caller says otherwise
+
+
+def load(ref, device: str | None = "cpu"):
+    """The model of a run, model folder or bundled name on ``device`` (a typo or missing GPU is one line)."""
+    from ..models.io import load_model
+
+    return load_model(ref, device=device or "cpu")
+
+
+def seeded(seed: int) -> torch.Generator:
+    """The one place a task seeds: the generator every draw of the task takes, so one seed gives the same numbers
+    whoever calls. torch's global generator is never touched (a run training beside the task keeps its stream)."""
+    return torch.Generator().manual_seed(int(seed))
+
+
+def check_positive(**values) -> None:
+    for name, v in values.items():
+        if v is not None and v < 1:
+            raise LatthermError(f"{name} must be >= 1, got {v}")
+
+
+def chunks(n: int, batch: int) -> list[int]:
+    return [min(batch, n - start) for start in range(0, n, batch)]
+
+
+@torch.no_grad()
+def draw_conditions(draw, conditions, n: int, batch: int, progress=None, control: Control | None = None):
+    """Yield (T, mu, spins, log_p, order) per condition, ``n`` samples each drawn as ``draw(T, mu, k) -> (spins,
+    log_p, order)`` in chunks of at most ``batch``; one progress report per chunk, cancel honoured between chunks."""
+    check_positive(samples=n, batch=batch)
+    sizes = chunks(n, batch)
+    meter = Meter(len(conditions) * len(sizes), progress, control=control)
+    done = 0
+    for i, (T, mu) in enumerate(conditions):
+        parts = []
+        for k in sizes:
+            if control is not None:
+                control.raise_if_stopped()
+            parts.append([t.cpu() for t in draw(float(T), float(mu), k)])
+            done += 1
+            meter.update(done, extra={"condition": i + 1, "conditions": len(conditions)})
+        yield (float(T), float(mu), *(torch.cat(ts) for ts in zip(*parts)))
+
+
+def model_draw(lm, generator: torch.Generator):
+    """draw(T, mu, k) from the model's own ancestral sampler: spins, exact path log p, generation order."""
+    lm.model.eval()
+
+    def draw(T, mu, k):
+        sb = lm.model.sample(T, mu, batch=k, generator=generator)
+        return sb.spins, sb.log_p, sb.ranks
+
+    return draw
+
+
+def samples_path(source, stem: str) -> Path:
+    """A fresh ``<stem>-<k>.npz`` beside the model: in the run's samples folder, or under LATTHERM_HOME for a model
+    folder or bundled model (which may live in a read-only place)."""
+    from ..store import Run
+
+    if source.kind == "run":
+        return Run(source.path).new_samples_path(stem)
+    folder = paths.lattherm_home() / "samples" / source.name
+    folder.mkdir(parents=True, exist_ok=True)
+    k = 1
+    while (folder / f"{stem}-{k}.npz").exists():
+        k += 1
+    return folder / f"{stem}-{k}.npz"
+
+
+def write_guarded(write, path):
+    """Run an (atomic) write; an unwritable destination is a one-line error, not a traceback."""
+    try:
+        return write()
+    except OSError as exc:
+        raise LatthermError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def npz_out(out) -> None:
+    if out is not None and not str(out).endswith(".npz"):
+        raise LatthermError(f"out must name an .npz file, got {str(out)!r}")

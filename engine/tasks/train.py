@@ -1,0 +1,61 @@
+"""Train a model: a new run from a config (optionally starting from another model's weights), or resume a run."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import LatthermError
+from ..progress import Control, Meter
+
+
+@dataclass
+class TrainResult:
+    run: str
+    path: Path
+    step: int
+    status: str  # finished | stopped
+    reason: str
+    checkpoint: Path | None
+    best_F_q: float | None
+
+    def to_dict(self) -> dict:
+        return {"run": self.run, "path": str(self.path), "step": self.step, "status": self.status,
+                "checkpoint": None if self.checkpoint is None else str(self.checkpoint), "best_F_q": self.best_F_q}
+
+
+def open_trainer(config: str | None = None, *, config_path=None, resume=None, name: str | None = None,
+                 device: str | None = None, init=None):
+    """The Trainer of a new run (``config`` TOML text or ``config_path``; ``init``: starting weights) or of a run to
+    resume; a bad config is an error naming its source, and creates nothing."""
+    from ..training import Trainer, parse_config
+
+    if resume is not None:
+        if config or config_path or init:
+            raise LatthermError("--resume continues a run as it was: it takes neither CONFIG.toml nor --init")
+        return Trainer.resume(resume, device=device)
+    source = None
+    if config is None and config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise LatthermError(f"config file {path} not found")
+        config, source = path.read_text(encoding="utf-8"), str(path)
+    if not config:
+        raise LatthermError("training needs CONFIG.toml (a config) or a run to resume")
+    parse_config(config, source=source)  # errors name the file; nothing is created for a bad config
+    return Trainer.create(config, name_hint=name, device=device, init=init)
+
+
+def train(trainer, progress=None, control: Control | None = None) -> TrainResult:
+    """Run ``trainer`` (from :func:`open_trainer`) to its step count or time budget. ``progress`` gets one
+    ``Progress`` per logged record (the record is its ``extra``); ETA from wall seconds per step since the start or
+    the last resume, capped by the budget. Stop through ``control`` saves a checkpoint first."""
+    control = control or Control()
+    cfg = trainer.cfg.training
+    meter = Meter(cfg.steps, progress, start=trainer.step, budget_s=cfg.max_minutes * 60, control=control)
+    status = trainer.train(on_log=lambda rec: meter.update(rec["step"], rec.get("elapsed_s", 0.0), rec),
+                           control=control)
+    run = trainer.run
+    return TrainResult(run.id, run.path, trainer.step, status, control.reason, run.latest_checkpoint(),
+                       None if math.isinf(trainer.best_F_q) else trainer.best_F_q)
