@@ -13,7 +13,8 @@ from lattherm.engine.exact import enumerate_exact
 from lattherm.engine.sampling import (composition_free_energy, estimate, flip_tables, integrated_autocorrelation_time,
                                       lower_hull, metropolis)
 from lattherm.engine.sampling.mc import flip_energy_pairs
-from lattherm.engine.systems import Ising, make_system
+from lattherm.engine.systems import make_system
+from lattherm.engine.systems.ising import Ising
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import torch
 from lattherm.engine.errors import ConfigError
 from lattherm.engine.store import Run, list_runs
 from lattherm.engine.systems import make_system
-from lattherm.engine.training import Control, Trainer, parse_config
+from lattherm.engine.config import parse_config
+from lattherm.engine.training import Control, Trainer
 from lattherm.engine.training.reinforce import leave_one_out_advantage
 
 TINY = """

@@ -169,7 +169,7 @@ def cmd_train(a) -> int:
         path = Path(a.config)
         if not path.is_file():
             raise LatthermError(f"config file {path} not found")
-        from ..training import parse_config
+        from ..config import parse_config
 
         text = path.read_text(encoding="utf-8")
         parse_config(text, source=str(path))  # errors name the file; nothing is created for a bad config
@@ -288,7 +288,7 @@ def cmd_sample(a) -> int:
 
     from ..lattices import parse_size
     from ..models.io import load_model
-    from ..sampling import write_samples
+    from ..store.samples import write_samples
 
     if a.n < 1:
         raise LatthermError(f"-n must be >= 1, got {a.n}")
@@ -396,7 +396,7 @@ def cmd_export(a) -> int:
     from pathlib import Path
 
     from ..analysis.structures import cif_text, extxyz_text, frames_from_samples
-    from ..sampling import read_samples
+    from ..store.samples import read_samples
     from ..store import atomic_write_text
 
     fmt = a.format

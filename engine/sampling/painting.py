@@ -46,8 +46,9 @@ from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
 from ..models.base import AutoregressiveModel, tokens_from_spins
 from ..models.transformer import TransformerAOARM, TransformerCellView
-from ..systems import System, make_system
-from .files import load_npz, write_samples
+from ..systems import make_system
+from ..systems.base import System
+from ..store.samples import load_npz, write_samples
 
 METHODS = ("auto", "direct", "windows")
 LAYOUTS = ("auto", "centered", "sliding")

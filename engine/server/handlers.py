@@ -122,7 +122,7 @@ def do_export_structures(params) -> dict:
     """An alloy (fcc) samples .npz -> extended XYZ (or CIF) at ``out``: every configuration one frame with the
     real fcc positions and supercell. Spin (Ising) samples are refused with a one-line error."""
     from ..analysis.structures import frames_from_samples, write_cif, write_extxyz
-    from ..sampling.files import read_samples
+    from ..store.samples import read_samples
 
     fmt = str(params.get("format", "extxyz"))
     if fmt not in ("extxyz", "cif"):
@@ -148,7 +148,7 @@ def _samples_path(source, stem: str) -> Path:
 
 # ---- jobs --------------------------------------------------------------------------------------------------------
 def validate_job(method: str, params: dict) -> None:
-    from ..training import parse_config
+    from ..config import parse_config
 
     if method == "start_training":
         text = params.get("config")
@@ -266,7 +266,7 @@ def _train(engine, job) -> None:
 def _sample(engine, job) -> None:
     from ..analysis.free_energy import estimate_condition, exact_or_none
     from ..models.io import load_model
-    from ..sampling import write_samples
+    from ..store.samples import write_samples
     from ..training import paper_grid
 
     ch, p = engine.ch, job.params

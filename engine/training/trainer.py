@@ -23,7 +23,7 @@ from ..models.io import model_from_tensors, model_meta, model_tensors
 from ..store import Run, load_tensors, save_tensors
 from ..systems import make_system
 from .conditions import ConditionSchedule
-from .config import RunConfig, parse_config
+from ..config import RunConfig, parse_config
 from .reinforce import ReinforceObjective
 
 
