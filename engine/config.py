@@ -34,10 +34,12 @@ def archs_for(kind: str) -> tuple[str, ...]:
 
 
 def _spec(default, label: str, help: str, *, choices=None, low=None, high=None, open_low: bool = False,
-          open_high: bool = False, applies: Callable[[str, str, SystemInfo], bool] | None = None):
-    """A dataclass field with its form metadata; ``low``/``high`` are validated bounds (``open_*``: strict)."""
-    meta = {"label": label, "help": help, "choices": choices, "low": low, "high": high, "open_low": open_low,
-            "open_high": open_high, "applies": applies}
+          open_high: bool = False, open_choices: bool = False,
+          applies: Callable[[str, str, SystemInfo], bool] | None = None):
+    """A dataclass field with its form metadata: ``low``/``high`` are validated bounds (``open_*``: strict);
+    ``choices`` are the values a form offers (``open_choices``: others are valid too, e.g. cuda:1)."""
+    meta = {"label": label, "help": help, "choices": choices, "open_choices": open_choices, "low": low, "high": high,
+            "open_low": open_low, "open_high": open_high, "applies": applies}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -107,7 +109,8 @@ class TrainingConfig:
                                open_high=True)
     clip_grad: float = _spec(1.0, "gradient clip", "clip the gradient norm to this; 0 disables", low=0.0)
     seed: int = _spec(0, "seed", "seed of the model init, the samples and the condition jitter")
-    device: str = _spec("auto", "device", "auto, cpu, cuda or cuda:N", choices=DEVICES)
+    device: str = _spec("auto", "device", "auto, cpu, cuda or cuda:N", choices=DEVICES,
+                        open_choices=True)
     checkpoint_every: int = _spec(500, "checkpoint every", "steps between checkpoints", low=1)
     keep_checkpoints: int = _spec(3, "keep checkpoints", "newest checkpoints kept on disk", low=1)
     log_every: int = _spec(10, "log every", "steps between metric records", low=1)
@@ -143,6 +146,7 @@ class FieldSpec:
     label: str
     help: str
     choices: tuple | None
+    open_choices: bool
     low: float | None
     high: float | None
     open_low: bool
@@ -182,8 +186,9 @@ def schema() -> list[FieldSpec]:
             value = getattr(default, f.name)
             kind = "range" if isinstance(value, list) else type(value)
             m = f.metadata
-            out.append(FieldSpec(section, f.name, kind, value, m["label"], m["help"], m["choices"], m["low"],
-                                 m["high"], m["open_low"], m["open_high"], m["applies"]))
+            out.append(FieldSpec(section, f.name, kind, value, m["label"], m["help"], m["choices"],
+                                 m["open_choices"], m["low"], m["high"], m["open_low"], m["open_high"],
+                                 m["applies"]))
     return out
 
 
