@@ -5,8 +5,8 @@ typo never silently trains the wrong thing. Defaults follow the paper (Appendix 
 
 The dataclass fields carry the schema a form is built from (label, help, choices, bounds, and which model fields
 apply to which kind/architecture/system, see :func:`schema` and :meth:`FieldSpec.applies`); the GUI builds its
-Training panel from it. Torch-free: sizes come from :mod:`lattherm.engine.lattices`, site counts and the Z2 parity of the energy
-from the system catalog, so the GUI validates exactly as the engine does.
+Training panel from it. Torch-free: sizes come from :mod:`lattherm.engine.lattices`, site counts and the Z2 parity
+of the energy from the system catalog, so the GUI validates exactly as the engine does.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def test_catalog_agrees_with_the_torch_system(name):
     assert torch.allclose(system.energy(-s), system.energy(s), atol=1e-9) == info.energy_even
     assert (system.species, system.encoding, system.k_B, system.temperature_unit, system.mu_unit) == (
         info.species, info.encoding, info.k_B, info.T_unit, info.mu_unit)
-    assert system.lattice.kind == info.lattice
+    assert system.lattice.kind == info.lattice_kind
 
 
 def test_paper_grids_are_the_papers():

@@ -23,7 +23,7 @@ class SystemInfo:
     name: str
     title: str
     #: lattice kind for :func:`lattherm.engine.lattices.lattice_for` ("square", "fcc")
-    lattice: str
+    lattice_kind: str
     #: how a samples file stores a configuration: "spin" (-1/+1) or "species" (index 0/1)
     encoding: str
     #: species names, index 0 <-> spin -1, index 1 <-> spin +1
@@ -51,7 +51,7 @@ class SystemInfo:
 
     def lattice_of(self, size) -> Lattice:
         """The system's lattice at ``size`` ('10x10', '2x2x4'); a bad size is a LatthermError naming it."""
-        return lattice_for(self.lattice, size)
+        return lattice_for(self.lattice_kind, size)
 
     def n_sites(self, size) -> int:
         return self.lattice_of(size).n_sites
@@ -68,13 +68,13 @@ def _linspace(lo: float, hi: float, n: int) -> tuple[float, ...]:
 
 
 ISING = SystemInfo(
-    name="ising", title="2D Ising model (square lattice)", lattice="square", encoding="spin",
+    name="ising", title="2D Ising model (square lattice)", lattice_kind="square", encoding="spin",
     species=("down", "up"), value_labels=("up (+1)", "down (−1)"), observable="magnetisation",
     observable_unit="", composition="x_up", k_B=1.0, T_unit="kT/eps", mu_unit="eps", T_scale=2.5, mu_scale=0.4,
     default_size="5x5", paper_T=_linspace(1.5, 3.5, 5), paper_mu=_linspace(-0.4, 0.4, 5), energy_even=True)
 
 CUAU = SystemInfo(
-    name="cuau", title="CuAu alloy (fcc cluster expansion)", lattice="fcc", encoding="species",
+    name="cuau", title="CuAu alloy (fcc cluster expansion)", lattice_kind="fcc", encoding="species",
     species=("Cu", "Au"), value_labels=("Au (+1)", "Cu (−1)"), observable="x_Au", observable_unit="",
     composition="x_Au", k_B=8.617333262e-5,  # eV/K (CODATA 2018)
     T_unit="K", mu_unit="eV", T_scale=700.0, mu_scale=0.12,
