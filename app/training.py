@@ -1,4 +1,9 @@
-"""Training panel: compose a run config, start / pause / resume / stop it, watch live curves, resume a stopped run."""
+"""Training panel: compose a run config, start / pause / resume / stop it, watch live curves, resume a stopped run.
+
+The config form is built from the engine's run-config schema (:mod:`lattherm.engine.config`, torch-free): one
+widget per key, systems from the catalog, every model kind x architecture, defaults and bounds from the schema, and
+the keys that mean nothing for the chosen model/system disabled. A config the form cannot show exactly is refused.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,198 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
+from lattherm.engine import config as schema
 from lattherm.engine import paths
+from lattherm.engine.errors import LatthermError
+from lattherm.engine.systems import CATALOG
 from lattherm.engine.tomlwrite import toml_text
 
 from . import export
 from .common import dspin, error_label, fmt_eta, show_error
 from .plots import METRICS, LiveCurves
 
-DEFAULT_SIZES = {"ising": "4x4", "cuau": "2x2x4"}
-MODEL_KINDS = ("ao-arm", "fo-arm")
-ARCHS = ("mlp",)
+INT_MAX = 2**31 - 1  # QSpinBox holds a C int
+FLOAT_MAX = 1e9
+DECIMALS = 6
 
 
 def presets() -> dict[str, Path]:
     folder = Path(paths.RESOURCES) / "configs"
     return {p.stem: p for p in sorted(folder.glob("*.toml"))} if folder.is_dir() else {}
+
+
+class ConfigForm(QWidget):
+    """One widget per key of the run-config schema, a tab per table; ``values()`` reads them back as a dict."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.specs = schema.schema()
+        self.widgets: dict[tuple[str, str], object] = {}
+        tabs = QTabWidget()
+        forms: dict[str, QFormLayout] = {}
+        for spec in self.specs:
+            if spec.section not in forms:
+                page = QWidget()
+                forms[spec.section] = QFormLayout(page)
+                tabs.addTab(page, spec.section)
+            w = self._make(spec)
+            self.widgets[spec.section, spec.name] = w
+            row = self._row_of(w)
+            row.setToolTip(spec.help)
+            forms[spec.section].addRow(spec.label, row)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(tabs)
+        self.widget("system", "name").currentTextChanged.connect(self._system_changed)
+        self.widget("model", "kind").currentTextChanged.connect(self._kind_changed)
+        self.widget("model", "arch").currentTextChanged.connect(lambda _: self._model_changed(reset=True))
+        self._kind_changed(self.widget("model", "kind").currentText(), reset=False)
+
+    def widget(self, section: str, name: str):
+        return self.widgets[section, name]
+
+    # ---- building ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _make(spec):
+        if spec.type is bool:
+            w = QCheckBox()
+        elif spec.type is int:
+            w = QSpinBox()
+            lo = -INT_MAX if spec.low is None else int(spec.low) + int(spec.open_low)
+            hi = INT_MAX if spec.high is None else int(spec.high) - int(spec.open_high)
+            w.setRange(lo, hi)
+        elif spec.type is float or spec.type == "range":
+            lo = -FLOAT_MAX if spec.low is None else spec.low + (10.0**-DECIMALS if spec.open_low else 0.0)
+            hi = FLOAT_MAX if spec.high is None else spec.high - (10.0**-DECIMALS if spec.open_high else 0.0)
+            w = dspin(0.0, lo, hi, 0.1, DECIMALS) if spec.type is float else (dspin(0.0, lo, hi, 0.1, DECIMALS),
+                                                                               dspin(0.0, lo, hi, 0.1, DECIMALS))
+        elif spec.choices is not None:
+            w = QComboBox()
+            w.addItems(list(spec.choices))
+            w.setEditable(spec.open_choices)
+        else:
+            w = QLineEdit()
+        ConfigForm._set(spec, w, spec.default)
+        return w
+
+    @staticmethod
+    def _row_of(w) -> QWidget:
+        if not isinstance(w, tuple):
+            return w
+        row = QWidget()
+        h = QHBoxLayout(row)
+        h.setContentsMargins(0, 0, 0, 0)
+        for x in w:
+            h.addWidget(x)
+        return row
+
+    # ---- values ----------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _set(spec, w, value) -> None:
+        if spec.type is bool:
+            w.setChecked(bool(value))
+        elif spec.type == "range":
+            w[0].setValue(value[0])
+            w[1].setValue(value[1])
+        elif isinstance(w, (QSpinBox, QDoubleSpinBox)):
+            w.setValue(value)
+        elif isinstance(w, QComboBox):
+            w.setCurrentText(value)
+        else:
+            w.setText(value)
+
+    @staticmethod
+    def _get(spec, w):
+        if spec.type is bool:
+            return w.isChecked()
+        if spec.type == "range":
+            return [w[0].value(), w[1].value()]
+        if isinstance(w, (QSpinBox, QDoubleSpinBox)):
+            return w.value()
+        if isinstance(w, QComboBox):
+            return w.currentText().strip()
+        return w.text().strip()
+
+    def _cannot_show(self, spec, value, cfg) -> str | None:
+        """Why the form's widget for ``spec`` cannot hold ``value`` exactly (None: it can)."""
+        w = self.widgets[spec.section, spec.name]
+        boxes = w if isinstance(w, tuple) else (w,)
+        values = value if spec.type == "range" else [value]
+        for box, v in zip(boxes, values):
+            if isinstance(box, (QSpinBox, QDoubleSpinBox)):
+                if not box.minimum() <= v <= box.maximum():
+                    return f"{spec.key} = {v!r} is outside the form's range [{box.minimum():g}, {box.maximum():g}]"
+                if isinstance(box, QDoubleSpinBox) and round(v, box.decimals()) != v:
+                    return f"{spec.key} = {v!r} has more than the form's {box.decimals()} decimals"
+        if isinstance(w, QComboBox) and not w.isEditable():
+            offered = schema.archs_for(cfg.model.kind) if spec.name == "arch" else spec.choices
+            if value not in offered:
+                return f"{spec.key} = {value!r} is not one of the form's choices ({', '.join(offered)})"
+        return None
+
+    def set_config(self, cfg: schema.RunConfig) -> None:
+        """Show ``cfg`` (a valid RunConfig); a LatthermError, with the form untouched, if a widget cannot hold it."""
+        for spec in self.specs:
+            why = self._cannot_show(spec, getattr(getattr(cfg, spec.section), spec.name), cfg)
+            if why:
+                raise LatthermError(f"the form cannot show this config: {why}")
+        for w in self._signalling():
+            w.blockSignals(True)
+        try:
+            self._fill_archs(cfg.model.kind)
+            for spec in self.specs:
+                self._set(spec, self.widgets[spec.section, spec.name], getattr(getattr(cfg, spec.section), spec.name))
+        finally:
+            for w in self._signalling():
+                w.blockSignals(False)
+        self._model_changed(reset=False)
+
+    def values(self) -> dict:
+        """{table: {key: value}} of every key, as the widgets hold them."""
+        out: dict[str, dict] = {}
+        for spec in self.specs:
+            out.setdefault(spec.section, {})[spec.name] = self._get(spec, self.widgets[spec.section, spec.name])
+        return out
+
+    # ---- what applies --------------------------------------------------------------------------------------------
+    def _signalling(self):
+        return (self.widget("system", "name"), self.widget("model", "kind"), self.widget("model", "arch"))
+
+    def _fill_archs(self, kind: str) -> None:
+        arch = self.widget("model", "arch")
+        current = arch.currentText()
+        arch.clear()
+        arch.addItems(list(schema.archs_for(kind)))
+        if current in schema.archs_for(kind):
+            arch.setCurrentText(current)
+
+    def _system_changed(self, name: str) -> None:
+        info = CATALOG.get(name)
+        if info is not None:
+            self.widget("system", "size").setText(info.default_size)
+        self._model_changed(reset=True)
+
+    def _kind_changed(self, kind: str, reset: bool = True) -> None:
+        arch = self.widget("model", "arch")
+        arch.blockSignals(True)
+        self._fill_archs(kind)
+        arch.blockSignals(False)
+        self._model_changed(reset=reset)
+
+    def _model_changed(self, reset: bool) -> None:
+        """Enable the keys the chosen kind/arch/system use; a user's change resets the ones that no longer apply
+        to their defaults (a disabled Z2 box stays unticked for an alloy)."""
+        kind, arch = self.widget("model", "kind").currentText(), self.widget("model", "arch").currentText()
+        system = self.widget("system", "name").currentText()
+        for spec in self.specs:
+            on = spec.applies(kind, arch, system)
+            w = self.widgets[spec.section, spec.name]
+            for box in (w if isinstance(w, tuple) else (w,)):
+                box.setEnabled(on)
+            if reset and not on:
+                self._set(spec, w, spec.default)
 
 
 class TrainingPanel(QWidget):
@@ -36,48 +216,16 @@ class TrainingPanel(QWidget):
         self.job: str | None = None
         self.run_id: str | None = None
         self.state = "idle"  # idle | starting | running | paused | stopping
-        self.base: dict = {}
         # ---- config form
         self.preset = QComboBox()
         self._presets = presets()
         self.preset.addItems(list(self._presets))
         self.preset.currentTextChanged.connect(self.load_preset)
-        self.system = QComboBox()
-        self.system.addItems(["ising", "cuau"])
-        self.system.currentTextChanged.connect(lambda s: self.size.setText(DEFAULT_SIZES[s]))
-        self.size = QLineEdit("4x4")
-        self.kind = QComboBox()
-        self.kind.addItems(MODEL_KINDS)
-        self.arch = QComboBox()
-        self.arch.addItems(ARCHS)
-        self.hidden, self.layers = QSpinBox(), QSpinBox()
-        self.hidden.setRange(1, 4096)
-        self.layers.setRange(1, 32)
-        self.T_lo, self.T_hi = dspin(1.5, 0.001, 1e5), dspin(3.5, 0.001, 1e5)
-        self.mu_lo, self.mu_hi = dspin(-0.4, -1e3, 1e3, 0.05), dspin(0.4, -1e3, 1e3, 0.05)
-        self.T_points, self.mu_points = QSpinBox(), QSpinBox()
-        for w in (self.T_points, self.mu_points):
-            w.setRange(1, 64)
-        self.batch, self.steps = QSpinBox(), QSpinBox()
-        self.batch.setRange(2, 1_000_000)
-        self.steps.setRange(1, 10_000_000)
-        self.lr = QDoubleSpinBox()
-        self.lr.setDecimals(6)
-        self.lr.setRange(1e-6, 1.0)
-        self.lr.setSingleStep(1e-4)
-        form = QFormLayout()
-        form.addRow("preset", self.preset)
-        form.addRow("system", self.system)
-        form.addRow("lattice size", self.size)
-        form.addRow("model", self._row(self.kind, self.arch))
-        form.addRow("hidden × layers", self._row(self.hidden, self.layers))
-        form.addRow("T range, points", self._row(self.T_lo, self.T_hi, self.T_points))
-        form.addRow("mu range, points", self._row(self.mu_lo, self.mu_hi, self.mu_points))
-        form.addRow("batch", self.batch)
-        form.addRow("budget (steps)", self.steps)
-        form.addRow("learning rate", self.lr)
+        self.form = ConfigForm()
         box = QGroupBox("New run")
-        box.setLayout(form)
+        box_lay = QVBoxLayout(box)
+        box_lay.addWidget(self._row(QLabel("preset"), self.preset))
+        box_lay.addWidget(self.form)
         # ---- controls
         self.start_btn, self.pause_btn = QPushButton("Start"), QPushButton("Pause")
         self.resume_btn, self.stop_btn = QPushButton("Resume"), QPushButton("Stop")
@@ -137,45 +285,26 @@ class TrainingPanel(QWidget):
         path = self._presets.get(name)
         if path is None:
             return
-        self.set_config(tomllib.loads(path.read_text(encoding="utf-8")))
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            show_error(self.status, f"preset {name}: {exc}")
+            return
+        self.set_config(data, source=f"preset {name}")
 
-    def set_config(self, data: dict) -> None:
-        self.base = {k: dict(v) for k, v in data.items()}
-        s, m = data.get("system", {}), data.get("model", {})
-        c, t = data.get("conditions", {}), data.get("training", {})
-        self.system.blockSignals(True)
-        self.system.setCurrentText(s.get("name", "ising"))
-        self.system.blockSignals(False)
-        self.size.setText(str(s.get("size", DEFAULT_SIZES.get(s.get("name", "ising"), "4x4"))))
-        self.kind.setCurrentText(m.get("kind", "ao-arm"))
-        self.arch.setCurrentText(m.get("arch", "mlp"))
-        self.hidden.setValue(int(m.get("hidden", 512)))
-        self.layers.setValue(int(m.get("layers", 4)))
-        T, mu = c.get("T", [1.5, 3.5]), c.get("mu", [-0.4, 0.4])
-        self.T_lo.setValue(T[0])
-        self.T_hi.setValue(T[1])
-        self.mu_lo.setValue(mu[0])
-        self.mu_hi.setValue(mu[1])
-        self.T_points.setValue(int(c.get("T_points", 5)))
-        self.mu_points.setValue(int(c.get("mu_points", 5)))
-        self.batch.setValue(int(t.get("batch", 1250)))
-        self.steps.setValue(int(t.get("steps", 40000)))
-        self.lr.setValue(float(t.get("lr", 1e-3)))
+    def set_config(self, data: dict, source: str = "config") -> bool:
+        """Show a run config ({table: {key: value}}); one the engine would reject, or the form cannot show exactly,
+        is refused with a message and leaves the form as it was."""
+        try:
+            self.form.set_config(schema.config_from_dict(data))
+        except LatthermError as exc:
+            show_error(self.status, f"{source} not loaded: {exc}")
+            return False
+        self.status.setText("")
+        return True
 
     def config_text(self) -> str:
-        d = {k: dict(v) for k, v in self.base.items()}
-        for k in ("system", "model", "conditions", "training"):
-            d.setdefault(k, {})
-        d["system"].update(name=self.system.currentText(), size=self.size.text().strip())
-        d["model"].update(kind=self.kind.currentText(), arch=self.arch.currentText(), hidden=self.hidden.value(),
-                          layers=self.layers.value())
-        d["conditions"].update(T=[self.T_lo.value(), self.T_hi.value()], mu=[self.mu_lo.value(), self.mu_hi.value()],
-                               T_points=self.T_points.value(), mu_points=self.mu_points.value())
-        if self.system.currentText() != "ising":
-            d["model"]["symmetric"] = False
-        d["training"].update(batch=self.batch.value(), steps=self.steps.value(), lr=self.lr.value())
-        d["training"].setdefault("device", "auto")
-        return toml_text(d)
+        return toml_text(self.form.values())
 
     # ---- actions -----------------------------------------------------------------------------------------------
     def start(self, config_text: str | None = None) -> None:
@@ -235,11 +364,12 @@ class TrainingPanel(QWidget):
     def _shown(self, result) -> None:
         self.curves.add_records(result["metrics"])
         st = result["status"]
-        self.status.setText(f"run {result['id']}: {st.get('status')} at step {st.get('step')}")
         try:
-            self.set_config(tomllib.loads(result["config"]))
-        except (tomllib.TOMLDecodeError, TypeError, ValueError, IndexError):
-            pass
+            shown = self.set_config(tomllib.loads(result["config"]), source=f"run {result['id']}'s config")
+        except (tomllib.TOMLDecodeError, TypeError):
+            shown = False
+        if shown:
+            self.status.setText(f"run {result['id']}: {st.get('status')} at step {st.get('step')}")
         self._update_buttons()
 
     # ---- events ------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 
 from lattherm.engine.errors import LatthermError
 from lattherm.engine.exact import MAX_TM_WIDTH, exact_grid, exact_reference
-from lattherm.engine.systems import Ising
+from lattherm.engine.systems.ising import Ising
 
 T_C = 2.0 / math.log(1.0 + math.sqrt(2.0))
 PAPER_GRID = [(kT, mu) for mu in (-0.4, -0.2, 0.0, 0.2, 0.4) for kT in (1.5, 2.0, 2.5, 3.0, 3.5)]

@@ -18,7 +18,8 @@ import sys
 
 CASE = r"""
 import json, resource, sys, time, torch
-from lattherm.engine.training import Trainer, parse_config
+from lattherm.engine.config import parse_config
+from lattherm.engine.training import Trainer
 size, kind, hidden, layers, steps, device, batch, arch = sys.argv[1:9]
 text = f'''
 [system]

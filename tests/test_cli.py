@@ -575,7 +575,7 @@ def test_samples_file_round_trips_through_the_common_layout(tmp_path):
     import numpy as np
     import torch
 
-    from lattherm.engine.sampling import read_samples, write_samples
+    from lattherm.engine.store.samples import read_samples, write_samples
     from lattherm.engine.systems import make_system
 
     for name, size in (("ising", "3x3"), ("cuau", "2x2x4")):

@@ -24,7 +24,8 @@ from lattherm.engine.exact import (
     transfer_matrix,
 )
 from lattherm.engine.lattices import square
-from lattherm.engine.systems import Ising, System
+from lattherm.engine.systems.base import System
+from lattherm.engine.systems.ising import Ising
 
 PAPER_GRID = [(kT, mu) for mu in (-0.4, -0.2, 0.0, 0.2, 0.4) for kT in (1.5, 2.0, 2.5, 3.0, 3.5)]
 T_C = 2.0 / math.log(1.0 + math.sqrt(2.0))

@@ -13,7 +13,7 @@ from lattherm.engine.analysis.structures import (cif_text, read_extxyz, read_ext
 from lattherm.engine.cli.main import main
 from lattherm.engine.errors import LatthermError
 from lattherm.engine.lattices import lattice_for
-from lattherm.engine.sampling import write_samples
+from lattherm.engine.store.samples import write_samples
 from lattherm.engine.systems import make_system
 
 NN = 3.8 / math.sqrt(2)  # 2.687 A

@@ -534,7 +534,7 @@ def test_training_panel_offers_self_consistency_export(qtbot):
 
 
 def _cuau_samples(path: Path, n: int = 3) -> np.ndarray:
-    from lattherm.engine.sampling import write_samples  # torch in the test process only, never in app/
+    from lattherm.engine.store.samples import write_samples  # torch in the test process only, never in app/
     from lattherm.engine.systems import make_system
 
     system = make_system("cuau", "2x2x2")

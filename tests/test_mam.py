@@ -20,7 +20,8 @@ from lattherm.engine.models.io import model_from_tensors, model_meta, model_tens
 from lattherm.engine.models.mam import MarginalizationModel, block_gibbs
 from lattherm.engine.store import Run, load_tensors, save_tensors
 from lattherm.engine.systems import make_system
-from lattherm.engine.training import Trainer, parse_config
+from lattherm.engine.config import parse_config
+from lattherm.engine.training import Trainer
 from lattherm.engine.training.mam import self_consistency_residual
 
 ALL9 = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=9)))

@@ -11,7 +11,8 @@ from lattherm.engine.errors import ConfigError
 from lattherm.engine.store import Run, list_runs
 from lattherm.engine.systems import make_system
 from lattherm.engine.progress import Control
-from lattherm.engine.training import Trainer, parse_config
+from lattherm.engine.config import parse_config
+from lattherm.engine.training import Trainer
 from lattherm.engine.training.reinforce import leave_one_out_advantage
 
 TINY = """
@@ -203,3 +204,83 @@ def test_init_starts_from_a_trained_models_weights_and_refuses_another_architect
     with pytest.raises(LatthermError, match="does not match"):
         Trainer.create(text.replace('"ao-arm"', '"fo-arm"'), root=tmp_path, init=src.run.path)
     assert len(list_runs(tmp_path)) == runs_before  # a refused warm start leaves no run folder behind
+
+
+# ---- the Training panel's form is the schema ------------------------------------------------------------------------
+class _NoEngine:
+    """The panel's client, for form tests: no engine behind it."""
+
+    hello = {}
+
+    def is_ready(self):
+        return False
+
+    def request(self, method, params, on_result=None, on_error=None):
+        pass
+
+
+@pytest.fixture
+def panel(qtbot):
+    from lattherm.app.training import TrainingPanel
+
+    p = TrainingPanel(_NoEngine())
+    qtbot.addWidget(p)
+    return p
+
+
+@pytest.mark.parametrize("path", _bundled_configs(), ids=lambda p: p.name)
+def test_every_preset_round_trips_through_the_training_panel(panel, path):
+    """Loading a preset and reading the form back gives the same RunConfig: the panel never trains another model
+    than the file names (ising-5x5-ao-mam-transformer-cpu used to come back as an AO-ARM MLP)."""
+    from lattherm.engine.config import load_config
+
+    panel.preset.setCurrentText(path.stem)
+    panel.load_preset(path.stem)
+    assert panel.status.text() == ""
+    assert parse_config(panel.config_text()) == load_config(path)
+
+
+def test_the_form_offers_every_model_and_system_and_enables_what_applies(panel):
+    from lattherm.engine.config import MODEL_KINDS
+    from lattherm.engine.systems import CATALOG
+
+    form = panel.form
+    kind, arch, system = form.widget("model", "kind"), form.widget("model", "arch"), form.widget("system", "name")
+    offered = set()
+    for i in range(kind.count()):
+        kind.setCurrentIndex(i)
+        offered |= {(kind.currentText(), arch.itemText(j)) for j in range(arch.count())}
+    assert offered == set(MODEL_KINDS)
+    assert [system.itemText(i) for i in range(system.count())] == list(CATALOG)
+    kind.setCurrentText("ao-mam")
+    arch.setCurrentText("transformer")
+    assert form.widget("model", "heads").isEnabled() and form.widget("model", "gibbs_steps").isEnabled()
+    arch.setCurrentText("mlp")
+    assert not form.widget("model", "heads").isEnabled() and form.widget("model", "lam").isEnabled()
+    kind.setCurrentText("fo-arm")
+    assert not form.widget("model", "lam").isEnabled() and arch.count() == 1
+    system.setCurrentText("ising")
+    form.widget("model", "symmetric").setChecked(True)
+    system.setCurrentText("cuau")  # the alloy's energy is not even: no Z2 symmetrisation, and a valid config
+    sym = form.widget("model", "symmetric")
+    assert not sym.isEnabled() and not sym.isChecked()
+    assert form.widget("system", "size").text() == CATALOG["cuau"].default_size
+    cfg = parse_config(panel.config_text())
+    assert (cfg.system.name, cfg.model.kind, cfg.model.symmetric) == ("cuau", "fo-arm", False)
+
+
+@pytest.mark.parametrize("table, key, value, message", [
+    ("model", "hidden", 2**40, "outside the form's range"),
+    ("training", "lr", 1.23456789e-3, "decimals"),
+    ("training", "lrate", 1e-3, "unknown key 'lrate'"),
+    ("model", "kind", "gflownet", "unknown model gflownet"),
+])
+def test_a_config_the_form_cannot_show_is_refused_and_the_form_is_unchanged(panel, table, key, value, message):
+    import tomllib
+
+    before = panel.config_text()
+    data = tomllib.loads(TINY.format(kind="ao-arm", sym="false", steps=5))
+    data[table][key] = value
+    assert panel.set_config(data) is False
+    assert message in panel.status.text()
+    assert panel.config_text() == before

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from ..errors import LatthermError
-from ..systems import System
+from ..systems.base import System
 
 
 @dataclass

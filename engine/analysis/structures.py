@@ -21,10 +21,12 @@ import numpy as np
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
 from ..store import atomic_write_text
+from ..store.samples import file_encoding
+from ..systems.catalog import CUAU
 
 FORMATS = ("extxyz", "cif")
 #: species an imported structure may contain (the CuAu system's two)
-KNOWN_SPECIES = ("Cu", "Au")
+KNOWN_SPECIES = CUAU.species
 _FCC_PRIMITIVE = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]], dtype=np.float64)
 _TOL = 1e-3  # in primitive-cell (dimensionless) coordinates
 _SYMBOL = re.compile(r"[A-Z][a-z]?")
@@ -171,9 +173,9 @@ def frames_from_samples(data: dict, max_frames: int | None = None):
     """A :func:`read_samples` dict -> (lattice, species names, (F, N) spins, per-frame info dicts).
 
     Any leading dimensions ((n,) or a (G, n) grid) are flattened; T, mu, log_p and log_f follow each frame."""
-    enc = str(data.get("encoding", ""))
+    enc = file_encoding(data)
     system = str(data.get("system", ""))
-    if enc == "spin" or system == "ising":
+    if enc == "spin":
         raise LatthermError(f"{system or 'spin'} samples hold model spins on a square lattice, not atoms; "
                             "extended XYZ and CIF export needs an alloy (e.g. cuau) samples file")
     if "size" not in data or "species" not in data:

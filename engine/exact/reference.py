@@ -12,7 +12,6 @@ import torch
 
 from ..errors import LatthermError
 from ..systems.base import System, check_condition
-from ..systems.ising import Ising
 from .enumeration import MAX_ENUMERATION_SITES, enumerate_exact
 from .kaufman import kaufman_exact
 from .result import METHODS, ExactResult
@@ -27,7 +26,7 @@ def _scalar(value, name: str) -> float:
 
 
 def _is_square_ising(system: System) -> bool:
-    return isinstance(system, Ising) and system.lattice.kind == "square"
+    return system.square_ising_coupling is not None
 
 
 def exact_reference(system: System, T, mu, method: str = "auto") -> ExactResult:
@@ -59,7 +58,7 @@ def exact_reference(system: System, T, mu, method: str = "auto") -> ExactResult:
         if mu != 0.0:
             raise LatthermError(f"Kaufman's formula needs zero field, got mu={mu:g}; use the transfer matrix")
         L1, L2 = system.lattice.size
-        return kaufman_exact(L1, L2, T, eps=float(system.eps), k_B=float(system.k_B))
+        return kaufman_exact(L1, L2, T, eps=float(system.square_ising_coupling), k_B=float(system.k_B))
     if method == "transfer_matrix":
         return transfer_matrix(system, T, mu)
     if method == "enumeration":

@@ -24,7 +24,6 @@ import torch
 
 from ..errors import LatthermError
 from ..systems.base import check_condition
-from ..systems.ising import Ising
 from ._threads import single_threaded
 from .result import ExactResult
 
@@ -92,7 +91,7 @@ def _momentum_blocks(space: _RowSpace, weights: list[torch.Tensor]) -> list[tupl
 
 
 def _ising_dims(system) -> tuple[int, int]:
-    if not isinstance(system, Ising) or system.lattice.kind != "square":
+    if system.square_ising_coupling is None:
         raise LatthermError(f"the transfer matrix is only available for the square-lattice Ising model, "
                             f"not {system!r}")
     return tuple(int(v) for v in system.lattice.size)
@@ -163,7 +162,7 @@ def transfer_matrix(system, T: float, mu: float) -> ExactResult:
     check_condition(T, mu)
     L1, L2 = _ising_dims(system)
     T, mu = float(T), float(mu)
-    eps = float(getattr(system, "eps", 1.0))
+    eps = float(system.square_ising_coupling)
     beta = 1.0 / (system.k_B * T)
     K, H = eps * beta, mu * beta
     r = transfer_matrix_log_z(L1, L2, K, H)

@@ -15,7 +15,8 @@ import torch
 from ..devices import pick_device
 from ..errors import CheckpointError, LatthermError
 from ..store import ModelSource, load_tensors, resolve_model_source, save_tensors
-from ..systems import System, make_system
+from ..systems import make_system
+from ..systems.base import System
 from . import AutoregressiveModel, build_model
 
 PREFIX = "model."

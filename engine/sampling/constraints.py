@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import LatthermError
 from ..lattices import Lattice
-from ..systems import System
-from .files import decode, encoding, file_values, load_npz
+from ..store.samples import decode, file_values, load_npz
+from ..systems.base import System
 
 
 def constraints_from_arrays(target: Lattice, mask=None, values=None) -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +70,7 @@ def load_constraints(path, system: System) -> tuple[np.ndarray, np.ndarray]:
     if not np.isin(raw[m], allowed).all():
         raise LatthermError(f"{where}values at fixed sites must be {what}")
     spins = np.zeros(target.n_sites)
-    spins[m] = decode(raw[m], encoding(system))
+    spins[m] = decode(raw[m], system.encoding)
     return _fixed(m, spins, f"{where}values at fixed sites must be spins -1/+1", where)
 
 

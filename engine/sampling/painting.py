@@ -30,7 +30,8 @@ from ..devices import generator_on
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
 from ..models.base import AutoregressiveModel, tokens_from_spins, z2_mixture
-from ..systems import System, make_system
+from ..systems import make_system
+from ..systems.base import System
 from .constraints import constraints_from_arrays
 from .plan import LAYOUTS, PaintPlan, free_steps, layout_steps, whole_target, window_cell
 

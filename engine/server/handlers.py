@@ -78,7 +78,7 @@ def do_export_structures(params) -> dict:
 # ---- jobs --------------------------------------------------------------------------------------------------------
 def validate_job(method: str, params: dict) -> None:
     """Checks answered at once (a bad config or an unknown model is an error reply, not a failed job)."""
-    from ..training import parse_config
+    from ..config import parse_config
 
     if method == "start_training":
         text = params.get("config")

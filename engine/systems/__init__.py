@@ -1,25 +1,29 @@
-"""Lattice systems: Ising and cluster expansions (CuAu), with batched log f on torch tensors."""
+"""Lattice systems: Ising and cluster expansions (CuAu).
+
+Importing this package needs no torch: it holds the catalog (:mod:`.catalog`) and builds the torch systems
+(:mod:`.base`, :mod:`.ising`, :mod:`.cluster_expansion`) only when :func:`make_system` is called.
+"""
 
 from __future__ import annotations
 
-from ..errors import LatthermError
-from ..lattices import lattice_for
-from .base import System, check_condition, species_from_spins, spins_from_species
-from .ising import Ising
+from .catalog import CATALOG, SystemInfo, system_info
 
-SYSTEMS = ("ising", "cuau")
+SYSTEMS = tuple(CATALOG)
 
 
-def make_system(name: str, size) -> System:
+def make_system(name: str, size):
     """Build a system by name ('ising' on a square lattice, 'cuau' on an fcc supercell) and size ('10x10', '2x2x4')."""
-    key = str(name).lower()
-    if key == "ising":
-        return Ising(lattice_for("square", size))
-    if key == "cuau":
+    info = system_info(name)
+    lattice = info.lattice_of(size)
+    if info.name == "ising":
+        from .ising import Ising
+
+        return Ising(lattice)
+    if info.name == "cuau":
         from .cluster_expansion import cuau
 
-        return cuau(lattice_for("fcc", size))
-    raise LatthermError(f"unknown system {name!r} (choose from: {', '.join(SYSTEMS)})")
+        return cuau(lattice)
+    raise AssertionError(f"catalog entry {info.name!r} has no implementation")  # a catalog entry without a class
 
 
-__all__ = ["System", "Ising", "make_system", "check_condition", "spins_from_species", "species_from_spins", "SYSTEMS"]
+__all__ = ["CATALOG", "SYSTEMS", "SystemInfo", "make_system", "system_info"]

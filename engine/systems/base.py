@@ -13,6 +13,7 @@ import torch
 
 from ..errors import LatthermError
 from ..lattices import Lattice
+from .catalog import SystemInfo
 
 
 def check_condition(T, mu) -> None:
@@ -27,18 +28,26 @@ def check_condition(T, mu) -> None:
 
 
 class System(ABC):
-    """A binary lattice system in the semi-grand-canonical ensemble."""
+    """A binary lattice system in the semi-grand-canonical ensemble; its metadata is its catalog entry."""
 
-    name: str
+    #: name, species, units, scales and labels (:mod:`.catalog`); subclasses set it
+    info: SystemInfo
+
+    name = property(lambda self: self.info.name)
     #: species names, index 0 <-> spin -1, index 1 <-> spin +1
-    species: tuple[str, str]
+    species = property(lambda self: self.info.species)
+    #: how a samples file stores a configuration ("spin" or "species")
+    encoding = property(lambda self: self.info.encoding)
     #: Boltzmann constant in the system's units (1 for Ising, where kT is in units of eps)
-    k_B: float
-    temperature_unit: str
-    mu_unit: str
+    k_B = property(lambda self: self.info.k_B)
+    temperature_unit = property(lambda self: self.info.T_unit)
+    mu_unit = property(lambda self: self.info.mu_unit)
     #: natural scales of (T, mu), used to normalise model conditioning features
-    T_scale: float
-    mu_scale: float
+    T_scale = property(lambda self: self.info.T_scale)
+    mu_scale = property(lambda self: self.info.mu_scale)
+    observable_name = property(lambda self: self.info.observable)
+    #: name of :meth:`composition` (the x axis of temperature-composition diagrams)
+    composition_name = property(lambda self: self.info.composition)
 
     def __init__(self, lattice: Lattice):
         self.lattice = lattice
@@ -59,6 +68,12 @@ class System(ABC):
         """E(s) as a polynomial in the spins, (linear (N,), [(sites (M, d), coef (M,)), ...]) for
         E = const + sum_i linear_i s_i + sum_m coef_m prod_{i in sites_m} s_i, or None if the system has no such
         form. Monte Carlo uses it to get a single flip's energy change from the terms touching that site."""
+        return None
+
+    @property
+    def square_ising_coupling(self) -> float | None:
+        """eps when this is the nearest-neighbour Ising model on a square torus (the model Kaufman's formula and the
+        row transfer matrix solve), else None; exact solvers ask this instead of testing the class."""
         return None
 
     @property
@@ -88,10 +103,6 @@ class System(ABC):
     def observable(self, s: torch.Tensor) -> torch.Tensor:
         """The system's headline order parameter: magnetisation (Ising) or x_Au (alloy)."""
         return self.magnetisation(s)
-
-    observable_name = "magnetisation"
-    #: name of :meth:`composition` (the x axis of temperature-composition diagrams)
-    composition_name = "x_up"
 
     def composition(self, s: torch.Tensor) -> torch.Tensor:
         """Fraction of sites with spin +1 (x_Au for an alloy), float64 (B,)."""

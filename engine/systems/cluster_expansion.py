@@ -32,6 +32,7 @@ from ..errors import LatthermError
 from ..lattices import Lattice
 from ..paths import RESOURCES
 from .base import System
+from .catalog import CLUSTER_EXPANSION, CUAU, SystemInfo
 
 #: the bundled CuAu expansion (copy of shared/reference/cuau_cluster_expansion.json)
 CUAU_JSON = RESOURCES / "cuau" / "cuau_cluster_expansion.json"
@@ -173,16 +174,9 @@ class ClusterExpansion(System):
 
     Spins: species index 0 (spin -1) and 1 (spin +1), by default Cu and Au."""
 
-    name = "cluster_expansion"
-    species = ("Cu", "Au")
-    k_B = 8.617333262e-5  # eV/K (CODATA 2018)
-    temperature_unit = "K"
-    mu_unit = "eV"
-    T_scale = 700.0
-    mu_scale = 0.12
-    observable_name = "x_Au"
+    info = CLUSTER_EXPANSION  # a named system (cuau) replaces it with its own catalog entry
 
-    def __init__(self, lattice: Lattice, data: dict, source: str = "<dict>"):
+    def __init__(self, lattice: Lattice, data: dict, source: str = "<dict>", info: SystemInfo | None = None):
         if not isinstance(lattice, Lattice):
             raise LatthermError(f"a cluster expansion needs a Lattice, got {type(lattice).__name__}")
         if lattice.kind != "fcc" or lattice.dim != 3:
@@ -201,6 +195,8 @@ class ClusterExpansion(System):
                 raise LatthermError(f"cluster-expansion file {source}: its primitive vectors {vectors!r} differ "
                                     f"from the lattice's {lattice.vectors.tolist()}")
         super().__init__(lattice)
+        if info is not None:
+            self.info = info
         self.source = source
         clusters = _parse_clusters(data, source)
         self.cluster_names = tuple(c["name"] for c in clusters)
@@ -262,9 +258,9 @@ class ClusterExpansion(System):
 
     # ---- construction --------------------------------------------------------------------------------------------
     @classmethod
-    def from_json(cls, path, lattice: Lattice) -> "ClusterExpansion":
+    def from_json(cls, path, lattice: Lattice, info: SystemInfo | None = None) -> "ClusterExpansion":
         """Load an expansion file in the format of shared/reference/cuau_cluster_expansion.json."""
-        return cls(lattice, load_json(path), source=repr(str(path)))
+        return cls(lattice, load_json(path), source=repr(str(path)), info=info)
 
     # ---- evaluation ----------------------------------------------------------------------------------------------
     def _on(self, device: torch.device):
@@ -327,8 +323,6 @@ class ClusterExpansion(System):
         ref = N * ((1 - c) * self.U_minus_per_site + c * self.U_plus_per_site)
         return self.raw_energy(s) - ref
 
-    composition_name = "x_Au"
-
     def observable(self, s: torch.Tensor) -> torch.Tensor:
         """x_Au: fraction of sites with spin +1, float64 (B,)."""
         return self.composition(s)
@@ -342,6 +336,4 @@ class ClusterExpansion(System):
 
 def cuau(lattice: Lattice) -> ClusterExpansion:
     """The CuAu fcc cluster expansion (SCIENCE.md) on ``lattice`` (an fcc supercell, e.g. fcc(2, 2, 4))."""
-    system = ClusterExpansion.from_json(CUAU_JSON, lattice)
-    system.name = "cuau"
-    return system
+    return ClusterExpansion.from_json(CUAU_JSON, lattice, info=CUAU)

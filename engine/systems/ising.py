@@ -8,16 +8,11 @@ import torch
 
 from ..lattices import Lattice, square
 from .base import System
+from .catalog import ISING
 
 
 class Ising(System):
-    name = "ising"
-    species = ("down", "up")
-    k_B = 1.0
-    temperature_unit = "kT/eps"
-    mu_unit = "eps"
-    T_scale = 2.5
-    mu_scale = 0.4
+    info = ISING
 
     def __init__(self, lattice: Lattice | tuple[int, int]):
         if not isinstance(lattice, Lattice):
@@ -25,6 +20,10 @@ class Ising(System):
         super().__init__(lattice)
         self.eps = 1.0
         self._bonds = torch.as_tensor(lattice.bonds(1), dtype=torch.long)
+
+    @property
+    def square_ising_coupling(self) -> float | None:
+        return self.eps if self.lattice.kind == "square" else None
 
     def spin_polynomial(self):
         b = self._bonds.numpy()

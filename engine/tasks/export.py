@@ -29,7 +29,7 @@ def export_structures(samples, out, format: str | None = None, max: int | None =
     """An alloy (fcc) samples .npz -> extended XYZ or CIF at ``out`` (format from the suffix when not given): every
     configuration one frame with the real fcc positions and supercell. Spin (Ising) samples are refused."""
     from ..analysis.structures import frames_from_samples, write_cif, write_extxyz
-    from ..sampling import read_samples
+    from ..store.samples import read_samples
 
     if format is None:
         format = FORMATS.get(Path(out).suffix.lower())

@@ -38,7 +38,8 @@ def paint(model, T: float, mu: float = 0.0, n: int = 100, *, size=None, constrai
     Fixed sites come from ``constraints`` (FILE.npz with mask and values shaped like the target) or ``fixed`` (one
     value per site: -1, 0 for free, +1); every site fixed is an error. Writes FILE.npz ``out`` (default: a fresh
     file beside the model) with log p of the free sites given the fixed ones along the order used, and log f."""
-    from ..sampling import constraints_from_fixed, load_constraints, paint_with_model, save_paint_npz
+    from ..sampling import constraints_from_fixed, load_constraints, paint_with_model
+    from ..store.samples import save_paint_npz
     from ..systems import make_system
 
     if n < 1:

@@ -58,7 +58,7 @@ def sample(model, conditions, n: int = 1000, *, size=None, batch: int = DEFAULT_
     "paper" (``samples`` (C, n, *size), T and mu (C,)). ``out``: FILE.npz (default: a fresh file beside the
     model). ``size`` may only name the model's own lattice: larger ones are painted (:func:`paint`)."""
     from ..lattices import parse_size
-    from ..sampling import write_samples
+    from ..store.samples import write_samples
     from .runs import model_info
 
     single = not isinstance(conditions, str) and len(conditions) == 2 and all(

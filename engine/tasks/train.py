@@ -29,7 +29,8 @@ def open_trainer(config: str | None = None, *, config_path=None, resume=None, na
                  device: str | None = None, init=None):
     """The Trainer of a new run (``config`` TOML text or ``config_path``; ``init``: starting weights) or of a run to
     resume; a bad config is an error naming its source, and creates nothing."""
-    from ..training import Trainer, parse_config
+    from ..config import parse_config
+    from ..training import Trainer
 
     if resume is not None:
         if config or config_path or init:

@@ -1,9 +1,8 @@
-"""Training: run configs, condition schedules, REINFORCE for FO-/AO-ARMs and KL + self-consistency for AO-MAMs."""
+"""Training: condition schedules, REINFORCE for FO-/AO-ARMs and KL + self-consistency for AO-MAMs, the trainer.
+(The run-config schema is :mod:`lattherm.engine.config`.)"""
 
 from .conditions import ConditionSchedule, grid, paper_grid, parse_grid
-from .config import RunConfig, load_config, parse_config
 from ..devices import pick_device
 from .trainer import Trainer
 
-__all__ = ["ConditionSchedule", "RunConfig", "Trainer", "grid", "load_config", "paper_grid",
-           "parse_config", "parse_grid", "pick_device"]
+__all__ = ["ConditionSchedule", "Trainer", "grid", "paper_grid", "parse_grid", "pick_device"]

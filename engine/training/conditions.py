@@ -14,12 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import LatthermError
-
-#: The evaluation grids of the paper, per system: (T values, mu values).
-PAPER_GRIDS = {
-    "ising": (np.linspace(1.5, 3.5, 5), np.linspace(-0.4, 0.4, 5)),
-    "cuau": (np.linspace(200.0, 1200.0, 4), np.linspace(-0.12, 0.12, 8)),
-}
+from ..systems import system_info
 
 
 def grid(T_values, mu_values) -> list[tuple[float, float]]:
@@ -28,12 +23,8 @@ def grid(T_values, mu_values) -> list[tuple[float, float]]:
 
 
 def paper_grid(system_name: str) -> list[tuple[float, float]]:
-    """The paper's evaluation conditions: Ising 5 kT x 5 mu (25); CuAu 4 T x 8 mu (32)."""
-    try:
-        T, mu = PAPER_GRIDS[system_name]
-    except KeyError:
-        raise LatthermError(f"no paper grid for system {system_name!r}") from None
-    return grid(T, mu)
+    """The paper's evaluation conditions (the system catalog's): Ising 5 kT x 5 mu (25); CuAu 4 T x 8 mu (32)."""
+    return system_info(system_name).paper_grid()
 
 
 def parse_grid(text: str, system_name: str) -> list[tuple[float, float]]:

@@ -23,7 +23,7 @@ from ..progress import Control
 from ..store import Run, load_tensors, save_tensors, this_host
 from ..systems import make_system
 from .conditions import ConditionSchedule
-from .config import RunConfig, parse_config
+from ..config import RunConfig, parse_config
 from .reinforce import ReinforceObjective
 
 

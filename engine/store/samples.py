@@ -5,6 +5,9 @@ Keys: ``samples`` (..., *lattice shape) int8 in the system's encoding (Ising: sp
 which each site was generated, -1 for fixed sites) and ``mask`` (*shape, True = fixed), plus ``system``, ``size``,
 ``species`` and ``encoding`` so a file can be read (and exported) without the model that made it.
 Leading dimensions are free: (n,) for one condition, (G, n) for a grid of G conditions.
+
+Torch-free: the encoding is the system's (its catalog entry) when writing, and the file's own when reading, so the
+GUI and export read samples without the engine's numerics.
 """
 
 from __future__ import annotations
@@ -15,23 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import LatthermError
-from ..store import atomic_write_bytes
-from ..systems import System
+from ..systems import CATALOG
+from .atomic import atomic_write_bytes
+
+ENCODINGS = ("spin", "species")
 
 
-def encoding(system: System) -> str:
-    return "spin" if system.name == "ising" else "species"
-
-
-def encode(spins, system: System) -> np.ndarray:
-    """Spins +-1 (any array/tensor) -> int8 values in the system's file encoding."""
+def encode(spins, enc: str) -> np.ndarray:
+    """Spins +-1 (any array/tensor) -> int8 values in the file encoding ``enc`` ("spin": -1/+1, "species": 0/1)."""
     s = np.asarray(spins.cpu() if hasattr(spins, "cpu") else spins)
-    return (s.astype(np.int8) if encoding(system) == "spin" else (s > 0).astype(np.int8))
+    return s.astype(np.int8) if enc == "spin" else (s > 0).astype(np.int8)
 
 
-def file_values(system: System) -> tuple[tuple[int, int], str]:
+def file_values(system) -> tuple[tuple[int, int], str]:
     """The two values a file holds in the system's encoding (species index 0, 1) and how to name them."""
-    if encoding(system) == "spin":
+    if system.info.encoding == "spin":
         return (-1, 1), "spins -1/+1"
     return (0, 1), f"species indices 0/1 ({'/'.join(system.species)})"
 
@@ -42,16 +43,18 @@ def decode(values: np.ndarray, enc: str) -> np.ndarray:
     return v if enc == "spin" else (2 * v - 1).astype(np.int8)
 
 
-def write_samples(path, system: System, spins, log_p, log_f, T, mu, order=None, mask=None) -> Path:
-    """Write configurations ((..., N) spins) and their log-densities atomically in the common layout."""
+def write_samples(path, system, spins, log_p, log_f, T, mu, order=None, mask=None) -> Path:
+    """Write configurations ((..., N) spins of ``system``, anything with ``info`` and ``lattice``) and their
+    log-densities atomically in the common layout."""
     shape = tuple(system.lattice.size)
-    s = encode(spins, system)
+    info = system.info
+    s = encode(spins, info.encoding)
     lead = s.shape[:-1]
     arrays = {"samples": s.reshape(lead + shape),
               "log_p": np.asarray(_np(log_p), dtype=np.float64), "log_f": np.asarray(_np(log_f), dtype=np.float64),
               "T": np.asarray(_np(T), dtype=np.float64), "mu": np.asarray(_np(mu), dtype=np.float64),
-              "system": np.array(system.name), "size": np.array(system.lattice.label),
-              "species": np.array(system.species), "encoding": np.array(encoding(system))}
+              "system": np.array(info.name), "size": np.array(system.lattice.label),
+              "species": np.array(info.species), "encoding": np.array(info.encoding)}
     if order is not None:
         arrays["order"] = np.asarray(_np(order), dtype=np.int64).reshape(lead + shape)
     if mask is not None:
@@ -61,7 +64,7 @@ def write_samples(path, system: System, spins, log_p, log_f, T, mu, order=None, 
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def save_paint_npz(path, result, system: System) -> Path:
+def save_paint_npz(path, result, system) -> Path:
     """Write a painted batch (a :class:`..painting.PaintResult`) in this layout: ``samples``, ``log_p``, ``log_f``,
     ``order`` (-1 at fixed sites), ``mask``, ``T``, ``mu``; atomically."""
     return write_samples(path, system, result.spins, result.log_p, result.log_f, result.T, result.mu,
@@ -80,12 +83,23 @@ def load_npz(path, what: str = "samples") -> dict:
         raise LatthermError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
 
 
+def file_encoding(data: dict) -> str | None:
+    """A samples file's encoding: its own ``encoding`` entry, else that of the catalog system it names."""
+    if "encoding" in data:
+        return str(data["encoding"])
+    info = CATALOG.get(str(data.get("system", "")))
+    return info.encoding if info is not None else None
+
+
 def read_samples(path) -> dict:
     """Load a samples file; adds ``spins`` (decoded to +-1). A missing or foreign file is a LatthermError."""
     data = load_npz(path, "samples")
-    if "samples" not in data or "encoding" not in data:
+    enc = file_encoding(data)
+    if "samples" not in data or enc is None:
         raise LatthermError(f"{path}: not a lattherm samples file (needs 'samples' and 'encoding')")
-    data["spins"] = decode(data["samples"], str(data["encoding"]))
+    if enc not in ENCODINGS:
+        raise LatthermError(f"{path}: unknown sample encoding {enc!r} (known: {', '.join(ENCODINGS)})")
+    data["spins"] = decode(data["samples"], enc)
     return data
 
 

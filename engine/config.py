@@ -1,0 +1,287 @@
+"""Run configuration: a TOML file with [system], [model], [conditions], [training] tables, and its schema.
+
+Every key is checked: an unknown key, a wrong type or an impossible value is a ConfigError naming the key, so a
+typo never silently trains the wrong thing. Defaults follow the paper (Appendix F for Ising, J for CuAu).
+
+The dataclass fields carry the schema a form is built from (label, help, choices, bounds, and which model fields
+apply to which kind/architecture/system, see :func:`schema` and :meth:`FieldSpec.applies`); the GUI builds its
+Training panel from it. Torch-free: sizes come from :mod:`lattherm.engine.lattices`, site counts and the Z2 parity
+of the energy from the system catalog, so the GUI validates exactly as the engine does.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError, LatthermError
+from .systems import CATALOG, SystemInfo, system_info
+from .tomlwrite import toml_text
+
+#: the model kinds x architectures lattherm trains (lattherm.engine.models builds one class for each)
+MODEL_KINDS: tuple[tuple[str, str], ...] = (("fo-arm", "mlp"), ("ao-arm", "mlp"), ("ao-arm", "transformer"),
+                                            ("ao-mam", "mlp"), ("ao-mam", "transformer"))
+KINDS = tuple(dict.fromkeys(k for k, _ in MODEL_KINDS))
+ARCHS = tuple(dict.fromkeys(a for _, a in MODEL_KINDS))
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def archs_for(kind: str) -> tuple[str, ...]:
+    """The architectures a model kind comes in (FO-ARM: MLP only)."""
+    return tuple(a for k, a in MODEL_KINDS if k == kind)
+
+
+def _spec(default, label: str, help: str, *, choices=None, low=None, high=None, open_low: bool = False,
+          open_high: bool = False, open_choices: bool = False,
+          applies: Callable[[str, str, SystemInfo], bool] | None = None):
+    """A dataclass field with its form metadata: ``low``/``high`` are validated bounds (``open_*``: strict);
+    ``choices`` are the values a form offers (``open_choices``: others are valid too, e.g. cuda:1)."""
+    meta = {"label": label, "help": help, "choices": choices, "open_choices": open_choices, "low": low, "high": high,
+            "open_low": open_low, "open_high": open_high, "applies": applies}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _transformer(kind, arch, info):
+    return arch == "transformer"
+
+
+def _mam(kind, arch, info):
+    return kind == "ao-mam"
+
+
+def _even_energy(kind, arch, info):
+    return info.energy_even
+
+
+@dataclass
+class SystemConfig:
+    name: str = _spec("ising", "system", "the lattice system (the catalog's name)", choices=tuple(CATALOG))
+    size: str = _spec("5x5", "lattice size", "periodic supercell, e.g. 10x10 (square) or 2x2x4 (fcc)")
+
+
+@dataclass
+class ModelConfig:
+    kind: str = _spec("ao-arm", "model", "FO-ARM (fixed order), AO-ARM (any order) or AO-MAM (marginalization model)",
+                      choices=KINDS)
+    arch: str = _spec("mlp", "architecture", "network of the model (FO-ARM: MLP only)", choices=ARCHS)
+    hidden: int = _spec(512, "hidden width", "width of every hidden layer / attention block", low=1)
+    layers: int = _spec(4, "layers", "hidden layers (MLP) or blocks (Transformer)", low=1)
+    symmetric: bool = _spec(False, "Z2-symmetric", "symmetrise q under (s, mu) -> (-s, -mu); needs E(-s) = E(s)",
+                            applies=_even_energy)
+    heads: int = _spec(4, "attention heads", "heads per attention block (hidden must be a multiple)", low=1,
+                       applies=_transformer)
+    lam: float = _spec(0.0, "lambda", "self-consistency weight lambda; 0 = the paper's (100 MLP, 10 Transformer)",
+                       low=0.0, applies=_mam)
+    gibbs_steps: int = _spec(5, "Gibbs sites", "sites redrawn per block-Gibbs update of the persistent chains "
+                             "(paper: 5 at 5x5)", low=1, applies=_mam)
+
+    def mam_lambda(self) -> float:
+        """The self-consistency weight actually used (paper Appendix F defaults when ``lam`` is 0)."""
+        if self.lam > 0:
+            return self.lam
+        return 10.0 if self.arch == "transformer" else 100.0
+
+
+@dataclass
+class ConditionsConfig:
+    T: list = _spec([1.5, 3.5], "T range", "training temperatures [low, high], in the system's T unit",
+                    low=0.0, open_low=True)
+    T_points: int = _spec(5, "T points", "grid points across the T range", low=1)
+    mu: list = _spec([-0.4, 0.4], "mu range", "training chemical potentials / fields [low, high]")
+    mu_points: int = _spec(5, "mu points", "grid points across the mu range", low=1)
+    jitter_T: float = _spec(0.2, "T jitter", "standard deviation of the per-epoch jitter of each grid T", low=0.0)
+    jitter_mu: float = _spec(0.05, "mu jitter", "standard deviation of the per-epoch jitter of each grid mu", low=0.0)
+    samples_per_epoch: int = _spec(100_000, "samples per epoch", "samples between two jitters of the grid", low=1)
+
+
+@dataclass
+class TrainingConfig:
+    batch: int = _spec(1250, "batch", "samples per step, a multiple of the number of conditions (>= 2 each)", low=2)
+    steps: int = _spec(40_000, "steps", "training budget in optimiser steps", low=1)
+    max_minutes: float = _spec(0.0, "time budget (min)", "stop after this many minutes; 0 = no time budget", low=0.0)
+    lr: float = _spec(1e-3, "learning rate", "Adam learning rate", low=0.0, open_low=True)
+    lr_final: float = _spec(0.0, "final learning rate", "cosine decay to this lr over the steps when > 0", low=0.0)
+    beta_anneal: float = _spec(0.0, "beta annealing", "beta_t = beta (1 - a^t); 0 disables", low=0.0, high=1.0,
+                               open_high=True)
+    clip_grad: float = _spec(1.0, "gradient clip", "clip the gradient norm to this; 0 disables", low=0.0)
+    seed: int = _spec(0, "seed", "seed of the model init, the samples and the condition jitter")
+    device: str = _spec("auto", "device", "auto, cpu, cuda or cuda:N", choices=DEVICES,
+                        open_choices=True)
+    checkpoint_every: int = _spec(500, "checkpoint every", "steps between checkpoints", low=1)
+    keep_checkpoints: int = _spec(3, "keep checkpoints", "newest checkpoints kept on disk", low=1)
+    log_every: int = _spec(10, "log every", "steps between metric records", low=1)
+    threads: int = _spec(0, "CPU threads", "torch CPU threads; 0 = torch's default", low=0)
+
+
+@dataclass
+class RunConfig:
+    system: SystemConfig = field(default_factory=SystemConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    conditions: ConditionsConfig = field(default_factory=ConditionsConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_toml(self) -> str:
+        return toml_text(self.to_dict())
+
+
+SECTIONS = {"system": SystemConfig, "model": ModelConfig, "conditions": ConditionsConfig,
+            "training": TrainingConfig}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One config key as a form sees it. ``type`` is bool, int, float, str or "range" (a [low, high] pair)."""
+
+    section: str
+    name: str
+    type: Any
+    default: Any
+    label: str
+    help: str
+    choices: tuple | None
+    open_choices: bool
+    low: float | None
+    high: float | None
+    open_low: bool
+    open_high: bool
+    #: (kind, arch, SystemInfo) -> bool, or None for a key that always applies
+    rule: Callable | None
+
+    @property
+    def key(self) -> str:
+        return f"[{self.section}] {self.name}"
+
+    def applies(self, kind: str, arch: str, system: str) -> bool:
+        """Whether this key means anything for the model kind/arch on this system (heads: Transformer; lam and
+        gibbs_steps: AO-MAM; symmetric: an energy even in the spins). A form disables the others."""
+        if self.rule is None:
+            return True
+        info = CATALOG.get(system)
+        return info is not None and bool(self.rule(kind, arch, info))
+
+    def in_bounds(self, v) -> bool:
+        if self.low is not None and (v <= self.low if self.open_low else v < self.low):
+            return False
+        return self.high is None or (v < self.high if self.open_high else v <= self.high)
+
+    def bounds_text(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        return (f"in {'(' if self.open_low else '['}{self.low:g}, {self.high:g}{')' if self.open_high else ']'}")
+
+
+def schema() -> list[FieldSpec]:
+    """Every config key, table by table in file order, with its type, default, label, help, choices and bounds."""
+    out = []
+    for section, cls in SECTIONS.items():
+        default = cls()
+        for f in fields(cls):
+            value = getattr(default, f.name)
+            kind = "range" if isinstance(value, list) else type(value)
+            m = f.metadata
+            out.append(FieldSpec(section, f.name, kind, value, m["label"], m["help"], m["choices"],
+                                 m["open_choices"], m["low"], m["high"], m["open_low"], m["open_high"],
+                                 m["applies"]))
+    return out
+
+
+def _coerce(section: str, key: str, value, default):
+    where = f"[{section}] {key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if isinstance(default, list):
+        if not isinstance(value, list) or len(value) != 2 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+            raise ConfigError(f"{where} must be a range [low, high], got {value!r}")
+        return [float(x) for x in value]
+    return value
+
+
+def config_from_dict(data: dict) -> RunConfig:
+    cfg = RunConfig()
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown config table [{section}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        target = getattr(cfg, section)
+        known = {f.name for f in fields(target)}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown key {key!r} in [{section}] (known: {', '.join(sorted(known))})")
+            setattr(target, key, _coerce(section, key, value, getattr(target, key)))
+    validate(cfg)
+    return cfg
+
+
+def _check_bounds(cfg: RunConfig) -> None:
+    for spec in schema():
+        value = getattr(getattr(cfg, spec.section), spec.name)
+        if spec.type in (bool, str) or (spec.low is None and spec.high is None):
+            continue
+        if not all(spec.in_bounds(v) for v in (value if spec.type == "range" else [value])):
+            raise ConfigError(f"{spec.key} must be {spec.bounds_text()}, got {value!r}")
+
+
+def validate(cfg: RunConfig) -> None:
+    """Check a whole config, torch-free; raise a ConfigError naming the first bad key."""
+    c, t, m = cfg.conditions, cfg.training, cfg.model
+    info = system_info(cfg.system.name)
+    n_sites = info.n_sites(cfg.system.size)  # names a bad size
+    if c.T[0] <= 0 or c.T[1] < c.T[0]:
+        raise ConfigError(f"[conditions] T must be a range of positive temperatures [low, high], got {c.T}")
+    if c.mu[1] < c.mu[0]:
+        raise ConfigError(f"[conditions] mu must be [low, high], got {c.mu}")
+    if (m.kind, m.arch) not in MODEL_KINDS:
+        known = ", ".join(f"{k}/{a}" for k, a in MODEL_KINDS)
+        raise ConfigError(f"[model] unknown model {m.kind}/{m.arch} (known: {known})")
+    _check_bounds(cfg)
+    n_cond = c.T_points * c.mu_points
+    if t.batch < 2 * n_cond or t.batch % n_cond:
+        raise ConfigError(f"[training] batch must be a multiple of the {n_cond} conditions with at least two samples "
+                          f"each (per-condition baselines), got {t.batch}")
+    if t.device not in DEVICES and not t.device.startswith("cuda:"):
+        raise ConfigError(f"[training] device must be auto, cpu or cuda, got {t.device!r}")
+    if m.arch == "transformer" and m.hidden % m.heads:
+        raise ConfigError(f"[model] hidden ({m.hidden}) must be a multiple of heads ({m.heads})")
+    if m.symmetric and not info.energy_even:
+        raise ConfigError(f"[model] symmetric needs an energy even in the spins (E(-s) = E(s)); "
+                          f"{info.name} {cfg.system.size} is not, so set symmetric = false")
+    if m.kind == "ao-mam" and m.gibbs_steps > n_sites:
+        raise ConfigError(f"[model] gibbs_steps must be in 1..{n_sites} (the number of sites), got {m.gibbs_steps}")
+
+
+def parse_config(text: str, source: str = "config") -> RunConfig:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    return config_from_dict(data)
+
+
+def load_config(path) -> RunConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise LatthermError(f"config file {p} not found")
+    return parse_config(p.read_text(encoding="utf-8"), source=str(p))
