@@ -12,7 +12,8 @@ from lattherm.engine.errors import LatthermError
 from lattherm.engine.exact import enumerate_exact
 from lattherm.engine.montecarlo import (SpinChains, biased_ratio, composition_free_energy, estimate, flip_energy_pairs,
                                         flip_tables, integrated_autocorrelation_time, metropolis, semi_grand_ratio)
-from lattherm.engine.systems import Ising, make_system
+from lattherm.engine.systems import make_system
+from lattherm.engine.systems.ising import Ising
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ from lattherm.engine.exact.conditionals import ExactConditionals
 from lattherm.engine.lattices import lattice_for
 from lattherm.engine.models import build_model
 from lattherm.engine.sampling import (centered_plan, constraints_from_arrays, constraints_from_fixed,
-                                      load_constraints, make_plan, paint, paint_log_prob, save_paint_npz,
-                                      window_offsets, window_plan)
+                                      load_constraints, make_plan, paint, paint_log_prob, window_offsets,
+                                      window_plan)
+from lattherm.engine.store.samples import save_paint_npz
 from lattherm.engine.systems import make_system
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
-from ..systems import System
+from ..systems.base import System
 
 if TYPE_CHECKING:  # the plan holds them; building a plan needs no torch
     from ..models.any_order import Conditionals
