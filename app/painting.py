@@ -18,8 +18,11 @@ from .models import ModelCombo
 
 
 def brush_labels(info: dict) -> tuple[str, str]:
-    """(+1, -1) brush labels from the model's species (index 0 is spin -1), or its own labels when it has them."""
-    down, up = info.get("labels") or info["species"]
+    """(+1, -1) brush labels: the system's own (``labels``), else from its species (index 0 is spin -1)."""
+    if info.get("labels"):
+        up, down = info["labels"]
+        return up, down
+    down, up = info["species"]
     return f"{up} (+1)", f"{down} (−1)"
 
 

@@ -180,8 +180,9 @@ class SamplerPanel(QWidget):
         self.condition.addItems([f"T={r['T']:g}, mu={r['mu']:g}" for r in self.table_rows])
         self.condition.blockSignals(False)
         spins = self.samples["samples"]
-        self.layer.setRange(0, spins.shape[-1] - 1 if spins.ndim == 5 else 0)
-        self.layer.setEnabled(spins.ndim == 5)
+        layered = self.info.get("lattice") == "fcc"  # a 3D cell, shown one layer at a time
+        self.layer.setRange(0, spins.shape[-1] - 1 if layered else 0)
+        self.layer.setEnabled(layered)
         self.show_condition(0)
         self._plot_free_energy()
 
@@ -196,10 +197,7 @@ class SamplerPanel(QWidget):
             if k < len(spins):
                 view.set_values(spins[k])
         self._hist(self.hist_logf, self.samples["log_f"][i])
-        obs = spins.reshape(len(spins), -1).astype(np.float64).mean(1)
-        if self.info.get("observable") == "x_Au":
-            obs = (obs + 1) / 2  # x_Au = fraction of +1 sites
-        self._hist(self.hist_obs, obs)
+        self._hist(self.hist_obs, self.samples["observable"][i])
 
     def _set_layer(self, k: int) -> None:
         for v in self.gallery:
@@ -242,9 +240,9 @@ class SamplerPanel(QWidget):
             export.write_csv(path, [k for k, _ in TABLE], [[r.get(k) for k, _ in TABLE] for r in self.table_rows])
 
     def is_alloy(self) -> bool:
-        """The samples are atoms on an fcc lattice (species encoding, 3D lattice), which extxyz can hold."""
+        """The samples are atoms on an fcc lattice (species encoding), which extxyz can hold."""
         s = self.samples
-        return s is not None and str(s.get("encoding", "")) == "species" and np.asarray(s["samples"]).ndim == 5
+        return s is not None and str(s.get("encoding", "")) == "species" and str(s.get("lattice", "")) == "fcc"
 
     def _export_extxyz(self) -> None:
         if self.samples is None or not self.is_alloy():

@@ -127,6 +127,21 @@ def test_samples_file_encoding_comes_from_the_system_and_the_files_own_metadata(
         read_samples(tmp_path / "odd.npz")
 
 
+def test_samples_file_carries_the_lattice_kind_and_each_configurations_observable(tmp_path):
+    """A reader (the GUI) shows the observable and the lattice from the file itself: x_Au is the Au fraction of an
+    alloy configuration, the magnetisation the mean spin of an Ising one."""
+    cases = (("ising", "2x2", [[1.0, 1.0, 1.0, -1.0]], [0.5], "square"),
+             ("cuau", "1x1x4", [[1.0, -1.0, -1.0, -1.0]], [0.25], "fcc"))
+    for name, size, spins, expected, lattice in cases:
+        system = make_system(name, size)
+        s = torch.tensor(spins)
+        path = write_samples(tmp_path / f"{name}.npz", system, s, torch.zeros(1), torch.zeros(1), 2.0, 0.0,
+                             observable=system.observable(s))
+        data = read_samples(path)
+        assert np.allclose(data["observable"], expected)
+        assert str(data["observable_name"]) == system.observable_name and str(data["lattice"]) == lattice
+
+
 # ---- no module outside engine/systems decides by a system's name --------------------------------------------------
 #: files allowed to compare system names while another branch of this redesign step is in flight
 KNOWN_EXCEPTIONS: set[str] = set()

@@ -43,9 +43,10 @@ def decode(values: np.ndarray, enc: str) -> np.ndarray:
     return v if enc == "spin" else (2 * v - 1).astype(np.int8)
 
 
-def write_samples(path, system, spins, log_p, log_f, T, mu, order=None, mask=None) -> Path:
+def write_samples(path, system, spins, log_p, log_f, T, mu, order=None, mask=None, observable=None) -> Path:
     """Write configurations ((..., N) spins of ``system``, anything with ``info`` and ``lattice``) and their
-    log-densities atomically in the common layout."""
+    log-densities atomically in the common layout; ``observable`` (...,) is each configuration's value of the
+    system's observable, so a reader needs no knowledge of the system to show it."""
     shape = tuple(system.lattice.size)
     info = system.info
     s = encode(spins, info.encoding)
@@ -54,7 +55,11 @@ def write_samples(path, system, spins, log_p, log_f, T, mu, order=None, mask=Non
               "log_p": np.asarray(_np(log_p), dtype=np.float64), "log_f": np.asarray(_np(log_f), dtype=np.float64),
               "T": np.asarray(_np(T), dtype=np.float64), "mu": np.asarray(_np(mu), dtype=np.float64),
               "system": np.array(info.name), "size": np.array(system.lattice.label),
-              "species": np.array(info.species), "encoding": np.array(info.encoding)}
+              "species": np.array(info.species), "encoding": np.array(info.encoding),
+              "lattice": np.array(info.lattice_kind)}
+    if observable is not None:
+        arrays["observable"] = np.asarray(_np(observable), dtype=np.float64)
+        arrays["observable_name"] = np.array(info.observable)
     if order is not None:
         arrays["order"] = np.asarray(_np(order), dtype=np.int64).reshape(lead + shape)
     if mask is not None:
@@ -68,7 +73,7 @@ def save_paint_npz(path, result, system) -> Path:
     """Write a painted batch (a :class:`..painting.PaintResult`) in this layout: ``samples``, ``log_p``, ``log_f``,
     ``order`` (-1 at fixed sites), ``mask``, ``T``, ``mu``; atomically."""
     return write_samples(path, system, result.spins, result.log_p, result.log_f, result.T, result.mu,
-                         order=result.order, mask=result.mask)
+                         order=result.order, mask=result.mask, observable=system.observable(result.spins))
 
 
 def load_npz(path, what: str = "samples") -> dict:

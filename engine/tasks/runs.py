@@ -55,7 +55,8 @@ def model_info(lm) -> dict:
     s = lm.system
     return {"source": lm.source.kind, "path": str(lm.source.path), "name": lm.source.name, "model": lm.model.hparams(),
             "system": s.name, "lattice": s.lattice.kind, "size": list(s.lattice.size), "species": list(s.species),
-            "observable": s.observable_name, "T_unit": s.temperature_unit, "mu_unit": s.mu_unit,
+            "labels": list(s.info.value_labels), "encoding": s.encoding, "observable": s.observable_name,
+            "observable_unit": s.info.observable_unit, "T_unit": s.temperature_unit, "mu_unit": s.mu_unit,
             "step": lm.step}
 
 

@@ -75,10 +75,11 @@ def sample(model, conditions, n: int = 1000, *, size=None, batch: int = DEFAULT_
     estimates, table = estimate_table(lm, system, drawn)
     spins, log_p, order = (torch.stack([e[k] for e in estimates]) for k in (1, 2, 3))
     log_f = torch.stack([system.log_f(s, T, mu) for (T, mu), s in zip(conds, spins)])
+    obs = torch.stack([system.observable(s) for s in spins])
     T = np.array([c[0] for c in conds])
     mu = np.array([c[1] for c in conds])
     if single:
-        spins, log_p, log_f, order, T, mu = spins[0], log_p[0], log_f[0], order[0], T[0], mu[0]
+        spins, log_p, log_f, order, obs, T, mu = spins[0], log_p[0], log_f[0], order[0], obs[0], T[0], mu[0]
     path = out if out is not None else samples_path(lm.source, "samples")
-    write_guarded(lambda: write_samples(path, system, spins, log_p, log_f, T, mu, order=order), path)
+    write_guarded(lambda: write_samples(path, system, spins, log_p, log_f, T, mu, order=order, observable=obs), path)
     return SampleResult(Path(path), table, model_info(lm), n, system.observable_name, lm.trained_range())
