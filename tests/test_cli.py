@@ -22,6 +22,8 @@ import torch
 from lattherm.engine.cli.main import main
 from lattherm.engine.store import Run
 
+from _configs import tiny_config
+
 GRID = "2.0,3.0:0,0.2"
 REQUIRED_CONDITION_KEYS = ("T", "mu", "mean_log_p", "mean_log_f", "F_q", "neg_log_Z_nis", "ess_fraction",
                            "exact_neg_log_Z")
@@ -29,31 +31,6 @@ REQUIRED_AVERAGE_KEYS = ("F_q", "neg_log_Z_nis", "exact_neg_log_Z")
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are tiny: one thread is fastest, and spares a loaded machine the cost of oversubscribed
-    OpenMP threads. Training sets the count process-wide too, so give other test files back what they had."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_config(kind: str = "ao-arm", size: str = "3x3", steps: int = 10, **extra: str) -> str:
-    """A TOML config that trains in well under a second; ``extra`` maps 'table.key' -> raw TOML value."""
-    tables = {
-        "system": {"name": '"ising"', "size": f'"{size}"'},
-        "model": {"kind": f'"{kind}"', "arch": '"mlp"', "hidden": "16", "layers": "2"},
-        "conditions": {"T": "[2.0, 3.0]", "T_points": "2", "mu": "[0.0, 0.2]", "mu_points": "2"},
-        "training": {"batch": "16", "steps": str(steps), "checkpoint_every": "5", "log_every": "2",
-                     "device": '"cpu"', "threads": "1", "seed": "0"},
-    }
-    for dotted, value in extra.items():
-        table, key = dotted.split(".", 1)
-        tables.setdefault(table, {})[key] = value
-    return "\n".join(f"[{t}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items()) for t, kv in tables.items())
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -92,8 +69,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def train(capsys, tmp_path: Path, kind: str = "ao-arm", name: str = "cfg.toml", **kw) -> Run:
+    """`lattherm train` on ``tiny_config(kind=kind, **kw)``; the run it made."""
     cfg = tmp_path / name
-    cfg.write_text(tiny_config(kind, **kw), encoding="utf-8")
+    cfg.write_text(tiny_config(kind=kind, **kw), encoding="utf-8")
     rc, _, err = cli(capsys, "train", cfg)
     assert rc == 0, err
     (run_line,) = [line for line in err.splitlines() if line.startswith("run ")]
@@ -209,7 +187,7 @@ def test_train_writes_config_metrics_checkpoints_and_finished_status(capsys, tmp
     final-step checkpoint, and status 'finished' at the configured step count; `runs --json` lists it."""
     run = train(capsys, tmp_path, kind, steps=10)
     assert run_folders(lattherm_home) == [run.path]
-    assert run.config_text() == tiny_config(kind, steps=10)
+    assert run.config_text() == tiny_config(kind=kind, steps=10)
 
     lines = run.metrics_path.read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
@@ -248,7 +226,7 @@ def test_resume_of_a_stopped_run_continues_exactly_where_it_stopped(capsys, tmp_
     from lattherm.engine.progress import Control
     from lattherm.engine.training import Trainer
 
-    text = tiny_config(steps=12, **{"conditions.samples_per_epoch": "32"})  # jitter every 2 steps
+    text = tiny_config(steps=12, **{"conditions.samples_per_epoch": 32})  # jitter every 2 steps
     straight = Trainer.create(text, name_hint="straight")
     assert straight.train() == "finished"
 
@@ -289,16 +267,16 @@ def test_resume_and_config_together_is_refused(capsys, tmp_path):
 
 
 BAD_CONFIGS = [
-    ({"model.hiden": "16"}, "hiden"),                      # typo in a key
-    ({"trainig.steps": "5"}, "trainig"),                   # typo in a table name
-    ({"training.batch": '"16"'}, "batch"),                 # wrong type
-    ({"training.steps": "0"}, "steps"),                    # impossible value
-    ({"training.batch": "18"}, "batch"),                   # not a multiple of the 4 conditions
-    ({"system.name": '"potts"'}, "potts"),                 # unknown system
-    ({"model.kind": '"xx-arm"'}, "xx-arm"),                # unknown model
-    ({"conditions.T": "[-1.0, 3.0]"}, "-1.0"),             # non-positive temperature
-    ({"system.size": '"3x3x3"'}, "3x3x3"),                 # a size the system cannot have
-    ({"training.device": '"gpu"'}, "gpu"),                 # unknown device
+    ({"model.hiden": 16}, "hiden"),                        # typo in a key
+    ({"trainig.steps": 5}, "trainig"),                     # typo in a table name
+    ({"training.batch": "16"}, "batch"),                   # wrong type
+    ({"training.steps": 0}, "steps"),                      # impossible value
+    ({"training.batch": 18}, "batch"),                     # not a multiple of the 4 conditions
+    ({"system.name": "potts"}, "potts"),                   # unknown system
+    ({"model.kind": "xx-arm"}, "xx-arm"),                  # unknown model
+    ({"conditions.T": [-1.0, 3.0]}, "-1.0"),               # non-positive temperature
+    ({"system.size": "3x3x3"}, "3x3x3"),                   # a size the system cannot have
+    ({"training.device": "gpu"}, "gpu"),                   # unknown device
 ]
 
 
