@@ -1,4 +1,5 @@
-"""The one builder of small run configs for the tests (seconds to train on one CPU thread).
+"""The one builder of small run configs for the tests (seconds to train on one CPU thread), and the engine
+process's settings for the tests that start one.
 
 A plain module, so a test module can build configs at import or parametrize time; tests/conftest.py offers the same
 function as the ``tiny_config`` fixture. Each test states what it changes as ``"table.key": value`` overrides on
@@ -8,6 +9,9 @@ top of one base config, so a test's numbers are visible where it runs.
 from __future__ import annotations
 
 from lattherm.engine.tomlwrite import toml_text
+
+#: the environment of every engine process the tests start: one thread, as in-process tests have
+ENGINE_ENV = {"OMP_NUM_THREADS": "1", "LATTHERM_THREADS": "1"}
 
 #: the GUI and engine-server runs: a one-layer net over the paper's Ising ranges, a metric record every step, and
 #: no thread count (the engine process takes it from LATTHERM_THREADS)
@@ -33,9 +37,7 @@ def tiny_config(size: str = "3x3", kind: str = "ao-arm", arch: str = "mlp", step
         if not sep or not key:
             raise ValueError(f"override {dotted!r} is not 'table.key'")
         if value is None:
-            if key not in tables.get(table, {}):
-                raise KeyError(f"override {dotted!r} removes a key the base config does not have")
-            del tables[table][key]
+            tables.get(table, {}).pop(key, None)
         else:
             tables.setdefault(table, {})[key] = value
     return toml_text(tables)

@@ -1,4 +1,5 @@
-"""The fixture set every test file shares: a private data root, one torch thread, and the tiny-config builder."""
+"""The fixture set every test file shares: a private data root, one torch thread, the tiny-config builder, and an
+engine client with no engine for GUI panels."""
 
 import os
 
@@ -44,6 +45,24 @@ def torch_threads(request):
     """One torch thread per test unless it asks for more with ``@pytest.mark.threads(n)``: the tensors here are
     tiny, so one thread is fastest, and it spares a shared machine oversubscribed OpenMP threads."""
     yield from _one_torch_thread(request.node)
+
+
+class OfflineEngine:
+    """An engine client with no engine behind it: a panel built on it shows its form and never gets an answer."""
+
+    hello: dict = {}
+
+    def is_ready(self) -> bool:
+        return False
+
+    def request(self, method, params=None, on_result=None, on_error=None) -> None:
+        pass
+
+
+@pytest.fixture
+def offline_engine():
+    """A client for GUI panels under test without an engine process (forms, plots, buttons)."""
+    return OfflineEngine()
 
 
 @pytest.fixture

@@ -78,6 +78,14 @@ def train(capsys, tmp_path: Path, kind: str = "ao-arm", name: str = "cfg.toml", 
     return Run.open(run_line.split()[1])
 
 
+def truncate_latest_checkpoint(run: Run) -> Path:
+    """Cut the run's latest checkpoint in half (a write killed midway); its path."""
+    latest = run.latest_checkpoint()
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])
+    return latest
+
+
 def ising_log_f(spins: np.ndarray, T: float, mu: float) -> np.ndarray:
     """Own Ising weights on an (n, L1, L2) periodic grid: (sum_<ij> s_i s_j + mu sum_i s_i) / T, each bond once
     (valid for extents >= 3, where rolling by one never pairs the same two sites twice)."""
@@ -411,9 +419,7 @@ def test_truncated_checkpoint_is_named_and_the_run_left_byte_identical(capsys, t
     """The latest checkpoint cut in half: evaluate, sample, export-model and train --resume each exit 2 with one line
     naming the file, and every file of the run (the damaged one included) is byte-identical afterwards."""
     run = train(capsys, tmp_path, steps=10)
-    latest = run.latest_checkpoint()
-    data = latest.read_bytes()
-    latest.write_bytes(data[: len(data) // 2])
+    latest = truncate_latest_checkpoint(run)
     before = snapshot(run.path)
     before_home = sorted(p.relative_to(lattherm_home) for p in lattherm_home.rglob("*"))
 
@@ -538,9 +544,7 @@ def test_process_truncated_checkpoint_exits_2_naming_the_file(capsys, tmp_path):
     """A real process evaluating a run whose latest checkpoint is cut short: exit 2, one line naming the file,
     no traceback, and the run folder unchanged."""
     run = train(capsys, tmp_path, steps=5)
-    latest = run.latest_checkpoint()
-    data = latest.read_bytes()
-    latest.write_bytes(data[: len(data) // 2])
+    latest = truncate_latest_checkpoint(run)
     before = snapshot(run.path)
     proc = lattherm_process("evaluate", run.id, "--grid", GRID, "--samples", "10", "--json")
     assert proc.stdout == ""
