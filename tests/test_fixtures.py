@@ -46,4 +46,4 @@ def test_overrides_set_add_and_remove_keys_and_tables(tiny_config):
 
 def test_an_override_that_is_not_table_dot_key_is_refused():
     with pytest.raises(ValueError, match="table.key"):
-        tiny_config(**{"steps": 5})
+        tiny_config(**{"batch": 5})
