@@ -23,6 +23,7 @@ from lattherm.engine.cli.main import main
 from lattherm.engine.store import Run
 
 from _configs import tiny_config
+from _training import train_until_stopped
 
 GRID = "2.0,3.0:0,0.2"
 REQUIRED_CONDITION_KEYS = ("T", "mu", "mean_log_p", "mean_log_f", "F_q", "neg_log_Z_nis", "ess_fraction",
@@ -231,7 +232,6 @@ def test_resume_of_a_stopped_run_continues_exactly_where_it_stopped(capsys, tmp_
     """A run stopped through Control after step 6 is 'stopped' at step 6; `train --resume RUN` carries it to the
     configured steps, appends only the missing metric steps, and — with model, optimizer, RNG and condition
     jitter restored — reproduces the uninterrupted run's metrics exactly."""
-    from lattherm.engine.progress import Control
     from lattherm.engine.training import Trainer
 
     text = tiny_config(steps=12, **{"conditions.samples_per_epoch": 32})  # jitter every 2 steps
@@ -239,13 +239,7 @@ def test_resume_of_a_stopped_run_continues_exactly_where_it_stopped(capsys, tmp_
     assert straight.train() == "finished"
 
     trainer = Trainer.create(text, name_hint="stopped")
-    control = Control()
-
-    def on_log(rec):
-        if rec["step"] >= 6:
-            control.request_stop("test stop")
-
-    assert trainer.train(on_log=on_log, control=control) == "stopped"
+    assert train_until_stopped(trainer, 6) == "stopped"
     run = trainer.run
     assert run.status()["status"] == "stopped" and run.status()["step"] == 6
     assert run.latest_checkpoint().name == "step-00000006.safetensors"
@@ -585,6 +579,7 @@ def test_evaluate_painted_lattices_reports_the_same_table_against_the_larger_exa
         assert c["F_q"] > c["exact_neg_log_Z"] - 5 * c["F_q_stderr"]
 
 
+@pytest.mark.slow  # ~7 s alone: a Transformer painted window by window
 def test_evaluate_a_transformer_painted_through_centered_windows_beats_the_direct_pass(capsys):
     """The bundled 5x5 AO-MAM Transformer on 10x10 at kT 2.5, mu 0: generated directly it knows only 5x5
     correlations (gap about 4.6); through centered 5x5 windows each site sees its true neighbourhood (about 0.5)."""

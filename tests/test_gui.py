@@ -1,4 +1,7 @@
-"""The desktop GUI against a real engine process (pytest-qt, offscreen)."""
+"""The desktop GUI against a real engine process (pytest-qt, offscreen).
+
+Every test that starts an engine process (the ``window`` fixture, or a window of its own) is marked slow: seconds
+each; the panels' forms, plots and editors are tested without one and stay in the quick loop."""
 
 from __future__ import annotations
 
@@ -70,6 +73,7 @@ def sample(qtbot, panel, T: float, mu: float, n: int, timeout: int = 20000) -> d
     return panel.table_rows[0]
 
 
+@pytest.mark.slow
 def test_window_has_three_panels_and_engine_says_hello(window):
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert titles == ["Training", "Sampler", "Lattice painting"]
@@ -78,6 +82,7 @@ def test_window_has_three_panels_and_engine_says_hello(window):
     assert "ready" in window.engine_label.text()
 
 
+@pytest.mark.slow
 def test_training_curves_pause_cancel_browser_and_export(qtbot, window, tmp_path, monkeypatch):
     panel = window.training
     run_id = train_run(qtbot, window, steps=100000)
@@ -138,6 +143,7 @@ def cell_center(editor, i, j) -> QPoint:
     return QPoint(j * editor.cell + editor.cell // 2, i * editor.cell + editor.cell // 2)
 
 
+@pytest.mark.slow
 def test_painting_editor_and_inpainting_keeps_fixed_sites(qtbot, window):
     run_id = train_run(qtbot, window, steps=30)
     qtbot.waitUntil(lambda: window.training.state == "idle", timeout=20000)
@@ -191,6 +197,7 @@ def _folder_state(run_dir: Path) -> dict:
             if p.is_file()}
 
 
+@pytest.mark.slow
 def test_engine_killed_mid_job_is_reported_and_restarted(qtbot, window):
     """The engine dies mid-training: the window reports it and restarts the engine but writes nothing into the run
     folder; the restarted engine lists the run as interrupted at its last checkpointed step, and it resumes."""
@@ -233,6 +240,7 @@ def test_file_dialogs_remember_their_folder(qtbot, tmp_path, monkeypatch):
     assert settings.get("export_dir") == str(tmp_path / "figs")
 
 
+@pytest.mark.slow
 def test_sampler_gallery_histograms_and_table(qtbot, window):
     run_id = train_run(qtbot, window, steps=20)
     qtbot.waitUntil(lambda: window.training.state == "idle", timeout=20000)
@@ -249,6 +257,7 @@ def test_sampler_gallery_histograms_and_table(qtbot, window):
     assert any(np.allclose(y, [row["exact_free_energy_per_site"]]) for _, y in items)
 
 
+@pytest.mark.slow
 def test_lattherm_gui_main_starts_engine_and_quits_cleanly(lattherm_home):
     """The real entry point under qasync: window up, engine ready, closing the window stops the engine."""
     import subprocess
@@ -330,6 +339,7 @@ def test_refreshed_model_list_keeps_the_painting(qtbot):
     assert client.calls[-1] == ("model_info", {"model": "/runs/b"})
 
 
+@pytest.mark.slow
 def test_first_start_opens_on_the_bundled_model_and_samples_it(qtbot, window):
     """No runs yet: the window opens on the Sampler with the bundled Ising 5x5 AO-ARM chosen, and sampling it
     at once gives a table row whose F_q sits just above the exact bound."""
@@ -356,6 +366,7 @@ def _run_with_metrics(records: list[dict], hint: str):
     return run
 
 
+@pytest.mark.slow
 def test_browser_lists_runs_through_the_engine(qtbot):
     """Runs made on disk (by this test, as the CLI would) appear in the browser once the engine lists them, newest
     first, with the store's values; until the engine's first answer the table says it is starting."""
@@ -385,6 +396,7 @@ def test_browser_lists_runs_through_the_engine(qtbot):
         win.client.kill()
 
 
+@pytest.mark.slow
 def test_browser_compare_overlays_f_q_of_selected_runs(qtbot, window):
     a = _run_with_metrics([{"step": s, "loss": 1.0, "F_q": -1.0 - 0.1 * s} for s in range(1, 6)], "a")
     b = _run_with_metrics([{"step": s, "loss": 2.0, "F_q": -2.0 + 0.05 * s} for s in (2, 4, 6)]
@@ -539,6 +551,7 @@ def _check_extxyz(path: Path, frames: int, atoms: int, spins: np.ndarray) -> Non
     assert k == len(lines)
 
 
+@pytest.mark.slow
 def test_extxyz_export_of_alloy_samples(qtbot, window, tmp_path, monkeypatch):
     samples = tmp_path / "cuau.npz"
     spins = _cuau_samples(samples)
@@ -569,6 +582,7 @@ def test_extxyz_export_of_alloy_samples(qtbot, window, tmp_path, monkeypatch):
     assert not paint.is_alloy()
 
 
+@pytest.mark.slow
 def test_sampler_flags_conditions_outside_the_trained_range(qtbot, window):
     """The bundled Ising model was trained for kT in [1.5, 3.5]: sampling at kT 4.5 works and its table row is
     marked as an extrapolation."""

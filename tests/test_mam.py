@@ -25,6 +25,7 @@ from lattherm.engine.training import Trainer
 from lattherm.engine.training.mam import self_consistency_residual
 
 from _configs import tiny_config
+from _training import enumerated_F_q, train_until_stopped
 
 ALL9 = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=9)))
 CONDS = [(2.0, 0.0), (3.0, 0.2)]
@@ -66,15 +67,6 @@ def one_site_residual(model, tokens, j, T, mu):
             t[rows, j] = k
             filled.append(model.marginal_log_prob(t, T, mu))
     return torch.logsumexp(torch.stack(filled), 0) - base
-
-
-def exact_F_q(model, system, T, mu):
-    """Exact <log q - log f> of the conditional net along the raster order, by enumerating all 512 states."""
-    r = torch.arange(9).expand(len(ALL9), -1)
-    with torch.no_grad():
-        lq = model.log_prob(ALL9, T, mu, r).double()
-    lf = system.log_f(ALL9, T, mu)
-    return float((lq.exp() * (lq - lf)).sum()), float(lq.exp().sum())
 
 
 # ---- the model ------------------------------------------------------------------------------------------------------
@@ -236,8 +228,8 @@ def test_conditional_F_q_stays_above_the_exact_bound_and_approaches_it(trained):
     start = build_model("ao-mam", "mlp", **{k: v for k, v in tr.model.hparams().items() if k not in ("kind", "arch")})
     start.load_state_dict(before)
     for T, mu in CONDS:
-        fq, norm = exact_F_q(tr.model, system, T, mu)
-        fq0, _ = exact_F_q(start, system, T, mu)
+        fq, norm, _ = enumerated_F_q(tr.model, system, T, mu)
+        fq0, _, _ = enumerated_F_q(start, system, T, mu)
         bound = -exact_reference(system, T, mu).log_Z
         assert norm == pytest.approx(1.0, abs=1e-5)
         assert fq >= bound - 1e-6
@@ -248,14 +240,11 @@ def test_conditional_F_q_stays_above_the_exact_bound_and_approaches_it(trained):
 def test_resume_of_a_mam_run_is_exact_including_the_chains(symmetric):
     """Stop after 10 steps, resume to 20: parameters and chains (and a symmetric run's chain orientations) equal
     those of an uninterrupted 20-step run."""
-    from lattherm.engine.progress import Control
-
     text = tiny_config(kind="ao-mam", steps=20, **MAM, **{"model.symmetric": symmetric})
     straight = Trainer.create(text)
     straight.train()
     first = Trainer.create(text)
-    control = Control()
-    first.train(on_log=lambda r: control.request_stop("t") if r["step"] >= 10 else None, control=control)
+    train_until_stopped(first, 10)
     assert first.step == 10
     second = Trainer.resume(first.run.path)
     assert second.objective.chains is not None and torch.equal(second.objective.chains, first.objective.chains)
@@ -288,11 +277,11 @@ def test_symmetric_mam_training_lowers_the_exact_F_q_and_stays_above_the_bound()
     """A symmetric 3x3 MAM: the exact F_q gap of the Z2 mixture (all 512 states) halves in 400 steps, stays >= 0."""
     tr = Trainer(parse_config(tiny_config(kind="ao-mam", steps=400, **MAM, **{"model.symmetric": True})))
     system = make_system("ising", "3x3")
-    before = [exact_F_q(tr.model, system, T, mu)[0] for T, mu in CONDS]
+    before = [enumerated_F_q(tr.model, system, T, mu)[0] for T, mu in CONDS]
     recs = []
     tr.train(on_log=recs.append)
     for (T, mu), fq0 in zip(CONDS, before):
-        fq, norm = exact_F_q(tr.model, system, T, mu)
+        fq, norm, _ = enumerated_F_q(tr.model, system, T, mu)
         bound = -exact_reference(system, T, mu).log_Z
         assert norm == pytest.approx(1.0, abs=1e-5)
         assert bound - 1e-6 <= fq and fq - bound < 0.5 * (fq0 - bound), (fq0 - bound, fq - bound)
@@ -334,12 +323,7 @@ def test_mam_trains_on_the_cuau_alloy_and_its_exact_F_q_respects_the_bound(arch)
     recs = []
     tr.train(on_log=recs.append)
     assert all(math.isfinite(r["F_q"]) and math.isfinite(r["self_consistency"]) for r in recs)
-    system = tr.system
-    all4 = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=4)))
-    r = torch.arange(4).expand(16, -1)
     for T, mu in [(600.0, -0.1), (1200.0, 0.1)]:
-        with torch.no_grad():
-            lq = tr.model.log_prob(all4, T, mu, r).double()
-        fq = float((lq.exp() * (lq - system.log_f(all4, T, mu))).sum())
-        assert float(lq.exp().sum()) == pytest.approx(1.0, abs=1e-5)
-        assert fq >= -exact_reference(system, T, mu).log_Z - 1e-6
+        fq, norm, _ = enumerated_F_q(tr.model, tr.system, T, mu)
+        assert norm == pytest.approx(1.0, abs=1e-5)
+        assert fq >= -exact_reference(tr.system, T, mu).log_Z - 1e-6

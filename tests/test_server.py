@@ -18,6 +18,8 @@ from _configs import ENGINE_ENV, ENGINE_RUN, tiny_config
 
 from lattherm.engine.server import PROTOCOL_VERSION
 
+pytestmark = pytest.mark.slow  # every test drives a real engine process (seconds each)
+
 #: the engine's tiny training runs, checkpointed only at their end (or at a cancel)
 SERVER_RUN = {**ENGINE_RUN, "training.checkpoint_every": 50}
 

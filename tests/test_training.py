@@ -1,7 +1,6 @@
 """REINFORCE training: it lowers the variational free energy toward the exact bound, resumes exactly, and
 rejects bad configs before touching the disk."""
 
-import itertools
 import math
 
 import pytest
@@ -10,29 +9,17 @@ import torch
 from lattherm.engine.errors import ConfigError
 from lattherm.engine.store import Run, list_runs
 from lattherm.engine.systems import make_system
-from lattherm.engine.progress import Control
 from lattherm.engine.config import parse_config
 from lattherm.engine.training import Trainer
 from lattherm.engine.training.reinforce import leave_one_out_advantage
 
 from _configs import tiny_config
+from _training import enumerated_F_q, train_until_stopped
 
 #: REINFORCE runs on the 2x2 torus (16 states, enumerable): hidden 32, batch 64, lr 3e-3, seed 3, jitter every 8 steps
 TINY = {"model.hidden": 32, "conditions.T": [1.5, 3.0], "conditions.mu": [0.0, 0.4],
         "conditions.samples_per_epoch": 512, "training.batch": 64, "training.lr": 3e-3, "training.seed": 3,
         "training.checkpoint_every": 10, "training.log_every": 5}
-
-ALL = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=4)))
-
-
-def exact_F_q(model, system, T, mu):
-    """Exact <log q - log f> under q along the raster order, by enumerating all 16 states of a 2x2 lattice."""
-    r = torch.arange(4).expand(len(ALL), -1)
-    with torch.no_grad():
-        lq = model.log_prob(ALL, T, mu, r).double()
-    lf = system.log_f(ALL, T, mu)
-    return float((lq.exp() * (lq - lf)).sum()), float(-torch.logsumexp(lf, 0))
-
 
 @pytest.mark.parametrize("kind", ["fo-arm", "ao-arm"])
 def test_training_lowers_F_q_toward_but_never_below_the_exact_bound(kind):
@@ -41,10 +28,10 @@ def test_training_lowers_F_q_toward_but_never_below_the_exact_bound(kind):
     tr = Trainer(parse_config(tiny_config("2x2", kind=kind, steps=150, **TINY, **{"model.symmetric": True})))
     system = make_system("ising", "2x2")
     conds = [(1.5, 0.0), (3.0, 0.4)]
-    before = [exact_F_q(tr.model, system, T, mu)[0] for T, mu in conds]
+    before = [enumerated_F_q(tr.model, system, T, mu)[0] for T, mu in conds]
     tr.train()
     for (T, mu), b in zip(conds, before):
-        after, bound = exact_F_q(tr.model, system, T, mu)
+        after, _, bound = enumerated_F_q(tr.model, system, T, mu)
         assert after >= bound - 1e-6
         assert after - bound < 0.5 * (b - bound)  # more than half of the initial KL is gone
         assert after - bound < 0.05
@@ -66,13 +53,7 @@ def test_resume_continues_exactly_where_a_stopped_run_left_off(kind, extra):
     straight.train()
 
     first = Trainer.create(text)
-    control = Control()
-
-    def stop_at_10(rec):
-        if rec["step"] >= 10:
-            control.request_stop("test stop")
-
-    assert first.train(on_log=stop_at_10, control=control) == "stopped"
+    assert train_until_stopped(first, 10) == "stopped"
     assert first.run.status()["status"] == "stopped" and first.step == 10
     second = Trainer.resume(first.run.path)
     assert second.step == 10
