@@ -74,6 +74,7 @@ def test_bundled_model_loads_and_sits_just_above_the_exact_bound():
         assert -5 * c.F_q_stderr < c.gap < 0.06
 
 
+@pytest.mark.slow  # ~15 s alone: a Transformer MaM sampled on a larger lattice
 def test_bundled_mam_transformer_is_above_the_exact_bound_and_serves_a_larger_lattice():
     """The shipped Ising 5x5 AO-MAM Transformer (measured grid average 0.044): F_q within 0.05 of the exact -log Z
     and not below it beyond noise at an ordered and a disordered condition; its marginal agrees with the conditional

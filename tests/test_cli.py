@@ -22,6 +22,9 @@ import torch
 from lattherm.engine.cli.main import main
 from lattherm.engine.store import Run
 
+from _configs import tiny_config
+from _training import train_until_stopped
+
 GRID = "2.0,3.0:0,0.2"
 REQUIRED_CONDITION_KEYS = ("T", "mu", "mean_log_p", "mean_log_f", "F_q", "neg_log_Z_nis", "ess_fraction",
                            "exact_neg_log_Z")
@@ -29,31 +32,6 @@ REQUIRED_AVERAGE_KEYS = ("F_q", "neg_log_Z_nis", "exact_neg_log_Z")
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These tensors are tiny: one thread is fastest, and spares a loaded machine the cost of oversubscribed
-    OpenMP threads. Training sets the count process-wide too, so give other test files back what they had."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def tiny_config(kind: str = "ao-arm", size: str = "3x3", steps: int = 10, **extra: str) -> str:
-    """A TOML config that trains in well under a second; ``extra`` maps 'table.key' -> raw TOML value."""
-    tables = {
-        "system": {"name": '"ising"', "size": f'"{size}"'},
-        "model": {"kind": f'"{kind}"', "arch": '"mlp"', "hidden": "16", "layers": "2"},
-        "conditions": {"T": "[2.0, 3.0]", "T_points": "2", "mu": "[0.0, 0.2]", "mu_points": "2"},
-        "training": {"batch": "16", "steps": str(steps), "checkpoint_every": "5", "log_every": "2",
-                     "device": '"cpu"', "threads": "1", "seed": "0"},
-    }
-    for dotted, value in extra.items():
-        table, key = dotted.split(".", 1)
-        tables.setdefault(table, {})[key] = value
-    return "\n".join(f"[{t}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items()) for t, kv in tables.items())
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -92,12 +70,21 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def train(capsys, tmp_path: Path, kind: str = "ao-arm", name: str = "cfg.toml", **kw) -> Run:
+    """`lattherm train` on ``tiny_config(kind=kind, **kw)``; the run it made."""
     cfg = tmp_path / name
-    cfg.write_text(tiny_config(kind, **kw), encoding="utf-8")
+    cfg.write_text(tiny_config(kind=kind, **kw), encoding="utf-8")
     rc, _, err = cli(capsys, "train", cfg)
     assert rc == 0, err
     (run_line,) = [line for line in err.splitlines() if line.startswith("run ")]
     return Run.open(run_line.split()[1])
+
+
+def truncate_latest_checkpoint(run: Run) -> Path:
+    """Cut the run's latest checkpoint in half (a write killed midway); its path."""
+    latest = run.latest_checkpoint()
+    data = latest.read_bytes()
+    latest.write_bytes(data[: len(data) // 2])
+    return latest
 
 
 def ising_log_f(spins: np.ndarray, T: float, mu: float) -> np.ndarray:
@@ -209,7 +196,7 @@ def test_train_writes_config_metrics_checkpoints_and_finished_status(capsys, tmp
     final-step checkpoint, and status 'finished' at the configured step count; `runs --json` lists it."""
     run = train(capsys, tmp_path, kind, steps=10)
     assert run_folders(lattherm_home) == [run.path]
-    assert run.config_text() == tiny_config(kind, steps=10)
+    assert run.config_text() == tiny_config(kind=kind, steps=10)
 
     lines = run.metrics_path.read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
@@ -245,21 +232,14 @@ def test_resume_of_a_stopped_run_continues_exactly_where_it_stopped(capsys, tmp_
     """A run stopped through Control after step 6 is 'stopped' at step 6; `train --resume RUN` carries it to the
     configured steps, appends only the missing metric steps, and — with model, optimizer, RNG and condition
     jitter restored — reproduces the uninterrupted run's metrics exactly."""
-    from lattherm.engine.progress import Control
     from lattherm.engine.training import Trainer
 
-    text = tiny_config(steps=12, **{"conditions.samples_per_epoch": "32"})  # jitter every 2 steps
+    text = tiny_config(steps=12, **{"conditions.samples_per_epoch": 32})  # jitter every 2 steps
     straight = Trainer.create(text, name_hint="straight")
     assert straight.train() == "finished"
 
     trainer = Trainer.create(text, name_hint="stopped")
-    control = Control()
-
-    def on_log(rec):
-        if rec["step"] >= 6:
-            control.request_stop("test stop")
-
-    assert trainer.train(on_log=on_log, control=control) == "stopped"
+    assert train_until_stopped(trainer, 6) == "stopped"
     run = trainer.run
     assert run.status()["status"] == "stopped" and run.status()["step"] == 6
     assert run.latest_checkpoint().name == "step-00000006.safetensors"
@@ -289,16 +269,16 @@ def test_resume_and_config_together_is_refused(capsys, tmp_path):
 
 
 BAD_CONFIGS = [
-    ({"model.hiden": "16"}, "hiden"),                      # typo in a key
-    ({"trainig.steps": "5"}, "trainig"),                   # typo in a table name
-    ({"training.batch": '"16"'}, "batch"),                 # wrong type
-    ({"training.steps": "0"}, "steps"),                    # impossible value
-    ({"training.batch": "18"}, "batch"),                   # not a multiple of the 4 conditions
-    ({"system.name": '"potts"'}, "potts"),                 # unknown system
-    ({"model.kind": '"xx-arm"'}, "xx-arm"),                # unknown model
-    ({"conditions.T": "[-1.0, 3.0]"}, "-1.0"),             # non-positive temperature
-    ({"system.size": '"3x3x3"'}, "3x3x3"),                 # a size the system cannot have
-    ({"training.device": '"gpu"'}, "gpu"),                 # unknown device
+    ({"model.hiden": 16}, "hiden"),                        # typo in a key
+    ({"trainig.steps": 5}, "trainig"),                     # typo in a table name
+    ({"training.batch": "16"}, "batch"),                   # wrong type
+    ({"training.steps": 0}, "steps"),                      # impossible value
+    ({"training.batch": 18}, "batch"),                     # not a multiple of the 4 conditions
+    ({"system.name": "potts"}, "potts"),                   # unknown system
+    ({"model.kind": "xx-arm"}, "xx-arm"),                  # unknown model
+    ({"conditions.T": [-1.0, 3.0]}, "-1.0"),               # non-positive temperature
+    ({"system.size": "3x3x3"}, "3x3x3"),                   # a size the system cannot have
+    ({"training.device": "gpu"}, "gpu"),                   # unknown device
 ]
 
 
@@ -433,9 +413,7 @@ def test_truncated_checkpoint_is_named_and_the_run_left_byte_identical(capsys, t
     """The latest checkpoint cut in half: evaluate, sample, export-model and train --resume each exit 2 with one line
     naming the file, and every file of the run (the damaged one included) is byte-identical afterwards."""
     run = train(capsys, tmp_path, steps=10)
-    latest = run.latest_checkpoint()
-    data = latest.read_bytes()
-    latest.write_bytes(data[: len(data) // 2])
+    latest = truncate_latest_checkpoint(run)
     before = snapshot(run.path)
     before_home = sorted(p.relative_to(lattherm_home) for p in lattherm_home.rglob("*"))
 
@@ -560,9 +538,7 @@ def test_process_truncated_checkpoint_exits_2_naming_the_file(capsys, tmp_path):
     """A real process evaluating a run whose latest checkpoint is cut short: exit 2, one line naming the file,
     no traceback, and the run folder unchanged."""
     run = train(capsys, tmp_path, steps=5)
-    latest = run.latest_checkpoint()
-    data = latest.read_bytes()
-    latest.write_bytes(data[: len(data) // 2])
+    latest = truncate_latest_checkpoint(run)
     before = snapshot(run.path)
     proc = lattherm_process("evaluate", run.id, "--grid", GRID, "--samples", "10", "--json")
     assert proc.stdout == ""
@@ -603,6 +579,7 @@ def test_evaluate_painted_lattices_reports_the_same_table_against_the_larger_exa
         assert c["F_q"] > c["exact_neg_log_Z"] - 5 * c["F_q_stderr"]
 
 
+@pytest.mark.slow  # ~7 s alone: a Transformer painted window by window
 def test_evaluate_a_transformer_painted_through_centered_windows_beats_the_direct_pass(capsys):
     """The bundled 5x5 AO-MAM Transformer on 10x10 at kT 2.5, mu 0: generated directly it knows only 5x5
     correlations (gap about 4.6); through centered 5x5 windows each site sees its true neighbourhood (about 0.5)."""

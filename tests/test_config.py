@@ -22,6 +22,8 @@ from lattherm.engine.errors import ConfigError, LatthermError
 from lattherm.engine.systems import CATALOG, make_system, system_info
 from lattherm.engine.store.samples import read_samples, write_samples
 
+from _configs import tiny_config
+
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ["config", "systems", "store", "store.samples", "errors", "paths", "lattices", "server", "server.protocol"]
 
@@ -82,31 +84,31 @@ def test_schema_describes_every_key_and_which_model_keys_apply():
     assert specs["model", "kind"].default == config.RunConfig().model.kind
 
 
-BASE = ('[system]\nname = "ising"\nsize = "3x3"\n[model]\nkind = "fo-arm"\narch = "mlp"\nlayers = 2\n'
-        "[conditions]\njitter_T = 0.2\n[training]\nbatch = 50\nlr = 3e-3\nbeta_anneal = 0.5\n")
+BASE = {"conditions.jitter_T": 0.2, "training.lr": 3e-3, "training.beta_anneal": 0.5}
 
 
-@pytest.mark.parametrize("old, new, message", [
-    ("lr = 3e-3", "lr = 0.0", "[training] lr must be > 0"),
-    ("beta_anneal = 0.5", "beta_anneal = 1.0", "[training] beta_anneal must be in [0, 1)"),
-    ("jitter_T = 0.2", "jitter_T = -0.1", "[conditions] jitter_T must be >= 0"),
-    ("layers = 2", "layers = 0", "[model] layers must be >= 1"),
-    ('arch = "mlp"', 'arch = "transformer"', "unknown model fo-arm/transformer"),
-    ('size = "3x3"', 'size = "2x2x4"', "square lattice needs two extents"),
+@pytest.mark.parametrize("change, message", [
+    ({"training.lr": 0.0}, "[training] lr must be > 0"),
+    ({"training.beta_anneal": 1.0}, "[training] beta_anneal must be in [0, 1)"),
+    ({"conditions.jitter_T": -0.1}, "[conditions] jitter_T must be >= 0"),
+    ({"model.layers": 0}, "[model] layers must be >= 1"),
+    ({"model.arch": "transformer"}, "unknown model fo-arm/transformer"),
+    ({"system.size": "2x2x4"}, "square lattice needs two extents"),
 ])
-def test_validation_names_the_key(old, new, message):
-    assert parse_config(BASE).training.lr == 3e-3
+def test_validation_names_the_key(change, message):
+    assert parse_config(tiny_config(kind="fo-arm", **BASE)).training.lr == 3e-3
     with pytest.raises(LatthermError) as info:
-        parse_config(BASE.replace(old, new))
+        parse_config(tiny_config(kind="fo-arm", **{**BASE, **change}))
     assert message in str(info.value)
 
 
 def test_gibbs_sites_are_bounded_by_the_catalogs_site_count():
-    text = ('[system]\nname = "cuau"\nsize = "1x1x4"\n[model]\nkind = "ao-mam"\ngibbs_steps = {n}\n'
-            "[training]\nbatch = 50\n")
-    assert parse_config(text.format(n=4)).model.gibbs_steps == 4
+    def cuau(n):
+        return tiny_config("1x1x4", kind="ao-mam", **{"system.name": "cuau", "model.gibbs_steps": n})
+
+    assert parse_config(cuau(4)).model.gibbs_steps == 4
     with pytest.raises(ConfigError, match=r"gibbs_steps must be in 1\.\.4"):
-        parse_config(text.format(n=5))
+        parse_config(cuau(5))
 
 
 def test_samples_file_encoding_comes_from_the_system_and_the_files_own_metadata(tmp_path):

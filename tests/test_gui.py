@@ -1,4 +1,7 @@
-"""The desktop GUI against a real engine process (pytest-qt, offscreen)."""
+"""The desktop GUI against a real engine process (pytest-qt, offscreen).
+
+Every test that starts an engine process (the ``window`` fixture, or a window of its own) is marked slow: seconds
+each; the panels' forms, plots and editors are tested without one and stay in the quick loop."""
 
 from __future__ import annotations
 
@@ -23,9 +26,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox  # noqa: E402
 from lattherm.app import export, settings  # noqa: E402
 from lattherm.app.window import MainWindow  # noqa: E402
 from lattherm.engine.server import PROTOCOL_VERSION  # noqa: E402
-from _configs import tiny_ising  # noqa: E402
-
-ENGINE_ENV = {"OMP_NUM_THREADS": "1", "LATTHERM_THREADS": "1"}
+from _configs import ENGINE_ENV, ENGINE_RUN, tiny_config  # noqa: E402
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def window(qtbot, lattherm_home):
 def train_run(qtbot, win, steps: int) -> str:
     """Start a run through the Training panel's own Start button; return the run id once it has started."""
     panel = win.training
-    panel.set_config(tomllib.loads(tiny_ising(steps)))
+    panel.set_config(tomllib.loads(tiny_config(steps=steps, **ENGINE_RUN)))
     qtbot.mouseClick(panel.start_btn, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.curves.n_points("loss") > 0, timeout=20000)
     return panel.run_id
@@ -62,6 +63,17 @@ def listed(qtbot, win, run_id: str, status: str | None = None, timeout: int = 10
     return win.browser.row(run_id)
 
 
+def sample(qtbot, panel, T: float, mu: float, n: int, timeout: int = 20000) -> dict:
+    """Draw ``n`` samples at (T, mu) through the Sampler panel's own button; the panel's first table row."""
+    panel.T.setValue(T)
+    panel.mu.setValue(mu)
+    panel.n.setValue(n)
+    qtbot.mouseClick(panel.go, Qt.LeftButton)
+    qtbot.waitUntil(lambda: panel.samples is not None, timeout=timeout)
+    return panel.table_rows[0]
+
+
+@pytest.mark.slow
 def test_window_has_three_panels_and_engine_says_hello(window):
     titles = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     assert titles == ["Training", "Sampler", "Lattice painting"]
@@ -70,6 +82,7 @@ def test_window_has_three_panels_and_engine_says_hello(window):
     assert "ready" in window.engine_label.text()
 
 
+@pytest.mark.slow
 def test_training_curves_pause_cancel_browser_and_export(qtbot, window, tmp_path, monkeypatch):
     panel = window.training
     run_id = train_run(qtbot, window, steps=100000)
@@ -130,6 +143,7 @@ def cell_center(editor, i, j) -> QPoint:
     return QPoint(j * editor.cell + editor.cell // 2, i * editor.cell + editor.cell // 2)
 
 
+@pytest.mark.slow
 def test_painting_editor_and_inpainting_keeps_fixed_sites(qtbot, window):
     run_id = train_run(qtbot, window, steps=30)
     qtbot.waitUntil(lambda: window.training.state == "idle", timeout=20000)
@@ -183,6 +197,7 @@ def _folder_state(run_dir: Path) -> dict:
             if p.is_file()}
 
 
+@pytest.mark.slow
 def test_engine_killed_mid_job_is_reported_and_restarted(qtbot, window):
     """The engine dies mid-training: the window reports it and restarts the engine but writes nothing into the run
     folder; the restarted engine lists the run as interrupted at its last checkpointed step, and it resumes."""
@@ -225,18 +240,14 @@ def test_file_dialogs_remember_their_folder(qtbot, tmp_path, monkeypatch):
     assert settings.get("export_dir") == str(tmp_path / "figs")
 
 
+@pytest.mark.slow
 def test_sampler_gallery_histograms_and_table(qtbot, window):
     run_id = train_run(qtbot, window, steps=20)
     qtbot.waitUntil(lambda: window.training.state == "idle", timeout=20000)
     row = listed(qtbot, window, run_id, "finished")
     panel = window.sampler
     qtbot.waitUntil(lambda: panel.model.select(row["path"]), timeout=5000)
-    panel.T.setValue(2.0)
-    panel.mu.setValue(0.0)
-    panel.n.setValue(40)
-    qtbot.mouseClick(panel.go, Qt.LeftButton)
-    qtbot.waitUntil(lambda: panel.samples is not None, timeout=20000)
-    row = panel.table_rows[0]
+    row = sample(qtbot, panel, 2.0, 0.0, 40)
     assert panel.table.rowCount() == 1 and row["exact_method"] == "kaufman"
     assert panel.samples["samples"].shape == (1, 40, 3, 3)
     assert not any(v.isHidden() for v in panel.gallery)
@@ -246,6 +257,7 @@ def test_sampler_gallery_histograms_and_table(qtbot, window):
     assert any(np.allclose(y, [row["exact_free_energy_per_site"]]) for _, y in items)
 
 
+@pytest.mark.slow
 def test_lattherm_gui_main_starts_engine_and_quits_cleanly(lattherm_home):
     """The real entry point under qasync: window up, engine ready, closing the window stops the engine."""
     import subprocess
@@ -327,6 +339,7 @@ def test_refreshed_model_list_keeps_the_painting(qtbot):
     assert client.calls[-1] == ("model_info", {"model": "/runs/b"})
 
 
+@pytest.mark.slow
 def test_first_start_opens_on_the_bundled_model_and_samples_it(qtbot, window):
     """No runs yet: the window opens on the Sampler with the bundled Ising 5x5 AO-ARM chosen, and sampling it
     at once gives a table row whose F_q sits just above the exact bound."""
@@ -339,12 +352,7 @@ def test_first_start_opens_on_the_bundled_model_and_samples_it(qtbot, window):
     assert window.sampler.model.count() == len(window.bundled) >= 1
     assert window.painting.model.current_ref() == preferred
     panel = window.sampler
-    panel.T.setValue(3.0)
-    panel.mu.setValue(0.0)
-    panel.n.setValue(400)
-    qtbot.mouseClick(panel.go, Qt.LeftButton)
-    qtbot.waitUntil(lambda: panel.samples is not None, timeout=60000)
-    row = panel.table_rows[0]
+    row = sample(qtbot, panel, 3.0, 0.0, 400, timeout=60000)
     assert panel.samples["samples"].shape == (1, 400, 5, 5)
     assert -0.05 < row["F_q"] - row["exact_neg_log_Z"] < 0.15
 
@@ -353,11 +361,12 @@ def test_first_start_opens_on_the_bundled_model_and_samples_it(qtbot, window):
 def _run_with_metrics(records: list[dict], hint: str):
     from lattherm.engine.store import Run
 
-    run = Run.create(tiny_ising(10), name_hint=hint)
+    run = Run.create(tiny_config(steps=10, **ENGINE_RUN), name_hint=hint)
     run.append_metrics(records)
     return run
 
 
+@pytest.mark.slow
 def test_browser_lists_runs_through_the_engine(qtbot):
     """Runs made on disk (by this test, as the CLI would) appear in the browser once the engine lists them, newest
     first, with the store's values; until the engine's first answer the table says it is starting."""
@@ -387,6 +396,7 @@ def test_browser_lists_runs_through_the_engine(qtbot):
         win.client.kill()
 
 
+@pytest.mark.slow
 def test_browser_compare_overlays_f_q_of_selected_runs(qtbot, window):
     a = _run_with_metrics([{"step": s, "loss": 1.0, "F_q": -1.0 - 0.1 * s} for s in range(1, 6)], "a")
     b = _run_with_metrics([{"step": s, "loss": 2.0, "F_q": -2.0 + 0.05 * s} for s in (2, 4, 6)]
@@ -470,16 +480,10 @@ def test_pattern_fills_cover_selection_or_layer_and_undo(qtbot):
     assert np.array_equal(ed3.values[:, :, 1], pattern_values("checkerboard", range(2), range(2), 1))
 
 
-def test_painting_panel_fill_buttons(qtbot):
+def test_painting_panel_fill_buttons(qtbot, offline_engine):
     from lattherm.app.painting import PaintingPanel
 
-    class Client:
-        hello = {}
-
-        def is_ready(self):
-            return False
-
-    panel = PaintingPanel(Client())
+    panel = PaintingPanel(offline_engine)
     qtbot.addWidget(panel)
     panel.select.setChecked(True)
     assert panel.editor.tool == "select"
@@ -514,19 +518,10 @@ def test_self_consistency_curve_only_when_logged(qtbot):
     assert "self_consistency" not in curves.plots
 
 
-def test_training_panel_offers_self_consistency_export(qtbot):
+def test_training_panel_offers_self_consistency_export(qtbot, offline_engine):
     from lattherm.app.training import TrainingPanel
 
-    class Client:
-        hello = {}
-
-        def is_ready(self):
-            return False
-
-        def request(self, *a, **k):
-            pass
-
-    panel = TrainingPanel(Client())
+    panel = TrainingPanel(offline_engine)
     qtbot.addWidget(panel)
     panel.curves.add_records([{"step": 1, "loss": 1.0, "self_consistency": 0.1}])
     items = [panel.which_plot.itemText(i) for i in range(panel.which_plot.count())]
@@ -556,6 +551,7 @@ def _check_extxyz(path: Path, frames: int, atoms: int, spins: np.ndarray) -> Non
     assert k == len(lines)
 
 
+@pytest.mark.slow
 def test_extxyz_export_of_alloy_samples(qtbot, window, tmp_path, monkeypatch):
     samples = tmp_path / "cuau.npz"
     spins = _cuau_samples(samples)
@@ -586,14 +582,10 @@ def test_extxyz_export_of_alloy_samples(qtbot, window, tmp_path, monkeypatch):
     assert not paint.is_alloy()
 
 
+@pytest.mark.slow
 def test_sampler_flags_conditions_outside_the_trained_range(qtbot, window):
     """The bundled Ising model was trained for kT in [1.5, 3.5]: sampling at kT 4.5 works and its table row is
     marked as an extrapolation."""
     panel = window.sampler
-    panel.T.setValue(4.5)
-    panel.mu.setValue(0.0)
-    panel.n.setValue(50)
-    qtbot.mouseClick(panel.go, Qt.LeftButton)
-    qtbot.waitUntil(lambda: panel.samples is not None, timeout=60000)
-    assert panel.table_rows[0]["extrapolation"] is True
+    assert sample(qtbot, panel, 4.5, 0.0, 50, timeout=60000)["extrapolation"] is True
     assert "extrapolation" in panel.table.item(0, 0).toolTip()

@@ -24,48 +24,17 @@ from lattherm.engine.config import parse_config
 from lattherm.engine.training import Trainer
 from lattherm.engine.training.mam import self_consistency_residual
 
+from _configs import tiny_config
+from _training import enumerated_F_q, train_until_stopped
+
 ALL9 = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=9)))
 CONDS = [(2.0, 0.0), (3.0, 0.2)]
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def config(arch: str = "mlp", steps: int = 150, lam: float = 10.0, extra: str = "") -> str:
-    return f"""
-[system]
-name = "ising"
-size = "3x3"
-[model]
-kind = "ao-mam"
-arch = "{arch}"
-hidden = 32
-layers = 2
-heads = 2
-lam = {lam}
-gibbs_steps = 3
-{extra}
-[conditions]
-T = [2.0, 3.0]
-T_points = 2
-mu = [0.0, 0.2]
-mu_points = 2
-samples_per_epoch = 1280
-[training]
-batch = 64
-steps = {steps}
-lr = 3e-3
-seed = 1
-checkpoint_every = 10
-log_every = 5
-device = "cpu"
-threads = 1
-"""
+#: the MaM runs: hidden 32 x 2 layers, 2 heads, 3 Gibbs sites, batch 64, lr 3e-3, seed 1, jitter every 20 steps
+MAM = {"model.hidden": 32, "model.heads": 2, "model.lam": 10.0, "model.gibbs_steps": 3,
+       "conditions.samples_per_epoch": 1280, "training.batch": 64, "training.lr": 3e-3, "training.seed": 1,
+       "training.checkpoint_every": 10, "training.log_every": 5}
 
 
 def perturb(model, scale=0.3, seed=0):
@@ -98,15 +67,6 @@ def one_site_residual(model, tokens, j, T, mu):
             t[rows, j] = k
             filled.append(model.marginal_log_prob(t, T, mu))
     return torch.logsumexp(torch.stack(filled), 0) - base
-
-
-def exact_F_q(model, system, T, mu):
-    """Exact <log q - log f> of the conditional net along the raster order, by enumerating all 512 states."""
-    r = torch.arange(9).expand(len(ALL9), -1)
-    with torch.no_grad():
-        lq = model.log_prob(ALL9, T, mu, r).double()
-    lf = system.log_f(ALL9, T, mu)
-    return float((lq.exp() * (lq - lf)).sum()), float(lq.exp().sum())
 
 
 # ---- the model ------------------------------------------------------------------------------------------------------
@@ -223,8 +183,7 @@ def test_block_gibbs_leaves_a_consistent_conditional_distribution_invariant():
 @pytest.fixture(scope="module")
 def trained():
     """A perturbed (inconsistent) 3x3 MLP MAM, trained 150 steps; the records and the model before/after."""
-    torch.set_num_threads(1)
-    tr = Trainer(parse_config(config("mlp", steps=150)))
+    tr = Trainer(parse_config(tiny_config(kind="ao-mam", steps=150, **MAM)))
     perturb(tr.model, scale=0.3, seed=2)
     before = {k: v.clone() for k, v in tr.model.state_dict().items()}
     recs = []
@@ -269,26 +228,23 @@ def test_conditional_F_q_stays_above_the_exact_bound_and_approaches_it(trained):
     start = build_model("ao-mam", "mlp", **{k: v for k, v in tr.model.hparams().items() if k not in ("kind", "arch")})
     start.load_state_dict(before)
     for T, mu in CONDS:
-        fq, norm = exact_F_q(tr.model, system, T, mu)
-        fq0, _ = exact_F_q(start, system, T, mu)
+        fq, norm, _ = enumerated_F_q(tr.model, system, T, mu)
+        fq0, _, _ = enumerated_F_q(start, system, T, mu)
         bound = -exact_reference(system, T, mu).log_Z
         assert norm == pytest.approx(1.0, abs=1e-5)
         assert fq >= bound - 1e-6
         assert fq - bound < (fq0 - bound) - 0.5, (fq0 - bound, fq - bound)
 
 
-@pytest.mark.parametrize("extra", ["", "symmetric = true"])
-def test_resume_of_a_mam_run_is_exact_including_the_chains(extra):
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_resume_of_a_mam_run_is_exact_including_the_chains(symmetric):
     """Stop after 10 steps, resume to 20: parameters and chains (and a symmetric run's chain orientations) equal
     those of an uninterrupted 20-step run."""
-    from lattherm.engine.progress import Control
-
-    text = config("mlp", steps=20, extra=extra)
+    text = tiny_config(kind="ao-mam", steps=20, **MAM, **{"model.symmetric": symmetric})
     straight = Trainer.create(text)
     straight.train()
     first = Trainer.create(text)
-    control = Control()
-    first.train(on_log=lambda r: control.request_stop("t") if r["step"] >= 10 else None, control=control)
+    train_until_stopped(first, 10)
     assert first.step == 10
     second = Trainer.resume(first.run.path)
     assert second.objective.chains is not None and torch.equal(second.objective.chains, first.objective.chains)
@@ -297,36 +253,35 @@ def test_resume_of_a_mam_run_is_exact_including_the_chains(extra):
         assert torch.allclose(a, b, atol=1e-6), name
     assert torch.equal(straight.objective.chains, second.objective.chains)
     assert torch.equal(straight.objective.chain_sign, second.objective.chain_sign)
-    assert bool((straight.objective.chain_sign == -1).any()) == bool(extra)
+    assert bool((straight.objective.chain_sign == -1).any()) == symmetric
 
 
-@pytest.mark.parametrize("change, needle", [
-    ("lam = 10.0", "lam = -1.0"), ("gibbs_steps = 3", "gibbs_steps = 10"), ("gibbs_steps = 3", "gibbs_steps = 0")])
-def test_bad_mam_settings_are_config_errors(change, needle):
+@pytest.mark.parametrize("key, value", [("model.lam", -1.0), ("model.gibbs_steps", 10), ("model.gibbs_steps", 0)])
+def test_bad_mam_settings_are_config_errors(key, value):
     from lattherm.engine.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=needle.split(" =")[0]):
-        parse_config(config().replace(change, needle))
+    with pytest.raises(ConfigError, match=key.split(".")[1]):
+        parse_config(tiny_config(kind="ao-mam", **{**MAM, key: value}))
 
 
 def test_symmetric_needs_an_energy_even_in_the_spins():
     from lattherm.engine.errors import ConfigError
 
-    assert parse_config(config(extra="symmetric = true")).model.symmetric
-    cuau = config(extra="symmetric = true").replace('name = "ising"', 'name = "cuau"').replace('"3x3"', '"1x1x4"')
+    assert parse_config(tiny_config(kind="ao-mam", **MAM, **{"model.symmetric": True})).model.symmetric
+    cuau = tiny_config("1x1x4", kind="ao-mam", **MAM, **{"model.symmetric": True, "system.name": "cuau"})
     with pytest.raises(ConfigError, match="symmetric.*even"):
         parse_config(cuau)
 
 
 def test_symmetric_mam_training_lowers_the_exact_F_q_and_stays_above_the_bound():
     """A symmetric 3x3 MAM: the exact F_q gap of the Z2 mixture (all 512 states) halves in 400 steps, stays >= 0."""
-    tr = Trainer(parse_config(config("mlp", steps=400, extra="symmetric = true")))
+    tr = Trainer(parse_config(tiny_config(kind="ao-mam", steps=400, **MAM, **{"model.symmetric": True})))
     system = make_system("ising", "3x3")
-    before = [exact_F_q(tr.model, system, T, mu)[0] for T, mu in CONDS]
+    before = [enumerated_F_q(tr.model, system, T, mu)[0] for T, mu in CONDS]
     recs = []
     tr.train(on_log=recs.append)
     for (T, mu), fq0 in zip(CONDS, before):
-        fq, norm = exact_F_q(tr.model, system, T, mu)
+        fq, norm, _ = enumerated_F_q(tr.model, system, T, mu)
         bound = -exact_reference(system, T, mu).log_Z
         assert norm == pytest.approx(1.0, abs=1e-5)
         assert bound - 1e-6 <= fq and fq - bound < 0.5 * (fq0 - bound), (fq0 - bound, fq - bound)
@@ -334,8 +289,9 @@ def test_symmetric_mam_training_lowers_the_exact_F_q_and_stays_above_the_bound()
 
 
 def test_paper_lambda_defaults():
-    assert parse_config(config(lam=0)).model.mam_lambda() == 100.0
-    assert parse_config(config("transformer", lam=0)).model.mam_lambda() == 10.0
+    paper_lam = {**MAM, "model.lam": 0}  # 0 = the paper's value for the architecture
+    assert parse_config(tiny_config(kind="ao-mam", **paper_lam)).model.mam_lambda() == 100.0
+    assert parse_config(tiny_config(kind="ao-mam", arch="transformer", **paper_lam)).model.mam_lambda() == 10.0
 
 
 # ---- CLI ------------------------------------------------------------------------------------------------------------
@@ -343,7 +299,7 @@ def test_paper_lambda_defaults():
 
 def test_cli_trains_and_evaluates_an_ao_mam_transformer(capsys, tmp_path):
     cfg = tmp_path / "mam.toml"
-    cfg.write_text(config("transformer", steps=6), encoding="utf-8")
+    cfg.write_text(tiny_config(kind="ao-mam", arch="transformer", steps=6, **MAM), encoding="utf-8")
     assert main(["train", str(cfg)]) == 0
     err = capsys.readouterr().err
     (line,) = [x for x in err.splitlines() if x.startswith("run ")]
@@ -361,19 +317,13 @@ def test_cli_trains_and_evaluates_an_ao_mam_transformer(capsys, tmp_path):
 def test_mam_trains_on_the_cuau_alloy_and_its_exact_F_q_respects_the_bound(arch):
     """The CuAu configs' model kinds run on an fcc cell (2x1x2: 4 sites, enumerable): F_q of the conditional net
     over all 16 states is normalised and above -log Z at two conditions after a few steps."""
-    text = config(arch, steps=30).replace('name = "ising"', 'name = "cuau"').replace('"3x3"', '"2x1x2"')
-    text = text.replace("T = [2.0, 3.0]", "T = [600.0, 1200.0]").replace("mu = [0.0, 0.2]", "mu = [-0.1, 0.1]")
-    text = text.replace("gibbs_steps = 3", "gibbs_steps = 2")
-    tr = Trainer(parse_config(text))
+    cuau = {"system.name": "cuau", "conditions.T": [600.0, 1200.0], "conditions.mu": [-0.1, 0.1],
+            "model.gibbs_steps": 2}
+    tr = Trainer(parse_config(tiny_config("2x1x2", kind="ao-mam", arch=arch, steps=30, **{**MAM, **cuau})))
     recs = []
     tr.train(on_log=recs.append)
     assert all(math.isfinite(r["F_q"]) and math.isfinite(r["self_consistency"]) for r in recs)
-    system = tr.system
-    all4 = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=4)))
-    r = torch.arange(4).expand(16, -1)
     for T, mu in [(600.0, -0.1), (1200.0, 0.1)]:
-        with torch.no_grad():
-            lq = tr.model.log_prob(all4, T, mu, r).double()
-        fq = float((lq.exp() * (lq - system.log_f(all4, T, mu))).sum())
-        assert float(lq.exp().sum()) == pytest.approx(1.0, abs=1e-5)
-        assert fq >= -exact_reference(system, T, mu).log_Z - 1e-6
+        fq, norm, _ = enumerated_F_q(tr.model, tr.system, T, mu)
+        assert norm == pytest.approx(1.0, abs=1e-5)
+        assert fq >= -exact_reference(tr.system, T, mu).log_Z - 1e-6

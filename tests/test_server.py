@@ -14,14 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _configs import tiny_ising
+from _configs import ENGINE_ENV, ENGINE_RUN, tiny_config
 
 from lattherm.engine.server import PROTOCOL_VERSION
+
+pytestmark = pytest.mark.slow  # every test drives a real engine process (seconds each)
+
+#: the engine's tiny training runs, checkpointed only at their end (or at a cancel)
+SERVER_RUN = {**ENGINE_RUN, "training.checkpoint_every": 50}
 
 
 class Engine:
     def __init__(self, home):
-        env = dict(os.environ, OMP_NUM_THREADS="1", LATTHERM_THREADS="1", LATTHERM_HOME=str(home))
+        env = dict(os.environ, **ENGINE_ENV, LATTHERM_HOME=str(home))
         self.proc = subprocess.Popen([sys.executable, "-m", "lattherm.engine.server"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self.q: queue.Queue = queue.Queue()
@@ -96,7 +101,7 @@ def test_hello_errors_as_data_and_stdout_guard(engine):
 
 def test_training_pause_cancel_checkpoint_and_quick_requests(engine, lattherm_home):
     engine.call("hello", protocol=PROTOCOL_VERSION)
-    job = engine.call("start_training", config=tiny_ising(5000, checkpoint_every=50))["result"]["job"]
+    job = engine.call("start_training", config=tiny_config(steps=5000, **SERVER_RUN))["result"]["job"]
     started = engine.event("started", job)["data"]
     engine.event("metrics", job)
     t0 = time.monotonic()
@@ -133,7 +138,7 @@ def job(engine, method, timeout=60.0, **params) -> tuple[str, dict]:
 
 def test_paint_keeps_fixed_sites_and_sampling_writes_npz(engine):
     engine.call("hello", protocol=PROTOCOL_VERSION)
-    _, fin = job(engine, "start_training", config=tiny_ising(20, checkpoint_every=50))
+    _, fin = job(engine, "start_training", config=tiny_config(steps=20, **SERVER_RUN))
     run = fin["data"]["path"]
     fixed = [1, 0, -1, 0, 0, 0, -1, 0, 1]
     _, end = job(engine, "paint", model=run, T=2.0, mu=0.1, n=6, fixed=fixed)
@@ -172,20 +177,14 @@ def test_paint_keeps_fixed_sites_and_sampling_writes_npz(engine):
 def test_evaluate_and_sample_jobs_give_the_cli_numbers_for_one_seed(engine, capsys):
     """One seed, one batch size: the server's evaluate job, its sample job's table and `lattherm evaluate --json`
     draw the same samples, so every estimate agrees; and each respects the variational bound F_q >= -log Z."""
-    import torch
-
     from lattherm.engine.cli.main import main
 
     engine.call("hello", protocol=PROTOCOL_VERSION)
-    _, fin = job(engine, "start_training", config=tiny_ising(20, checkpoint_every=50))
+    _, fin = job(engine, "start_training", config=tiny_config(steps=20, **SERVER_RUN))
     run = fin["data"]["path"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the engine computes on one thread too
-    try:
-        assert main(["evaluate", run, "--grid", "2.0,3.0:0,0.2", "--samples", "300", "--batch", "128",
-                     "--seed", "7", "--json"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    # on one thread, like the engine (tests/conftest.py)
+    assert main(["evaluate", run, "--grid", "2.0,3.0:0,0.2", "--samples", "300", "--batch", "128", "--seed", "7",
+                 "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
     _, ev = job(engine, "evaluate", model=run, grid="2.0,3.0:0,0.2", samples=300, batch=128, seed=7)
     assert ev["event"] == "finished", ev
@@ -209,7 +208,7 @@ def test_sample_job_far_above_the_batch_is_drawn_in_chunks(engine):
     """n = 250 at batch 60: five chunks of at most 60 samples (progress counts chunks and ends at 5 of 5), yet one
     file of 250 samples whose log f is the Ising weight of each."""
     engine.call("hello", protocol=PROTOCOL_VERSION)
-    _, fin = job(engine, "start_training", config=tiny_ising(10, checkpoint_every=50))
+    _, fin = job(engine, "start_training", config=tiny_config(steps=10, **SERVER_RUN))
     jid, end = job(engine, "sample", model=fin["data"]["path"], conditions=[[2.5, 0.1]], n=250, batch=60)
     assert end["event"] == "finished", end
     steps = [m["data"] for m in engine.events if m["event"] == "progress" and m["job"] == jid]
@@ -228,7 +227,7 @@ def test_paint_job_reports_progress_and_can_be_cancelled(engine):
     """Painting 6x6 lattices one at a time: progress comes per batch, and a cancel ends the job between batches
     with a 'cancelled' event, no 'finished', and no samples file."""
     engine.call("hello", protocol=PROTOCOL_VERSION)
-    _, fin = job(engine, "start_training", config=tiny_ising(10, checkpoint_every=50))
+    _, fin = job(engine, "start_training", config=tiny_config(steps=10, **SERVER_RUN))
     run = fin["data"]["path"]
     jid = engine.call("paint", model=run, T=2.5, mu=0.0, n=500, batch=1, size=[6, 6])["result"]["job"]
     first = engine.event("progress", jid)["data"]

@@ -1,7 +1,6 @@
 """REINFORCE training: it lowers the variational free energy toward the exact bound, resumes exactly, and
 rejects bad configs before touching the disk."""
 
-import itertools
 import math
 
 import pytest
@@ -10,59 +9,29 @@ import torch
 from lattherm.engine.errors import ConfigError
 from lattherm.engine.store import Run, list_runs
 from lattherm.engine.systems import make_system
-from lattherm.engine.progress import Control
 from lattherm.engine.config import parse_config
 from lattherm.engine.training import Trainer
 from lattherm.engine.training.reinforce import leave_one_out_advantage
 
-TINY = """
-[system]
-name = "ising"
-size = "2x2"
-[model]
-kind = "{kind}"
-hidden = 32
-layers = 2
-symmetric = {sym}
-[conditions]
-T = [1.5, 3.0]
-T_points = 2
-mu = [0.0, 0.4]
-mu_points = 2
-samples_per_epoch = 512
-[training]
-batch = 64
-steps = {steps}
-lr = 3e-3
-seed = 3
-checkpoint_every = 10
-log_every = 5
-threads = 1
-"""
+from _configs import tiny_config
+from _training import enumerated_F_q, train_until_stopped
 
-ALL = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=4)))
-
-
-def exact_F_q(model, system, T, mu):
-    """Exact <log q - log f> under q along the raster order, by enumerating all 16 states of a 2x2 lattice."""
-    r = torch.arange(4).expand(len(ALL), -1)
-    with torch.no_grad():
-        lq = model.log_prob(ALL, T, mu, r).double()
-    lf = system.log_f(ALL, T, mu)
-    return float((lq.exp() * (lq - lf)).sum()), float(-torch.logsumexp(lf, 0))
-
+#: REINFORCE runs on the 2x2 torus (16 states, enumerable): hidden 32, batch 64, lr 3e-3, seed 3, jitter every 8 steps
+TINY = {"model.hidden": 32, "conditions.T": [1.5, 3.0], "conditions.mu": [0.0, 0.4],
+        "conditions.samples_per_epoch": 512, "training.batch": 64, "training.lr": 3e-3, "training.seed": 3,
+        "training.checkpoint_every": 10, "training.log_every": 5}
 
 @pytest.mark.parametrize("kind", ["fo-arm", "ao-arm"])
 def test_training_lowers_F_q_toward_but_never_below_the_exact_bound(kind):
     """F_q = KL(q||p) - log Z: training shrinks the KL, and the exact F_q stays >= -log Z at every condition.
     (Z2-symmetrised: at T=1.5, mu=0 an unsymmetrised model may collapse onto one of the two ordered modes.)"""
-    tr = Trainer(parse_config(TINY.format(kind=kind, sym="true", steps=150)))
+    tr = Trainer(parse_config(tiny_config("2x2", kind=kind, steps=150, **TINY, **{"model.symmetric": True})))
     system = make_system("ising", "2x2")
     conds = [(1.5, 0.0), (3.0, 0.4)]
-    before = [exact_F_q(tr.model, system, T, mu)[0] for T, mu in conds]
+    before = [enumerated_F_q(tr.model, system, T, mu)[0] for T, mu in conds]
     tr.train()
     for (T, mu), b in zip(conds, before):
-        after, bound = exact_F_q(tr.model, system, T, mu)
+        after, _, bound = enumerated_F_q(tr.model, system, T, mu)
         assert after >= bound - 1e-6
         assert after - bound < 0.5 * (b - bound)  # more than half of the initial KL is gone
         assert after - bound < 0.05
@@ -75,24 +44,16 @@ def test_leave_one_out_baseline_is_per_condition():
     assert torch.allclose(adv, torch.tensor([1 - 2.5, 2 - 2.0, 3 - 1.5, 10 - 25.0, 20 - 20.0, 30 - 15.0]))
 
 
-@pytest.mark.parametrize("kind, sym", [("ao-arm", "true"), ("ao-mam", "false")])
-def test_resume_continues_exactly_where_a_stopped_run_left_off(kind, sym):
+@pytest.mark.parametrize("kind, extra", [("ao-arm", {"model.symmetric": True}), ("ao-mam", {"model.gibbs_steps": 2})])
+def test_resume_continues_exactly_where_a_stopped_run_left_off(kind, extra):
     """Stop after 10 steps, resume to 20: parameters equal those of an uninterrupted 20-step run (for MaM the
     persistent Gibbs chains come back from the checkpoint too)."""
-    text = TINY.format(kind=kind, sym=sym, steps=20)
-    if kind == "ao-mam":
-        text = text.replace("layers = 2", "layers = 2\ngibbs_steps = 2")
+    text = tiny_config("2x2", kind=kind, steps=20, **TINY, **extra)
     straight = Trainer.create(text)
     straight.train()
 
     first = Trainer.create(text)
-    control = Control()
-
-    def stop_at_10(rec):
-        if rec["step"] >= 10:
-            control.request_stop("test stop")
-
-    assert first.train(on_log=stop_at_10, control=control) == "stopped"
+    assert train_until_stopped(first, 10) == "stopped"
     assert first.run.status()["status"] == "stopped" and first.step == 10
     second = Trainer.resume(first.run.path)
     assert second.step == 10
@@ -106,7 +67,7 @@ def test_resume_continues_exactly_where_a_stopped_run_left_off(kind, sym):
 
 
 def test_keyboard_interrupt_saves_a_checkpoint_and_marks_the_run_stopped():
-    tr = Trainer.create(TINY.format(kind="fo-arm", sym="false", steps=100))
+    tr = Trainer.create(tiny_config("2x2", kind="fo-arm", steps=100, **TINY))
 
     def boom(rec):
         raise KeyboardInterrupt
@@ -118,26 +79,33 @@ def test_keyboard_interrupt_saves_a_checkpoint_and_marks_the_run_stopped():
     assert run.latest_checkpoint() is not None
 
 
-@pytest.mark.parametrize("change, message", [
-    (("lr = 3e-3", "lrate = 3e-3"), "unknown key 'lrate'"),
-    (("[training]", "[trainig]"), "unknown config table [trainig]"),
-    (("batch = 64", "batch = 63"), "batch must be a multiple"),
-    (("T = [1.5, 3.0]", "T = [-1.0, 3.0]"), "positive temperatures"),
-    (('name = "ising"', 'name = "potts"'), "unknown system 'potts'"),
-    (('kind = "fo-arm"', 'kind = "gflownet"'), "unknown model gflownet"),
-    (("hidden = 32", 'hidden = "wide"'), "[model] hidden must be an integer"),
-    (("[system]", "[system"), "not valid TOML"),
-])
-def test_bad_config_names_the_problem_and_creates_no_run(change, message):
-    text = TINY.format(kind="fo-arm", sym="false", steps=5).replace(*change)
+def assert_refused_without_a_run(text: str, message: str) -> None:
     with pytest.raises(ConfigError if "unknown system" not in message else Exception, match=None) as info:
         Trainer.create(text)
     assert message in str(info.value)
     assert list_runs() == []
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"training.lr": None, "training.lrate": 3e-3}, "unknown key 'lrate'"),
+    ({"trainig.batch": 64}, "unknown config table [trainig]"),
+    ({"training.batch": 63}, "batch must be a multiple"),
+    ({"conditions.T": [-1.0, 3.0]}, "positive temperatures"),
+    ({"system.name": "potts"}, "unknown system 'potts'"),
+    ({"model.kind": "gflownet"}, "unknown model gflownet"),
+    ({"model.hidden": "wide"}, "[model] hidden must be an integer"),
+])
+def test_bad_config_names_the_problem_and_creates_no_run(change, message):
+    assert_refused_without_a_run(tiny_config("2x2", kind="fo-arm", steps=5, **{**TINY, **change}), message)
+
+
+def test_config_that_is_not_toml_creates_no_run():
+    text = tiny_config("2x2", kind="fo-arm", steps=5, **TINY).replace("[system]", "[system")
+    assert_refused_without_a_run(text, "not valid TOML")
+
+
 def test_epoch_zero_trains_on_the_grid_and_later_epochs_jitter_reproducibly():
-    cfg = parse_config(TINY.format(kind="fo-arm", sym="false", steps=5))
+    cfg = parse_config(tiny_config("2x2", kind="fo-arm", steps=5, **TINY))
     from lattherm.engine.training import ConditionSchedule
 
     s = ConditionSchedule.from_config(cfg)
@@ -191,39 +159,29 @@ def test_bundled_configs_exist_for_every_paper_setting():
 def test_init_starts_from_a_trained_models_weights_and_refuses_another_architecture(tmp_path):
     from lattherm.engine.errors import LatthermError
 
-    text = TINY.format(kind="ao-arm", sym="false", steps=5)
+    text = tiny_config("2x2", steps=5, **TINY)
     src = Trainer.create(text, root=tmp_path)
     src.train()
-    warm = Trainer.create(text.replace("seed = 3", "seed = 4"), root=tmp_path, init=src.run.path)
+    reseeded = tiny_config("2x2", steps=5, **{**TINY, "training.seed": 4})
+    warm = Trainer.create(reseeded, root=tmp_path, init=src.run.path)
     for k, v in src.model.state_dict().items():
         assert torch.equal(warm.model.state_dict()[k], v), k
     assert warm.step == 0 and warm.run.status()["init_from"] == str(src.run.path)
     runs_before = len(list_runs(tmp_path))
     with pytest.raises(LatthermError, match="does not match"):
-        Trainer.create(text.replace("hidden = 32", "hidden = 16"), root=tmp_path, init=src.run.path)
+        narrower = tiny_config("2x2", steps=5, **{**TINY, "model.hidden": 16})
+        Trainer.create(narrower, root=tmp_path, init=src.run.path)
     with pytest.raises(LatthermError, match="does not match"):
-        Trainer.create(text.replace('"ao-arm"', '"fo-arm"'), root=tmp_path, init=src.run.path)
+        Trainer.create(tiny_config("2x2", kind="fo-arm", steps=5, **TINY), root=tmp_path, init=src.run.path)
     assert len(list_runs(tmp_path)) == runs_before  # a refused warm start leaves no run folder behind
 
 
 # ---- the Training panel's form is the schema ------------------------------------------------------------------------
-class _NoEngine:
-    """The panel's client, for form tests: no engine behind it."""
-
-    hello = {}
-
-    def is_ready(self):
-        return False
-
-    def request(self, method, params, on_result=None, on_error=None):
-        pass
-
-
 @pytest.fixture
-def panel(qtbot):
+def panel(qtbot, offline_engine):
     from lattherm.app.training import TrainingPanel
 
-    p = TrainingPanel(_NoEngine())
+    p = TrainingPanel(offline_engine)
     qtbot.addWidget(p)
     return p
 
@@ -279,7 +237,7 @@ def test_a_config_the_form_cannot_show_is_refused_and_the_form_is_unchanged(pane
     import tomllib
 
     before = panel.config_text()
-    data = tomllib.loads(TINY.format(kind="ao-arm", sym="false", steps=5))
+    data = tomllib.loads(tiny_config("2x2", steps=5, **TINY))
     data[table][key] = value
     assert panel.set_config(data) is False
     assert message in panel.status.text()
