@@ -13,7 +13,8 @@ spin** g = sign(mu) coupled to every site with strength |mu|:
   fixed), every other cluster is flipped with probability 1/2. Clusters come from :func:`connected_components`,
   a batched root-hooking / pointer-jumping labelling with no loop over sites.
 - **Wolff** (:meth:`ClusterChains.wolff`): grow the connected component of one uniformly random seed site in the
-  lattice-bond percolation (a vectorised growth front over all chains), then flip it unless it reached the ghost.
+  lattice-bond percolation (bonds drawn once per update, then a vectorised breadth-first front over all chains;
+  the same law as testing each bond when the cluster first reaches it), then flip it unless it reached the ghost.
   The ghost is not grown explicitly: a cluster C reaches it unless all of its ghost bonds stay inactive, which has
   probability exp(-2 beta mu sum_{i in C} s_i) when C is aligned with the field and 1 otherwise, i.e. the flip is
   accepted with probability min(1, exp(-2 beta mu sum_{i in C} s_i)) -- the Metropolis acceptance of the field
@@ -43,6 +44,8 @@ __all__ = ["ALGORITHMS", "ClusterChains", "ClusterMCResult", "bond_probability",
 
 #: the cluster algorithms :func:`cluster_mc` offers
 ALGORITHMS = ("wolff", "swendsen-wang")
+#: adaptive Wolff sweeps of the pilot that sizes clusters_per_sweep when equilibration is shorter (second half used)
+PILOT_SWEEPS = 4
 
 
 def square_ising_bonds(system: System) -> tuple[torch.Tensor, float]:
@@ -128,9 +131,20 @@ class ClusterChains:
         self.p_bond = bond_probability(self.beta, self.eps)
         self.p_ghost = bond_probability(self.beta, self.mu)
         self.ghost_spin = torch.sign(self.mu).to(torch.float32)
-        # Wolff's directed bond list, and SW's graph with the ghost as node N bonded to every site
-        self.src = torch.cat([self.bonds[:, 0], self.bonds[:, 1]])
-        self.dst = torch.cat([self.bonds[:, 1], self.bonds[:, 0]])
+        # Wolff's growth table: the bonds into each site (neighbour, bond), padded with an always-closed bond M
+        M = self.bonds.shape[0]
+        dst = torch.cat([self.bonds[:, 1], self.bonds[:, 0]])
+        order = torch.argsort(dst, stable=True)
+        src = torch.cat([self.bonds[:, 0], self.bonds[:, 1]])[order]
+        bond = torch.arange(2 * M, device=self.device).remainder(M)[order]
+        degree = torch.bincount(dst, minlength=N)
+        z = int(degree.max()) if M else 1
+        rank = torch.arange(2 * M, device=self.device) - (torch.cumsum(degree, 0) - degree)[dst[order]]
+        self.in_site = torch.zeros(N, z, dtype=torch.long, device=self.device)
+        self.in_bond = torch.full((N, z), M, dtype=torch.long, device=self.device)
+        self.in_site[dst[order], rank] = src
+        self.in_bond[dst[order], rank] = bond
+        # SW's graph: the ghost is node N, bonded to every site
         ghost = torch.stack([torch.arange(N, device=self.device), torch.full((N,), N, device=self.device)], 1)
         self.graph = torch.cat([self.bonds, ghost])
         self.rows = torch.arange(B, device=self.device)
@@ -147,7 +161,7 @@ class ClusterChains:
         """One Swendsen-Wang update of every chain: FK bonds (ghost included), components, and every component
         without the ghost flipped with probability 1/2."""
         B, N, M = self.n_chains, self.system.n_sites, self.bonds.shape[0]
-        u = torch.rand(B, M + N, generator=generator, device=self.device, dtype=torch.float64)
+        u = torch.rand(B, M + N, generator=generator, device=self.device)
         active = torch.empty(B, M + N, dtype=torch.bool, device=self.device)
         active[:, :M] = self._satisfied() & (u[:, :M] < self.p_bond[:, None])
         active[:, M:] = (self.s == self.ghost_spin[:, None]) & (u[:, M:] < self.p_ghost[:, None])
@@ -169,13 +183,12 @@ class ClusterChains:
         cluster = torch.zeros(B, N, dtype=torch.bool, device=self.device)
         cluster[self.rows, seed] = go
         front = cluster.clone()
-        sat = self._satisfied()
-        sat = torch.cat([sat, sat], 1)  # the directed list: each bond seen from both ends
+        u = torch.rand(B, self.bonds.shape[0], generator=generator, device=self.device)
+        act = self._satisfied() & (u < self.p_bond[:, None])  # the percolation the cluster grows through
+        act = torch.cat([act, torch.zeros(B, 1, dtype=torch.bool, device=self.device)], 1)
+        open_in = act[:, self.in_bond]  # (B, N, z): which bonds into each site are open
         while bool(front.any()):
-            u = torch.rand(B, self.src.shape[0], generator=generator, device=self.device, dtype=torch.float64)
-            tried = front[:, self.src] & sat & ~cluster[:, self.dst] & (u < self.p_bond[:, None])
-            reached = torch.zeros(B, N, device=self.device).index_add_(1, self.dst, tried.to(torch.float32)) > 0
-            front = reached & ~cluster
+            front = (front[:, self.in_site] & open_in).any(-1) & ~cluster
             cluster |= front
         size = cluster.sum(1)
         spin_sum = (self.s * cluster).sum(1).to(torch.float64)
@@ -229,9 +242,9 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
     ``equilibration`` discarded ones; E/N and the magnetisation recorded every ``record_every`` sweeps; init
     (n_chains, N) or (N,) spins, default uniformly random; generator a torch.Generator on ``device``.
     algorithm: "wolff" or "swendsen-wang". A Wolff sweep is ``clusters_per_sweep`` single-cluster updates per
-    chain, default N / <|C|> per chain from the equilibration sweeps (each grows clusters until it has touched N
-    sites; with equilibration=0, from one such pilot sweep on a copy of the start spins). Any system other than
-    the square-lattice Ising model is a LatthermError."""
+    chain, default round(N / <|C|>) per chain with <|C|> from the second half of the equilibration sweeps (each
+    grows clusters until it has touched N sites); with equilibration < PILOT_SWEEPS, from such sweeps of a pilot
+    on a copy of the start spins. Any system other than the square-lattice Ising model is a LatthermError."""
     square_ising_bonds(system)
     if algorithm not in ALGORITHMS:
         raise LatthermError(f"unknown cluster algorithm {algorithm!r} (choose from: {', '.join(ALGORITHMS)})")
@@ -252,10 +265,13 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
         eq_grown, eq_clusters = zero.clone(), zero.clone()
         grown, flipped, built = zero.clone(), zero.clone(), zero.clone()
         attempted = 0
-        if wolff and clusters_per_sweep is None and equilibration == 0:
+        if wolff and clusters_per_sweep is None and equilibration < PILOT_SWEEPS:
             pilot = ClusterChains(system, chains.s, T, mu, device)
-            c = pilot.wolff_sweep(None, generator)
-            eq_grown, eq_clusters = c.grown, c.clusters
+            for k in range(PILOT_SWEEPS):
+                c = pilot.wolff_sweep(None, generator)
+                if k >= PILOT_SWEEPS // 2:
+                    eq_grown += c.grown
+                    eq_clusters += c.clusters
         counts = None
         if wolff and clusters_per_sweep is not None:
             counts = torch.full((n_chains,), clusters_per_sweep, dtype=torch.long, device=device)
@@ -275,7 +291,7 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
                 grown += c.grown
                 flipped += c.flipped
                 built += c.clusters
-            else:
+            elif equilibration >= PILOT_SWEEPS and sweep >= equilibration // 2:
                 eq_grown += c.grown
                 eq_clusters += c.clusters
             r = sweep - equilibration + 1
