@@ -227,6 +227,12 @@ def test_seeded_runs_repeat_and_wolff_counts():
     assert res.attempted == int(round(float(res.mean_cluster_size.sum()) * 30))
     low = cluster_mc(system, 1.2, 0.0, 4, 5, equilibration=5, generator=torch.Generator().manual_seed(2))
     assert low.clusters_per_sweep.tolist() == [1] * 4  # ordered phase: one cluster spans nearly every site
+    per = torch.tensor([1, 2, 3, 4])
+    more = cluster_mc(system, 3.0, 0.0, 4, 5, init=low.final, clusters_per_sweep=per,
+                      generator=torch.Generator().manual_seed(2))
+    assert more.clusters_per_sweep.tolist() == [1, 2, 3, 4]
+    with pytest.raises(LatthermError, match="one per chain"):
+        cluster_mc(system, 3.0, 0.0, 4, 5, clusters_per_sweep=torch.tensor([1, 2]))
 
 
 def test_init_and_frozen_limit():

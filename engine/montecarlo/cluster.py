@@ -233,9 +233,19 @@ def _wolff_counts(sizes: torch.Tensor, clusters: torch.Tensor, N: int) -> torch.
     return torch.clamp(torch.round(N / mean.clamp(min=1.0)), min=1).to(torch.long)
 
 
+def _check_counts(value, n_chains: int) -> torch.Tensor:
+    """clusters_per_sweep as (n_chains,) long: an integer >= 1 or one per chain, else a LatthermError."""
+    if isinstance(value, torch.Tensor) and value.ndim > 0:
+        v = value.reshape(-1)
+        if v.numel() != n_chains or v.is_floating_point() or v.dtype == torch.bool or bool((v < 1).any()):
+            raise LatthermError(f"clusters_per_sweep must be an integer >= 1 or {n_chains} of them (one per chain)")
+        return v.to(torch.long)
+    return torch.full((n_chains,), check_count(value, "clusters_per_sweep", 1), dtype=torch.long)
+
+
 def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration: int = 0,
                algorithm: str = "wolff", init=None, generator: torch.Generator | None = None, device="cpu",
-               record_every: int = 1, clusters_per_sweep: int | None = None) -> ClusterMCResult:
+               record_every: int = 1, clusters_per_sweep=None) -> ClusterMCResult:
     """Cluster Monte Carlo of the square-lattice Ising model at per-chain (T, mu), batched over ``n_chains``.
 
     Same conventions as :func:`metropolis`: T, mu scalars or (n_chains,) tensors; ``sweeps`` recorded sweeps after
@@ -244,7 +254,10 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
     algorithm: "wolff" or "swendsen-wang". A Wolff sweep is ``clusters_per_sweep`` single-cluster updates per
     chain, default round(N / <|C|>) per chain with <|C|> from the second half of the equilibration sweeps (each
     grows clusters until it has touched N sites); with equilibration < PILOT_SWEEPS, from such sweeps of a pilot
-    on a copy of the start spins. Any system other than the square-lattice Ising model is a LatthermError."""
+    on a copy of the start spins; or an int, or one int per chain. A chain continued over many short calls
+    (``init`` = the last ``final``) keeps one fixed kernel only if each call gets the first call's
+    ``clusters_per_sweep``: counts re-measured from the current state would make the kernel state-dependent.
+    Any system other than the square-lattice Ising model is a LatthermError."""
     square_ising_bonds(system)
     if algorithm not in ALGORITHMS:
         raise LatthermError(f"unknown cluster algorithm {algorithm!r} (choose from: {', '.join(ALGORITHMS)})")
@@ -253,7 +266,7 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
     equilibration = check_count(equilibration, "equilibration", 0)
     record_every = check_count(record_every, "record_every", 1)
     if clusters_per_sweep is not None:
-        clusters_per_sweep = check_count(clusters_per_sweep, "clusters_per_sweep", 1)
+        clusters_per_sweep = _check_counts(clusters_per_sweep, n_chains)
     device = torch.device(device)
     check_condition(T, mu)
     N = system.n_sites
@@ -274,7 +287,7 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
                     eq_clusters += c.clusters
         counts = None
         if wolff and clusters_per_sweep is not None:
-            counts = torch.full((n_chains,), clusters_per_sweep, dtype=torch.long, device=device)
+            counts = clusters_per_sweep.to(device)
         n_rec = sweeps // record_every
         e_rec = torch.empty(n_chains, n_rec, dtype=torch.float64, device=device)
         o_rec = torch.empty_like(e_rec)
