@@ -219,8 +219,8 @@ class ClusterChains:
 @dataclass
 class ClusterMCResult(MCResult):
     """:class:`MCResult` of :func:`cluster_mc`. ``acceptance`` is flipped / grown sites over the recorded part
-    (SW about 1/2, Wolff 1 at mu = 0); ``attempted`` counts grown cluster sites (SW: N per update), so
-    ``updates_per_second`` is site updates per second like Metropolis' attempted flips per second."""
+    (SW about 1/2, Wolff 1 at mu = 0); ``attempted`` counts grown cluster sites (SW: N per update; a Wolff pilot
+    included), so ``updates_per_second`` is site updates per second like Metropolis' attempted flips per second."""
 
     algorithm: str = "wolff"
     clusters_per_sweep: torch.Tensor | None = None  # (n_chains,) Wolff updates per sweep (SW: 1)
@@ -251,10 +251,10 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
     Same conventions as :func:`metropolis`: T, mu scalars or (n_chains,) tensors; ``sweeps`` recorded sweeps after
     ``equilibration`` discarded ones; E/N and the magnetisation recorded every ``record_every`` sweeps; init
     (n_chains, N) or (N,) spins, default uniformly random; generator a torch.Generator on ``device``.
-    algorithm: "wolff" or "swendsen-wang". A Wolff sweep is ``clusters_per_sweep`` single-cluster updates per
-    chain, default round(N / <|C|>) per chain with <|C|> from the second half of the equilibration sweeps (each
-    grows clusters until it has touched N sites); with equilibration < PILOT_SWEEPS, from such sweeps of a pilot
-    on a copy of the start spins; or an int, or one int per chain. A chain continued over many short calls
+    algorithm: "wolff" or "swendsen-wang". A Wolff sweep is ``clusters_per_sweep`` (an int, or one per chain)
+    single-cluster updates per chain; by default round(N / <|C|>) per chain with <|C|> from the second half of
+    the equilibration sweeps (each grows clusters until it has touched N sites), or, with equilibration <
+    PILOT_SWEEPS, from such sweeps of a pilot on a copy of the start spins. A chain continued over many short calls
     (``init`` = the last ``final``) keeps one fixed kernel only if each call gets the first call's
     ``clusters_per_sweep``: counts re-measured from the current state would make the kernel state-dependent.
     Any system other than the square-lattice Ising model is a LatthermError."""
@@ -282,6 +282,7 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
             pilot = ClusterChains(system, chains.s, T, mu, device)
             for k in range(PILOT_SWEEPS):
                 c = pilot.wolff_sweep(None, generator)
+                attempted += int(c.grown.sum())
                 if k >= PILOT_SWEEPS // 2:
                     eq_grown += c.grown
                     eq_clusters += c.clusters
@@ -317,8 +318,8 @@ def cluster_mc(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
     if not wolff:
         counts = torch.ones(n_chains, dtype=torch.long, device=device)
     return ClusterMCResult(energy=e_rec, observable=o_rec, final=chains.s.to(torch.int8),
-                           acceptance=flipped.to(torch.float64) / grown.clamp(min=1), T=chains.T, mu=chains.mu, n_sites=N, sweeps=sweeps, equilibration=equilibration,
-                           record_every=record_every, seconds=seconds, attempted=attempted,
+                           acceptance=flipped.to(torch.float64) / grown.clamp(min=1), T=chains.T, mu=chains.mu,
+                           n_sites=N, sweeps=sweeps, equilibration=equilibration, record_every=record_every,
+                           seconds=seconds, attempted=attempted,
                            observable_name=getattr(system, "observable_name", "observable"), algorithm=algorithm,
-                           clusters_per_sweep=counts,
-                           mean_cluster_size=grown.to(torch.float64) / built.clamp(min=1))
+                           clusters_per_sweep=counts, mean_cluster_size=grown.to(torch.float64) / built.clamp(min=1))
