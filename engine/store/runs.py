@@ -277,20 +277,21 @@ class Run:
         return [p for _, p in sorted(found)]
 
     def latest_checkpoint(self) -> Path | None:
-        """Highest-step complete checkpoint; falls back to final/best if only those exist; None for a fresh run.
-
-        A cut file (a disk that filled up, a copy that stopped) is skipped with a note in the log, so the previous
-        valid checkpoint serves; when every file is cut, the newest is returned and its reader names the damage."""
-        from .checkpoint import is_complete
-
+        """Highest-step checkpoint; falls back to final/best if only those exist; None for a fresh run."""
         steps = self.checkpoints()
-        named = [p for p in (self.named_checkpoint_path(n) for n in ("final", "best")) if p.is_file()]
-        candidates = steps[::-1] + named
-        for p in candidates:
-            if is_complete(p):
+        if steps:
+            return steps[-1]
+        for name in ("final", "best"):
+            p = self.named_checkpoint_path(name)
+            if p.is_file():
                 return p
-            log.warning("%s is truncated or damaged; falling back to the previous checkpoint", p)
-        return candidates[0] if candidates else None
+        return None
+
+    def resume_candidates(self) -> list[Path]:
+        """Checkpoints to resume from, best first: step checkpoints newest first, then final and best. Resuming
+        takes the first that reads, so a cut latest file (a full disk, a kill) costs one interval, not the run."""
+        named = [p for p in (self.named_checkpoint_path(n) for n in ("final", "best")) if p.is_file()]
+        return self.checkpoints()[::-1] + named
 
     def prune_checkpoints(self, keep: int = 3) -> list[Path]:
         """Delete all but the newest ``keep`` step checkpoints; named ones (best, final) are never touched."""

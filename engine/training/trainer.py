@@ -21,6 +21,7 @@ from ..models import model_for_system
 from ..models.io import model_from_tensors, model_meta, model_tensors
 from ..progress import Control
 from ..store import Run, load_tensors, save_tensors, this_host
+from ..store.checkpoint import is_complete
 from ..store.lock import RunLock
 from ..systems import make_system
 from .conditions import ConditionSchedule
@@ -105,16 +106,18 @@ class Trainer:
 
     def _load_latest_valid(self) -> None:
         """Load the newest checkpoint that reads; a damaged newer one is noted in the run's log and skipped."""
-        first = self.run.latest_checkpoint()
-        candidates = [first] + [p for p in reversed(self.run.checkpoints()) if p != first] if first else []
+        candidates = self.run.resume_candidates()
         for i, ckpt in enumerate(candidates):
             try:
+                if not is_complete(ckpt) and i < len(candidates) - 1:
+                    raise CheckpointError(f"{ckpt}: truncated checkpoint")
                 self.load_checkpoint(ckpt)
-                return
             except CheckpointError as exc:
                 if i == len(candidates) - 1:
                     raise
-                _note(self.run, f"skipping damaged checkpoint: {exc}")
+                _note(self.run, f"resuming from an older checkpoint: {exc}")
+                continue
+            return
 
     # ---- checkpoints ------------------------------------------------------------------------------------------
     def save_checkpoint(self, name: str | None = None):
@@ -274,8 +277,9 @@ class Diverged(LatthermError):
 
 def check_finite(step: int, **values) -> None:
     for name, v in values.items():
-        if not math.isfinite(float(v)):
-            raise Diverged(f"diverged at step {step + 1}: {name} is {float(v)} (lower [training] lr or set clip_grad; "
+        v = float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+        if not math.isfinite(v):
+            raise Diverged(f"diverged at step {step + 1}: {name} is {v} (lower [training] lr or set clip_grad; "
                            "the run resumes from its last checkpoint)")
 
 
