@@ -43,6 +43,10 @@ _ID_RE = re.compile(r"^(\d{8}-\d{6})-")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+class RunFilesError(LatthermError):
+    """A run's files could not be written (a full disk, a quota): the run stops at its last checkpoint."""
+
+
 def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -207,7 +211,7 @@ class Run:
                     f.truncate(size)
                 except OSError:
                     pass
-                raise LatthermError(f"cannot write {self.metrics_path}: {exc.strerror or exc}") from None
+                raise RunFilesError(f"cannot write {self.metrics_path}: {exc.strerror or exc}") from None
 
     def truncate_metrics(self, step: int) -> int:
         """Drop the records logged after ``step`` (a resume from the checkpoint at ``step`` logs them again), and a

@@ -35,11 +35,15 @@ def exact(system: str, size: str, T: float, mu: float = 0.0, method: str = "auto
     return ExactResult(d, s.name, s.lattice.label, s.temperature_unit, s.mu_unit)
 
 
+#: the values of an exact reference (a result's to_dict gives None for a non-finite one)
+_VALUES = ("log_Z", "free_energy_per_site", "mean_energy_per_site", "mean_observable", "heat_capacity_per_site")
+
+
 def _check_finite(d: dict, T, mu) -> None:
     """An extreme condition (T = 1e308) overflows the exact sums: an error naming it, never silent nulls."""
     import math
 
-    bad = [k for k, v in d.items() if isinstance(v, float) and not math.isfinite(v)]
+    bad = [k for k in _VALUES if k in d and (d[k] is None or not math.isfinite(d[k]))]
     if bad:
         raise LatthermError(f"T={T:g}, mu={mu:g}: the exact reference overflows ({', '.join(bad)} not finite); "
                             "choose a less extreme condition")

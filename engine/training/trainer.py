@@ -22,6 +22,7 @@ from ..models.io import model_from_tensors, model_meta, model_tensors
 from ..progress import Control
 from ..store import Run, load_tensors, save_tensors, this_host
 from ..store.checkpoint import is_complete
+from ..store.runs import RunFilesError
 from ..store.lock import RunLock
 from ..systems import make_system
 from .conditions import ConditionSchedule
@@ -184,7 +185,14 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        loss, info = self.objective.loss(self.step, log)
+        try:
+            loss, info = self.objective.loss(self.step, log)
+        except RuntimeError as exc:  # sampling from diverged weights fails inside torch: name the divergence
+            check_weights_finite(self.model, self.step)
+            if "nan" in str(exc).lower() or "inf" in str(exc).lower():
+                raise Diverged(f"diverged by step {self.step}: the model's probabilities are not finite (lower "
+                               "[training] lr; the run resumes from its last checkpoint)") from None
+            raise
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.cfg.training.clip_grad
@@ -243,11 +251,11 @@ class Trainer:
                 run.set_status("failed", step=self.step, reason="diverged", message=str(exc),
                                elapsed_s=round(self.elapsed, 1))
             raise
-        except OSError as exc:  # disk full, a vanished folder: one line, not a chain of tracebacks
+        except (OSError, RunFilesError) as exc:  # disk full: one line, no checkpoint ahead of the metrics
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             if run is not None:
-                self._finish("failed", f"cannot write the run's files: {exc.strerror or exc}", save=False)
-            raise LatthermError(f"run {run.id if run else ''}: cannot write its files "
-                                f"({exc.strerror or exc}); it resumes from its last checkpoint") from None
+                self._finish("failed", f"cannot write the run's files: {text}", save=False)
+            raise RunFilesError(f"{text}; the run resumes from its last checkpoint") from None
         except BaseException as exc:  # Ctrl-C, a crash: keep what was learned, say what happened
             if run is not None:
                 self._finish("stopped" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
