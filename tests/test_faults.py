@@ -24,7 +24,6 @@ from _configs import tiny_ising
 from lattherm.engine.cli.main import main as cli_main
 from lattherm.engine.errors import LatthermError
 from lattherm.engine.store import Run, load_tensors, save_tensors
-from lattherm.engine.store.lock import RunLock
 
 PY = sys.executable
 
@@ -120,7 +119,8 @@ class RawEngine:
                         return m
                 left = end - time.monotonic()
                 assert left > 0, "timed out waiting for the engine"
-                self.cv.wait(left)
+                assert self.proc.poll() is None or self.lines, f"the engine died (exit {self.proc.returncode})"
+                self.cv.wait(min(left, 0.5))
 
     def call(self, rid, method, timeout=60.0, **params) -> dict:
         self.send_raw(json.dumps({"id": rid, "method": method, "params": params}).encode() + b"\n")
@@ -552,6 +552,8 @@ def test_export_model_onto_an_existing_file_is_refused(trained, tmp_path, capsys
 
 
 def test_stale_lock_is_taken_over_and_a_live_one_is_named(tmp_path):
+    from lattherm.engine.store.lock import RunLock
+
     folder = tmp_path / "r"
     folder.mkdir()
     (folder / "lock.json").write_text(json.dumps({"pid": 2**22 + 12345, "host": __import__("socket").gethostname()}))
@@ -561,3 +563,19 @@ def test_stale_lock_is_taken_over_and_a_live_one_is_named(tmp_path):
         RunLock(folder).acquire()
     lock.release()
     assert not (folder / "lock.json").exists()
+
+
+def test_sigterm_to_the_engine_stops_training_with_a_checkpoint(tmp_path):
+    e = RawEngine(tmp_path)
+    try:
+        e.wait(lambda m: m.get("event") == "ready")
+        e.call(1, "start_training", config=config(steps=100_000, checkpoint_every=100_000))
+        run = e.wait(lambda m: m.get("event") == "started")["data"]["path"]
+        e.wait(lambda m: m.get("event") == "metrics")
+        e.proc.send_signal(signal.SIGTERM)
+        assert e.proc.wait(30) == 0
+    finally:
+        e.close()
+    st = Run(run).status()
+    assert st["status"] == "stopped" and Run(run).latest_checkpoint() is not None
+    assert not (Path(run) / "lock.json").exists()

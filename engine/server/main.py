@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -255,12 +256,25 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(int(threads))
+    signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM (a logout, systemd) shuts down like 'shutdown'
     channel.event("ready", None, {"protocol": PROTOCOL_VERSION, "pid": os.getpid()})
-    code = engine.serve(sys.stdin.buffer)
+    try:
+        code = engine.serve(sys.stdin.buffer)
+    except _Terminated:
+        engine.shutdown()  # training stops with a checkpoint, status "stopped"
+        code = 0
     # Quick requests still computing (a long exact call) must not keep the process alive: their callers are gone,
     # and every file the engine writes is written atomically. Training was stopped with a checkpoint above.
     sys.stderr.flush()
     os._exit(code)
+
+
+class _Terminated(BaseException):
+    """Raised in the reader thread by SIGTERM: leave the blocking read and shut down."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
 
 
 def _depth(text: str) -> int:
