@@ -212,7 +212,10 @@ def test_shutdown_exits_within_a_second_while_a_long_request_runs(tmp_path):
         e.wait(lambda m: m.get("event") == "ready")
         e.send_raw(json.dumps({"id": 1, "method": "exact", "params": {
             "system": "ising", "size": "4x4", "T": [1.0 + 0.01 * i for i in range(300)]}}).encode() + b"\n")
-        time.sleep(0.5)  # the quick pool is computing (tens of seconds of work)
+        time.sleep(0.5)  # the exact call is computing (tens of seconds of work)
+        t = time.monotonic()
+        assert "result" in e.call(3, "list_runs", timeout=5)  # not stuck behind it
+        assert time.monotonic() - t < 2.0
         t0 = time.monotonic()
         e.send_raw(b'{"id":2,"method":"shutdown"}\n')
         e.proc.wait(10)

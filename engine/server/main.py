@@ -1,7 +1,8 @@
 """Engine process main loop: read requests from stdin, answer quick ones on a small thread pool, queue jobs.
 
 Threads: the main thread reads stdin and dispatches; control requests (hello, pause, cancel, jobs ...) are answered
-right there; quick requests (exact values, run lists, loading a run, exporting structures) go to a 2-thread pool;
+right there; quick requests (run lists, loading a run) go to a 2-thread pool, the ones that compute (exact values,
+exporting structures) to a thread of their own, so a long exact call never stalls the run list;
 long jobs go to one of two queues, each drained by its own worker: ``train`` (training runs, one at a time) and
 ``sample`` (sampling, painting, evaluation, phase diagrams), so sampling a bundled model is not stuck behind a
 training run. torch releases the GIL in
@@ -30,6 +31,8 @@ log = logging.getLogger("lattherm.engine.server")
 
 #: requests answered in the reader thread (cheap, must never wait behind anything)
 CONTROL = {"hello", "ping", "jobs", "pause", "resume", "cancel", "shutdown"}
+#: quick requests that may compute for seconds: their own thread, so listing and opening runs stay instant
+HEAVY = {"exact", "export_structures"}
 #: the longest request line read (a config is the largest thing a request carries); longer ones are refused unread
 MAX_LINE = 1_000_000
 #: the deepest nesting of arrays and objects a request may have (real requests have 3 or 4)
@@ -60,6 +63,7 @@ class Engine:
         self._ids = itertools.count(1)
         self.queues = {"train": queue.Queue(), "sample": queue.Queue()}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quick")
+        self.heavy = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heavy")
         self.stopping = threading.Event()
         self.workers = [threading.Thread(target=self._worker, args=(name,), name=f"jobs-{name}", daemon=True)
                         for name in self.queues]
@@ -118,7 +122,8 @@ class Engine:
             if job is not None:
                 self.enqueue(job)  # after the reply: the client knows the job's id before its first event
         elif hasattr(self.handlers, "do_" + method):
-            self.pool.submit(self._answer, rid, getattr(self.handlers, "do_" + method), params)
+            pool = self.heavy if method in HEAVY else self.pool  # run lists never wait behind exact sums
+            pool.submit(self._answer, rid, getattr(self.handlers, "do_" + method), params)
         else:
             self.ch.error(rid, "MethodNotFound", f"unknown method {method!r}")
 
@@ -244,6 +249,7 @@ class Engine:
         for w in self.workers:  # training stops within a step and checkpoints; a sampling job is just dropped
             w.join(timeout=30 if w.name == "jobs-train" else 1)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.heavy.shutdown(wait=False, cancel_futures=True)
 
 
 def main(argv=None) -> int:
