@@ -65,7 +65,8 @@ def request_extxyz(parent: QWidget, client, samples_path: str, suggested: str, s
     in the engine process; the GUI never imports it); the outcome is shown in ``status``."""
     path = ask_path(parent, "Export structures", suggested, "Extended XYZ (*.extxyz *.xyz)", key="structures_dir")
     if path:
-        client.request("export_structures", {"samples": str(samples_path), "out": path, "format": "extxyz"},
+        client.request("export_structures", {"samples": str(samples_path), "out": path, "format": "extxyz",
+                                                   "overwrite": True},  # the save dialog asked
                        lambda res: status.setText(f"wrote {res['frames']} structures of {res['atoms']} atoms "
                                                   f"to {res['path']}"),
                        lambda e: show_error(status, e))

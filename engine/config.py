@@ -11,6 +11,7 @@ of the energy from the system catalog, so the GUI validates exactly as the engin
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -114,7 +115,7 @@ class TrainingConfig:
     checkpoint_every: int = _spec(500, "checkpoint every", "steps between checkpoints", low=1)
     keep_checkpoints: int = _spec(3, "keep checkpoints", "newest checkpoints kept on disk", low=1)
     log_every: int = _spec(10, "log every", "steps between metric records", low=1)
-    threads: int = _spec(0, "CPU threads", "torch CPU threads; 0 = torch's default", low=0)
+    threads: int = _spec(0, "CPU threads", "torch CPU threads; 0 = torch's default", low=0, high=1024)
 
 
 @dataclass
@@ -218,7 +219,14 @@ def _coerce(section: str, key: str, value, default):
     return value
 
 
+#: tables a config must have: without [system] a config would silently train the default Ising 5x5
+REQUIRED = ("system",)
+
+
 def config_from_dict(data: dict) -> RunConfig:
+    missing = [t for t in REQUIRED if t not in data]
+    if missing:
+        raise ConfigError(f"the config has no [{missing[0]}] table (it names what to train: name and size)")
     cfg = RunConfig()
     for section, values in data.items():
         if section not in SECTIONS:
@@ -238,6 +246,9 @@ def config_from_dict(data: dict) -> RunConfig:
 def _check_bounds(cfg: RunConfig) -> None:
     for spec in schema():
         value = getattr(getattr(cfg, spec.section), spec.name)
+        if spec.type in (float, "range") and not all(math.isfinite(v) for v in (value if spec.type == "range"
+                                                                                  else [value])):
+            raise ConfigError(f"{spec.key} must be finite, got {value!r}")  # nan passes every comparison
         if spec.type in (bool, str) or (spec.low is None and spec.high is None):
             continue
         if not all(spec.in_bounds(v) for v in (value if spec.type == "range" else [value])):
@@ -257,6 +268,8 @@ def validate(cfg: RunConfig) -> None:
         known = ", ".join(f"{k}/{a}" for k, a in MODEL_KINDS)
         raise ConfigError(f"[model] unknown model {m.kind}/{m.arch} (known: {known})")
     _check_bounds(cfg)
+    if t.lr_final > t.lr:
+        raise ConfigError(f"[training] lr_final ({t.lr_final:g}) must not exceed lr ({t.lr:g}): the schedule decays")
     n_cond = c.T_points * c.mu_points
     if t.batch < 2 * n_cond or t.batch % n_cond:
         raise ConfigError(f"[training] batch must be a multiple of the {n_cond} conditions with at least two samples "
@@ -272,16 +285,36 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"[model] gibbs_steps must be in 1..{n_sites} (the number of sites), got {m.gibbs_steps}")
 
 
+def read_config_text(path) -> str:
+    """The text of a config file; a missing file, a folder or bytes that are not UTF-8 are one ConfigError."""
+    p = Path(path)
+    if not p.is_file():
+        raise LatthermError(f"config file {p} not found")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p} is {len(raw):,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+
+
+#: a config is a page of TOML; anything far larger is not one
+MAX_CONFIG_BYTES = 1_000_000
+
+
 def parse_config(text: str, source: str = "config") -> RunConfig:
+    if not isinstance(text, str):
+        raise ConfigError(f"{source} must be TOML text, got {type(text).__name__}")
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{source} is not valid TOML: {' '.join(str(exc).split()) or 'nested too deeply'}") from None
     return config_from_dict(data)
 
 
 def load_config(path) -> RunConfig:
-    p = Path(path)
-    if not p.is_file():
-        raise LatthermError(f"config file {p} not found")
-    return parse_config(p.read_text(encoding="utf-8"), source=str(p))
+    return parse_config(read_config_text(path), source=str(path))

@@ -410,7 +410,7 @@ def test_evaluate_run_without_checkpoint_is_one_line_exit_2(capsys, tmp_path):
 
 
 def test_truncated_checkpoint_is_named_and_the_run_left_byte_identical(capsys, tmp_path, lattherm_home):
-    """The latest checkpoint cut in half: evaluate, sample, export-model and train --resume each exit 2 with one line
+    """The latest checkpoint cut in half: evaluate, sample and export-model each exit 2 with one line
     naming the file, and every file of the run (the damaged one included) is byte-identical afterwards."""
     run = train(capsys, tmp_path, steps=10)
     latest = truncate_latest_checkpoint(run)
@@ -421,8 +421,7 @@ def test_truncated_checkpoint_is_named_and_the_run_left_byte_identical(capsys, t
         ["evaluate", run.id, "--grid", GRID, "--samples", 20, "--json"],
         ["sample", run.id, "--T", 2.5, "-n", 5, "--out", tmp_path / "s.npz"],
         ["export-model", run.id, "--out", tmp_path / "exported"],
-        ["train", "--resume", run.id],
-    ]
+    ]  # train --resume falls back to the previous valid checkpoint (tests/test_faults.py)
     for args in attempts:
         rc, out, err = cli(capsys, *args)
         assert_one_line_error(rc, err, latest.name, "truncated")

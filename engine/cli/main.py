@@ -20,7 +20,7 @@ def _number(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    return v
+    return v  # nan and inf reach the task, whose check names the quantity
 
 
 def _device(name: str | None) -> str | None:
@@ -186,22 +186,27 @@ def cmd_train(a) -> int:
                            init=a.init)
     control = Control()
 
-    def on_sigint(signum, frame):
+    def on_signal(signum, frame):
+        """Ctrl-C and SIGTERM (what SLURM and systemd send) stop after this step with one checkpoint."""
         if control.stop:
             raise KeyboardInterrupt
-        control.request_stop("interrupted (Ctrl-C)")
-        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        control.request_stop(f"interrupted ({name})")
+        print(f"\nstopping after this step and saving a checkpoint ({name} again to abort)", file=sys.stderr)
 
-    old = signal.signal(signal.SIGINT, on_sigint)
+    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     bar = Bar("step")
     print(f"run {trainer.run.id} in {trainer.run.path} on {trainer.device} (step {trainer.step})", file=sys.stderr)
     try:
         res = train(trainer, progress=bar, control=control)
     finally:
         bar.close()
-        signal.signal(signal.SIGINT, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     print(f"{res.status}: run {res.run}, step {res.step}, checkpoint {res.checkpoint}", file=sys.stderr)
-    return 130 if res.status == "stopped" and res.reason.startswith("interrupted") else 0
+    if res.status == "stopped" and res.reason.startswith("interrupted"):
+        return 143 if "SIGTERM" in res.reason else 130
+    return 0
 
 
 def _print_table(ev: dict, unit: str) -> None:
@@ -350,6 +355,13 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lattherm: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permissions: one line naming the file
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"lattherm: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("lattherm: error: out of memory (lower the sizes or counts, or LATTHERM_MEMORY_GB)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import torch
 from ..devices import pick_device
 from ..errors import CheckpointError, LatthermError
 from ..store import ModelSource, load_tensors, resolve_model_source, save_tensors
+from ..store.checkpoint import check_weights
 from ..systems import make_system
 from ..systems.base import System
 from . import AutoregressiveModel, build_model
@@ -31,13 +32,18 @@ def model_meta(model: AutoregressiveModel, system: System) -> dict:
 
 
 def model_from_tensors(tensors: dict, meta: dict, path, device="cpu") -> tuple[AutoregressiveModel, System]:
+    from ..tasks.limits import check_lattice, check_model  # crafted sizes are refused before allocating
+
+    check_weights(tensors, path, PREFIX)  # int32 or NaN weights are refused, never cast
     try:
         hp = dict(meta["model"])
         sysd = meta["system"]
+        check_lattice(sysd["system"], sysd["size"])
         system = make_system(sysd["system"], sysd["size"])
     except (KeyError, TypeError):
         raise CheckpointError(f"{path}: checkpoint lacks the model/system description") from None
     kind, arch = hp.pop("kind", None), hp.pop("arch", "mlp")
+    check_model({**hp, "arch": arch}, system.n_sites, what=f"the model in {path}")
     model = build_model(kind, arch, **hp)
     state = {k[len(PREFIX):]: v for k, v in tensors.items() if k.startswith(PREFIX)}
     try:

@@ -21,6 +21,45 @@ from ..tasks.runs import METRIC_KEYS
 #: exceptions that are the user's business (shown as they are), not engine bugs (which also go to the log)
 USER_ERRORS = (LatthermError, FileNotFoundError, ValueError, KeyError)
 
+_MISSING = object()
+_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+          dict: "an object"}
+
+
+def param(params: dict, name: str, kind, default=_MISSING, method: str = ""):
+    """``params[name]`` checked against ``kind`` (a type or a tuple of types; an int is a valid float); a missing
+    or mistyped parameter is a LatthermError naming it, never a raw KeyError or TypeError."""
+    where = f"{method}: " if method else ""
+    if name not in params or params[name] is None:
+        if default is _MISSING:
+            raise LatthermError(f"{where}parameter '{name}' is required")
+        return default
+    value = params[name]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    ok = any(isinstance(value, k) and not (isinstance(value, bool) and k is not bool) for k in kinds) or (
+        float in kinds and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        want = " or ".join(_TYPES.get(k, k.__name__) for k in kinds)
+        raise LatthermError(f"{where}parameter '{name}' must be {want}, got {type(value).__name__} {_short(value)}")
+    return float(value) if kinds == (float,) else value
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for an error reply: a LatthermError as it is; a raw Python error says what kind it is."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, LatthermError):
+        return text or type(exc).__name__
+    if isinstance(exc, KeyError):
+        return f"missing key {text}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
 METRICS_INTERVAL = 0.1  # at most ~10 metrics (and progress) messages a second
 
 #: the parameters of each task job, named as the CLI names its options
@@ -32,7 +71,7 @@ JOB_PARAMS = {
                  "device", "seed"),
     "phase_diagram": ("model", "out", "system", "lattice_size", "chains", "sweeps", "boundary", "boundary_size",
                       "boundary_T_points", "T_points", "mu_points", "samples", "T_range", "mu_range", "device",
-                      "seed"),
+                      "seed", "overwrite"),
 }
 
 
@@ -46,33 +85,45 @@ def do_bundled_models(params) -> list:
 
 
 def do_delete_run(params) -> dict:
-    return tasks.delete_run(params["run"])
+    return tasks.delete_run(param(params, "run", str, method="delete_run"))
 
 
 def do_open_run(params) -> dict:
-    return tasks.open_run(params["run"])
+    return tasks.open_run(param(params, "run", str, method="open_run"))
 
 
 def do_model_info(params) -> dict:
-    return tasks.describe_model(params["model"])
+    return tasks.describe_model(param(params, "model", str, method="model_info"))
 
 
 def do_exact(params) -> list:
-    """Exact references at T (a number or a list) and mu; null entries where no exact method applies."""
-    Ts = params["T"] if isinstance(params["T"], list) else [params["T"]]
-    return tasks.exact_references(params["system"], params["size"], Ts, float(params.get("mu", 0.0)))
+    """Exact references at T (a number or a list of at most ``limits.MAX_TEMPERATURES``) and mu; null entries
+    where no exact method applies; a non-positive T is an error."""
+    T = param(params, "T", (float, list), method="exact")
+    Ts = T if isinstance(T, list) else [T]
+    for i, t in enumerate(Ts):
+        param({"T": t}, "T", float, method=f"exact (T entry {i})")
+    return tasks.exact_references(param(params, "system", str, method="exact"),
+                                  param(params, "size", str, method="exact"), [float(t) for t in Ts],
+                                  param(params, "mu", float, 0.0, method="exact"))
 
 
 def do_paper_grid(params) -> list:
     from ..training import paper_grid
 
-    return [list(c) for c in paper_grid(params["system"])]
+    return [list(c) for c in paper_grid(param(params, "system", str, method="paper_grid"))]
 
 
 def do_export_structures(params) -> dict:
-    """An alloy (fcc) samples .npz -> extended XYZ (default) or CIF at ``out``."""
-    return tasks.export_structures(params["samples"], params["out"], str(params.get("format", "extxyz")),
-                                   params.get("max")).to_dict()
+    """An alloy (fcc) samples .npz -> extended XYZ (default) or CIF at ``out``: a path the user chose, which is
+    never overwritten unless the request says ``overwrite: true``."""
+    m = "export_structures"
+    out = Path(param(params, "out", str, method=m)).expanduser()
+    if out.exists() and not param(params, "overwrite", bool, False, method=m):
+        raise LatthermError(f"{m}: {out} exists; send overwrite: true to replace it")
+    return tasks.export_structures(param(params, "samples", str, method=m), out,
+                                   param(params, "format", str, "extxyz", method=m),
+                                   param(params, "max", int, None, method=m)).to_dict()
 
 
 # ---- jobs --------------------------------------------------------------------------------------------------------
@@ -80,24 +131,43 @@ def validate_job(method: str, params: dict) -> None:
     """Checks answered at once (a bad config or an unknown model is an error reply, not a failed job)."""
     from ..config import parse_config
 
+    from ..config import read_config_text
+    from ..tasks.limits import check_config
+
     if method == "start_training":
-        text = params.get("config")
-        if not text and params.get("config_path"):
-            text = Path(params["config_path"]).read_text(encoding="utf-8")
+        text = param(params, "config", str, None, method=method)
+        for key in ("name_hint", "device"):
+            param(params, key, str, None, method=method)
+        if not text and param(params, "config_path", str, None, method=method):
+            text = read_config_text(params["config_path"])  # a file the user chose; UTF-8 and size checked
             params["config"] = text
         if not text:
             raise LatthermError("start_training needs 'config' (TOML text) or 'config_path'")
-        parse_config(text)
+        check_config(parse_config(text))
         return
     if method == "resume_training":
-        Run.open(params["run"])
+        param(params, "device", str, None, method=method)
+        Run.open(param(params, "run", str, method=method))
         return
     unknown = sorted(set(params) - set(JOB_PARAMS[method]))
     if unknown:
         raise LatthermError(f"{method} takes no {', '.join(unknown)} (it takes {', '.join(JOB_PARAMS[method])})")
-    for key in ("model", "T") if method == "paint" else ("model",):
-        if key not in params:
-            raise LatthermError(f"{method} needs '{key}'")
+    param(params, "model", str, method=method)
+    if method == "paint":
+        param(params, "T", float, method=method)
+    for key in ("n", "batch", "seed", "samples", "views", "chains", "sweeps", "T_points", "mu_points",
+                "boundary_T_points"):
+        param(params, key, int, None, method=method)
+    for key in ("stride", "size"):  # a number / a text, or one entry per axis
+        param(params, key, (int, list) if key == "stride" else (str, list), None, method=method)
+    param(params, "mu", float, None, method=method)
+    for key in ("device", "method", "layout", "period_mode", "system", "lattice_size", "boundary",
+                "boundary_size", "out"):
+        param(params, key, str, None, method=method)
+    if method == "phase_diagram":
+        out = Path(param(params, "out", str, method=method)).expanduser()
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not param(params, "overwrite", bool, False):
+            raise LatthermError(f"phase_diagram: {out} exists and is not empty; send overwrite: true to write there")
     if params["model"] != "mc" or method != "phase_diagram":
         resolve_model_source(params["model"])
     if method == "sample":
@@ -195,7 +265,7 @@ def _train(ch, job, control, reporter) -> None:
 
 def _task_call(method: str, p: dict):
     """The task function of a job with its keyword arguments from the JSON params."""
-    kw = {k: v for k, v in p.items() if k != "model"}
+    kw = {k: v for k, v in p.items() if k not in ("model", "overwrite")}
     if method == "sample":
         return tasks.sample, {"conditions": "paper", **kw}
     if method == "paint":

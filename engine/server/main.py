@@ -1,7 +1,8 @@
 """Engine process main loop: read requests from stdin, answer quick ones on a small thread pool, queue jobs.
 
 Threads: the main thread reads stdin and dispatches; control requests (hello, pause, cancel, jobs ...) are answered
-right there; quick requests (exact values, run lists, loading a run, exporting structures) go to a 2-thread pool;
+right there; quick requests (run lists, loading a run) go to a 2-thread pool, the ones that compute (exact values,
+exporting structures) to a thread of their own, so a long exact call never stalls the run list;
 long jobs go to one of two queues, each drained by its own worker: ``train`` (training runs, one at a time) and
 ``sample`` (sampling, painting, evaluation, phase diagrams), so sampling a bundled model is not stuck behind a
 training run. torch releases the GIL in
@@ -15,6 +16,7 @@ import itertools
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -29,6 +31,12 @@ log = logging.getLogger("lattherm.engine.server")
 
 #: requests answered in the reader thread (cheap, must never wait behind anything)
 CONTROL = {"hello", "ping", "jobs", "pause", "resume", "cancel", "shutdown"}
+#: quick requests that may compute for seconds: their own thread, so listing and opening runs stay instant
+HEAVY = {"exact", "export_structures"}
+#: the longest request line read (a config is the largest thing a request carries); longer ones are refused unread
+MAX_LINE = 1_000_000
+#: the deepest nesting of arrays and objects a request may have (real requests have 3 or 4)
+MAX_DEPTH = 32
 #: requests that become queued jobs: method -> queue name
 JOB_METHODS = {"start_training": "train", "resume_training": "train", "sample": "sample", "paint": "sample",
                "evaluate": "sample", "phase_diagram": "sample"}
@@ -55,6 +63,7 @@ class Engine:
         self._ids = itertools.count(1)
         self.queues = {"train": queue.Queue(), "sample": queue.Queue()}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="quick")
+        self.heavy = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heavy")
         self.stopping = threading.Event()
         self.workers = [threading.Thread(target=self._worker, args=(name,), name=f"jobs-{name}", daemon=True)
                         for name in self.queues]
@@ -68,11 +77,20 @@ class Engine:
             w.start()
         threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
         while not self.stopping.is_set():
-            line = stdin.readline()
+            line = stdin.readline(MAX_LINE + 1)
             if not line:
                 break  # the GUI closed our stdin (or died): shut down cleanly
+            if len(line) > MAX_LINE and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+                while line and not line.endswith(b"\n" if isinstance(line, bytes) else "\n"):
+                    line = stdin.readline(MAX_LINE)  # skip the rest of the line, never holding it whole
+                self.ch.error(None, "ProtocolError", f"request line longer than {MAX_LINE:,} bytes: ignored")
+                continue
             if line.strip():
-                self.dispatch(line)
+                try:
+                    self.dispatch(line)
+                except Exception as exc:  # a bug in dispatch itself: say so, keep serving
+                    self.ch.error(None, "EngineError", f"request not handled: {type(exc).__name__}: {exc}")
+                    traceback.print_exc()
         self.shutdown()
         return 0
 
@@ -80,10 +98,17 @@ class Engine:
         import json
 
         try:
+            if isinstance(line, bytes):
+                try:
+                    line = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"not UTF-8 (byte 0x{line[exc.start]:02x} at offset {exc.start})") from None
+            if _depth(line) > MAX_DEPTH:
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
             msg = json.loads(line)
             if not isinstance(msg, dict) or not isinstance(msg.get("method"), str):
                 raise ValueError("a request is an object with a string 'method'")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             self.ch.error(None, "ProtocolError", f"unreadable request: {exc}")
             return
         rid, method, params = msg.get("id"), msg["method"], msg.get("params") or {}
@@ -97,7 +122,8 @@ class Engine:
             if job is not None:
                 self.enqueue(job)  # after the reply: the client knows the job's id before its first event
         elif hasattr(self.handlers, "do_" + method):
-            self.pool.submit(self._answer, rid, getattr(self.handlers, "do_" + method), params)
+            pool = self.heavy if method in HEAVY else self.pool  # run lists never wait behind exact sums
+            pool.submit(self._answer, rid, getattr(self.handlers, "do_" + method), params)
         else:
             self.ch.error(rid, "MethodNotFound", f"unknown method {method!r}")
 
@@ -105,12 +131,12 @@ class Engine:
         """Reply with fn's result or its error; returns the result (None after an error)."""
         try:
             result = fn(*args)
+            self.ch.result(rid, result)
         except Exception as exc:  # errors are data: the engine keeps serving
-            self.ch.error(rid, type(exc).__name__, str(exc) or repr(exc))
+            self.ch.error(rid, type(exc).__name__, self.handlers.error_text(exc))
             if not isinstance(exc, self.handlers.USER_ERRORS):
                 traceback.print_exc()
             return None
-        self.ch.result(rid, result)
         return result
 
     def _heartbeat(self) -> None:
@@ -144,7 +170,7 @@ class Engine:
                 self.handlers.run_job(self, job)
             except Exception as exc:
                 job.state = "failed"
-                self.ch.event("failed", job.id, {"type": type(exc).__name__, "message": str(exc) or repr(exc),
+                self.ch.event("failed", job.id, {"type": type(exc).__name__, "message": self.handlers.error_text(exc),
                                                  "run": job.run_id,
                                                  "traceback": traceback.format_exc()[-4000:]})
                 if not isinstance(exc, self.handlers.USER_ERRORS):
@@ -220,9 +246,10 @@ class Engine:
                 self.do_cancel({"job": job.id})
         for q in self.queues.values():
             q.put(None)
-        for w in self.workers:
-            w.join(timeout=30)
+        for w in self.workers:  # training stops within a step and checkpoints; a sampling job is just dropped
+            w.join(timeout=30 if w.name == "jobs-train" else 1)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.heavy.shutdown(wait=False, cancel_futures=True)
 
 
 def main(argv=None) -> int:
@@ -235,8 +262,50 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(int(threads))
+    signal.signal(signal.SIGTERM, _on_sigterm)  # SIGTERM (a logout, systemd) shuts down like 'shutdown'
     channel.event("ready", None, {"protocol": PROTOCOL_VERSION, "pid": os.getpid()})
-    return engine.serve(sys.stdin)
+    try:
+        code = engine.serve(sys.stdin.buffer)
+    except _Terminated:
+        engine.shutdown()  # training stops with a checkpoint, status "stopped"
+        code = 0
+    # Quick requests still computing (a long exact call) must not keep the process alive: their callers are gone,
+    # and every file the engine writes is written atomically. Training was stopped with a checkpoint above.
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class _Terminated(BaseException):
+    """Raised in the reader thread by SIGTERM: leave the blocking read and shut down."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+def _depth(text: str) -> int:
+    """The deepest nesting of [ and { outside strings, counted without parsing (json.loads recurses)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 if __name__ == "__main__":

@@ -76,6 +76,41 @@ def read_meta(path: str | os.PathLike) -> dict:
     return _lattherm_meta(path, _read_header(path, data, check_size=False), check_format=False)
 
 
+def is_complete(path: str | os.PathLike) -> bool:
+    """Whether the file holds a whole checkpoint: a readable header and every byte it promises (cheap: the header
+    and the file size, not the tensors)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return False
+            n = struct.unpack("<Q", head)[0]
+            if not 2 <= n <= _MAX_HEADER:
+                return False
+            data = head + f.read(n)
+        size = path.stat().st_size
+        header = _read_header(path, data, check_size=False)
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (OSError, CheckpointError, TypeError, KeyError, IndexError, ValueError):
+        return False
+    return 8 + n + end <= size
+
+
+def check_weights(tensors: dict, path, prefix: str = "model.") -> None:
+    """Model weights must be floating point and finite: integer weights would be cast silently (wrong samples),
+    NaN or inf ones give NaN probabilities. A CheckpointError names the first bad tensor."""
+    import torch
+
+    for name, t in tensors.items():
+        if not name.startswith(prefix):
+            continue
+        if not t.is_floating_point():
+            raise CheckpointError(f"{path}: weight {name} is {str(t.dtype).replace('torch.', '')}, not floating point")
+        if not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: weight {name} holds NaN or infinite values")
+
+
 def _lattherm_meta(path: Path, header: dict, check_format: bool) -> dict:
     """Our JSON metadata from a parsed safetensors header, or a CheckpointError saying what is wrong."""
     extra = header.get("__metadata__") or {}

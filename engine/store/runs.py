@@ -9,6 +9,7 @@ Layout of ``<root>/<id>/``::
     checkpoints/    step-00001000.safetensors ..., plus optional best/final.safetensors
     samples/        <stem>-<n>.npz arrays handed to the GUI by path
     engine.log      the engine's stderr for this run
+    lock.json       pid and host of the process that owns the run while it trains (see :mod:`.lock`)
     fault.log       faulthandler output if the engine process crashes
 
 The folder name is the id: ``YYYYmmdd-HHMMSS-<hint>-<4 hex>`` sorts by time and stays unique across processes.
@@ -29,7 +30,8 @@ from typing import Any, Iterable
 
 from .. import paths
 from ..errors import LatthermError
-from .atomic import atomic_write_json, atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .lock import RunBusy, RunLock, describe, live_owner
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ METRICS = "metrics.jsonl"
 _STEP_RE = re.compile(r"^step-(\d+)\.safetensors$")
 _ID_RE = re.compile(r"^(\d{8}-\d{6})-")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class RunFilesError(LatthermError):
+    """A run's files could not be written (a full disk, a quota): the run stops at its last checkpoint."""
 
 
 def _now() -> str:
@@ -60,12 +66,16 @@ class Run:
 
     def __init__(self, path: str | os.PathLike):
         self._path = Path(path).resolve()
+        self.lock: RunLock | None = None  # held while this process owns (trains) the run
 
     # ---- creation / lookup -------------------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, config_text: str, name_hint: str = "run", root: str | os.PathLike | None = None) -> "Run":
-        """Make a new run folder with its config and a ``created`` status; the id is unique even under races."""
+    def create(cls, config_text: str, name_hint: str = "run", root: str | os.PathLike | None = None,
+               owned: bool = False) -> "Run":
+        """Make a new run folder with its config and a ``created`` status; the id is unique even under races.
+        ``owned``: take the run's :class:`RunLock` (as ``run.lock``) before anything else is written in it, so a run
+        that is about to be trained is owned from its first moment."""
         base = _root(root)
         base.mkdir(parents=True, exist_ok=True)
         hint = _slug(name_hint, "run")
@@ -79,6 +89,8 @@ class Run:
         else:  # pragma: no cover - 100 clashes in one second
             raise LatthermError(f"could not create a unique run folder in {base}")
         run = cls(base / rid)
+        if owned:
+            run.lock = RunLock(run.path).acquire()
         run.checkpoints_dir.mkdir()
         run.samples_dir.mkdir()
         atomic_write_text(run.config_path, config_text)
@@ -158,6 +170,8 @@ class Run:
         ``"interrupted"`` with ``resumable: true`` (its last step kept), so a killed engine or a lost cluster job needs
         nobody to repair the folder. Reading never writes; another host's run is left as recorded."""
         data = self.recorded_status()
+        if data["status"] in ("running", "created") and live_owner(self._path) is not None:
+            return data
         if data["status"] == "running" and data.get("host") == this_host() and not pid_alive(data.get("pid")):
             data = {**data, "status": "interrupted", "resumable": True,
                     "message": f"the training process (pid {data.get('pid')}) is gone"}
@@ -183,13 +197,45 @@ class Run:
         if not text:
             return
         with open(self.metrics_path, "a+b") as f:
+            size = f.tell()
             # A run killed mid-write leaves a line without "\n"; start on a fresh line so the new records survive.
-            if f.tell() > 0:
+            if size > 0:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":
                     text = "\n" + text
-            f.write(text.encode("utf-8"))
-            f.flush()
+            try:
+                f.write(text.encode("utf-8"))
+                f.flush()
+            except OSError as exc:  # disk full, quota: no cut line stays behind, and the error is one line
+                try:
+                    f.truncate(size)
+                except OSError:
+                    pass
+                raise RunFilesError(f"cannot write {self.metrics_path}: {exc.strerror or exc}") from None
+
+    def truncate_metrics(self, step: int) -> int:
+        """Drop the records logged after ``step`` (a resume from the checkpoint at ``step`` logs them again), and a
+        cut last line; rewritten atomically. Returns the number of records dropped."""
+        try:
+            raw = self.metrics_path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        keep, dropped = [], 0
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                dropped += 1
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), (int, float)) and rec["step"] > step:
+                dropped += 1
+                continue
+            keep.append(line + b"\n")
+        if dropped:
+            atomic_write_bytes(self.metrics_path, b"".join(keep))
+        return dropped
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """All metric records; a truncated or damaged line (a run killed mid-write) is skipped, not fatal."""
@@ -244,6 +290,12 @@ class Run:
             if p.is_file():
                 return p
         return None
+
+    def resume_candidates(self) -> list[Path]:
+        """Checkpoints to resume from, best first: step checkpoints newest first, then final and best. Resuming
+        takes the first that reads, so a cut latest file (a full disk, a kill) costs one interval, not the run."""
+        named = [p for p in (self.named_checkpoint_path(n) for n in ("final", "best")) if p.is_file()]
+        return self.checkpoints()[::-1] + named
 
     def prune_checkpoints(self, keep: int = 3) -> list[Path]:
         """Delete all but the newest ``keep`` step checkpoints; named ones (best, final) are never touched."""
@@ -418,7 +470,8 @@ def list_runs(root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     base = _root(root)
     if not base.is_dir():
         return []
-    rows = [run_summary(Run(d)) for d in base.iterdir() if d.is_dir() and is_run_dir(d)]
+    rows = [run_summary(Run(d)) for d in base.iterdir()
+            if not d.name.startswith(".") and d.is_dir() and is_run_dir(d)]  # .deleting-* are on their way out
     return sorted(rows, key=_sort_key)
 
 
@@ -434,5 +487,22 @@ def delete_run(ref: str | os.PathLike | Run, root: str | os.PathLike | None = No
         raise LatthermError(f"refusing to delete {path}: not a run inside {base}")
     if not is_run_dir(path):
         raise LatthermError(f"refusing to delete {path}: not a lattherm run (no {CONFIG})")
-    shutil.rmtree(path)
+    lock = RunLock(path, purpose="deletion")
+    try:
+        lock.acquire()  # a trainer starting now finds the run taken; a live owner refuses the delete
+    except RunBusy:
+        owner = live_owner(path) or {}
+        raise LatthermError(f"refusing to delete run {path.name}: it is in use ({describe(owner)}); stop it first")
+    st = Run(path).recorded_status()  # a run trained by an older lattherm has no lock, only its status
+    if st.get("status") == "running" and st.get("host") == this_host() and pid_alive(st.get("pid")) \
+            and st.get("pid") != os.getpid():
+        lock.release()
+        raise LatthermError(f"refusing to delete run {path.name}: pid {st.get('pid')} is training it; stop it first")
+    doomed = base / f".deleting-{path.name}-{secrets.token_hex(2)}"
+    try:
+        os.replace(path, doomed)  # the exact folder checked: gone from the listing at once, then removed
+    except OSError as exc:
+        lock.release()
+        raise LatthermError(f"cannot delete {path}: {exc.strerror or exc}") from None
+    shutil.rmtree(doomed, ignore_errors=True)
     return path

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import DEFAULT_BATCH, draw_conditions, load, model_draw, seeded
+from ._common import DEFAULT_BATCH, check_positive, draw_conditions, load, model_draw, seeded
+from .limits import check_lattice, check_samples
 from .sample import estimate_table, resolve_conditions
 
 
@@ -42,8 +43,11 @@ def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_B
     system = lm.system
     painted = bool(size) and parse_size(size) != lm.system.lattice.size
     if painted:
+        check_lattice(lm.system.name, size)
         system = make_system(lm.system.name, size)
     conds = resolve_conditions(parse_grid(grid, system.name) if isinstance(grid, str) else grid, system)
+    check_positive(samples=samples, batch=batch)
+    check_samples(int(samples), system.n_sites, len(conds), what="evaluating with")
     gen = seeded(seed)
     draw = (painted_draw(lm, system, gen, layout=layout, stride=stride, views=views, method=method) if painted
             else model_draw(lm, gen))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import LatthermError
+
 
 @dataclass
 class ExactResult:
@@ -22,16 +24,48 @@ def exact(system: str, size: str, T: float, mu: float = 0.0, method: str = "auto
     """The exact reference at one condition; a size no exact method serves is an error."""
     from ..exact import exact_reference
     from ..systems import make_system
+    from .limits import check_lattice
 
+    check_lattice(system, size)
     s = make_system(system, size)
+    s.check(T, mu)
     ref = exact_reference(s, T, mu, method=method)
-    return ExactResult(ref.to_dict(), s.name, s.lattice.label, s.temperature_unit, s.mu_unit)
+    d = ref.to_dict()
+    _check_finite(d, T, mu)
+    return ExactResult(d, s.name, s.lattice.label, s.temperature_unit, s.mu_unit)
+
+
+#: the values of an exact reference (a result's to_dict gives None for a non-finite one)
+_VALUES = ("log_Z", "free_energy_per_site", "mean_energy_per_site", "mean_observable", "heat_capacity_per_site")
+
+
+def _check_finite(d: dict, T, mu) -> None:
+    """An extreme condition (T = 1e308) overflows the exact sums: an error naming it, never silent nulls."""
+    import math
+
+    bad = [k for k in _VALUES if k in d and (d[k] is None or not math.isfinite(d[k]))]
+    if bad:
+        raise LatthermError(f"T={T:g}, mu={mu:g}: the exact reference overflows ({', '.join(bad)} not finite); "
+                            "choose a less extreme condition")
 
 
 def exact_references(system: str, size: str, Ts, mu: float = 0.0) -> list:
     """Exact references at each T (e.g. for a plot), None where no exact method applies."""
     from ..analysis.free_energy import exact_or_none
     from ..systems import make_system
+    from .limits import check_lattice, check_temperatures
 
+    check_temperatures(Ts)
+    check_lattice(system, size)
     s = make_system(system, size)
-    return [None if (ref := exact_or_none(s, float(T), float(mu))) is None else ref.to_dict() for T in Ts]
+    for T in Ts:
+        s.check(T, mu)  # T = -1 is an error, not a null entry
+    out = []
+    for T in Ts:
+        ref = exact_or_none(s, float(T), float(mu))
+        if ref is not None:
+            d = ref.to_dict()
+            _check_finite(d, T, mu)
+            ref = d
+        out.append(ref)
+    return out

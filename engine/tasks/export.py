@@ -56,8 +56,13 @@ def export_model(run, out, info=None) -> ModelFolderResult:
     """A run's latest weights, system and config as a model folder; ``info`` (a dict or a JSON file) adds
     provenance, e.g. measured numbers, to its model.json."""
     from ..models.io import load_model, save_model_folder
-    from ..store import Run
+    from ..store import Run, is_model_dir
 
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LatthermError(f"--out {out} is an existing file; a model folder needs a folder")
+    if out.is_dir() and any(out.iterdir()) and not is_model_dir(out):
+        raise LatthermError(f"--out {out} is a folder with other files in it; choose a new or empty folder")
     r = Run.open(run)
     lm = load_model(str(r.path))
     meta = {"source_run": r.id, "step": lm.step, "status": r.status().get("status")}

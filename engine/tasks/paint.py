@@ -10,6 +10,7 @@ import torch
 
 from ..errors import LatthermError
 from ..progress import Meter
+from .limits import check_lattice, check_samples
 from ._common import DEFAULT_BATCH, chunks, load, npz_out, samples_path, seeded, write_guarded
 
 
@@ -47,6 +48,8 @@ def paint(model, T: float, mu: float = 0.0, n: int = 100, *, size=None, constrai
     npz_out(out)
     lm = load(model, device)
     size = size or list(lm.system.lattice.size)
+    n_target = check_lattice(lm.system.name, size)
+    check_samples(int(n), n_target, what="painting")
     target = make_system(lm.system.name, size if isinstance(size, str) else "x".join(str(int(v)) for v in size))
     mask = values = None
     if constraints is not None:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import LatthermError
+from .limits import check_samples
 from ._common import DEFAULT_BATCH, draw_conditions, load, model_draw, npz_out, samples_path, seeded, write_guarded
 
 
@@ -70,6 +71,7 @@ def sample(model, conditions, n: int = 1000, *, size=None, batch: int = DEFAULT_
         raise LatthermError(f"this {lm.model.kind} MLP model serves only the {system.lattice.label} lattice, "
                             f"not {size} (larger lattices need painting)")
     conds = resolve_conditions([conditions] if single else conditions, system)
+    check_samples(int(n), system.n_sites, len(conds))
     gen = seeded(seed)
     drawn = draw_conditions(model_draw(lm, gen), conds, n, batch, progress, control)
     estimates, table = estimate_table(lm, system, drawn)

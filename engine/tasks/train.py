@@ -32,19 +32,22 @@ def open_trainer(config: str | None = None, *, config_path=None, resume=None, na
     from ..config import parse_config
     from ..training import Trainer
 
+    from ..config import read_config_text
+    from ..store import Run
+    from .limits import check_config
+
     if resume is not None:
         if config or config_path or init:
             raise LatthermError("--resume continues a run as it was: it takes neither CONFIG.toml nor --init")
-        return Trainer.resume(resume, device=device)
+        run = Run.open(resume)
+        check_config(parse_config(read_config_text(run.config_path), source=str(run.config_path)))
+        return Trainer.resume(run.path, device=device)
     source = None
     if config is None and config_path is not None:
-        path = Path(config_path)
-        if not path.is_file():
-            raise LatthermError(f"config file {path} not found")
-        config, source = path.read_text(encoding="utf-8"), str(path)
+        config, source = read_config_text(config_path), str(config_path)
     if not config:
         raise LatthermError("training needs CONFIG.toml (a config) or a run to resume")
-    parse_config(config, source=source)  # errors name the file; nothing is created for a bad config
+    check_config(parse_config(config, source=source))  # errors name the file; nothing is created for a bad config
     return Trainer.create(config, name_hint=name, device=device, init=init)
 
 

@@ -21,6 +21,9 @@ from ..models import model_for_system
 from ..models.io import model_from_tensors, model_meta, model_tensors
 from ..progress import Control
 from ..store import Run, load_tensors, save_tensors, this_host
+from ..store.checkpoint import is_complete
+from ..store.runs import RunFilesError
+from ..store.lock import RunLock
 from ..systems import make_system
 from .conditions import ConditionSchedule
 from ..config import RunConfig, parse_config
@@ -67,7 +70,7 @@ class Trainer:
         extra = {}
         if init is not None:
             extra["init_from"] = trainer.init_weights(init)
-        trainer.run = Run.create(config_text, hint, root=root)
+        trainer.run = Run.create(config_text, hint, root=root, owned=True)  # owned until its training ends
         trainer.run.set_status("created", system=cfg.system.name, size=cfg.system.size,
                                model=f"{cfg.model.kind}/{cfg.model.arch}", step=0, **extra)
         return trainer
@@ -91,17 +94,37 @@ class Trainer:
     @classmethod
     def resume(cls, ref, device: str | None = None, root=None):
         run = Run.open(ref, root=root)
-        cfg = parse_config(run.config_text(), source=str(run.config_path))
-        trainer = cls(cfg, run, device)
-        ckpt = run.latest_checkpoint()
-        if ckpt is not None:
-            trainer.load_checkpoint(ckpt)
+        run.lock = RunLock(run.path).acquire()  # a second process resuming the run is refused here
+        try:
+            cfg = parse_config(run.config_text(), source=str(run.config_path))
+            trainer = cls(cfg, run, device)
+            trainer._load_latest_valid()
+            run.truncate_metrics(trainer.step)  # the steps after the checkpoint are trained (and logged) again
+        except BaseException:
+            run.lock.release()
+            raise
         return trainer
+
+    def _load_latest_valid(self) -> None:
+        """Load the newest checkpoint that reads; a damaged newer one is noted in the run's log and skipped."""
+        candidates = self.run.resume_candidates()
+        for i, ckpt in enumerate(candidates):
+            try:
+                if not is_complete(ckpt) and i < len(candidates) - 1:
+                    raise CheckpointError(f"{ckpt}: truncated checkpoint")
+                self.load_checkpoint(ckpt)
+            except CheckpointError as exc:
+                if i == len(candidates) - 1:
+                    raise
+                _note(self.run, f"resuming from an older checkpoint: {exc}")
+                continue
+            return
 
     # ---- checkpoints ------------------------------------------------------------------------------------------
     def save_checkpoint(self, name: str | None = None):
         if self.run is None:
             return None
+        check_weights_finite(self.model, self.step)  # diverged weights never replace the last good checkpoint
         tensors = model_tensors(self.model)
         opt = self.optimizer.state_dict()
         for pid, st in opt["state"].items():
@@ -162,11 +185,19 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        loss, info = self.objective.loss(self.step, log)
+        try:
+            loss, info = self.objective.loss(self.step, log)
+        except RuntimeError as exc:  # sampling from diverged weights fails inside torch: name the divergence
+            check_weights_finite(self.model, self.step)
+            if "nan" in str(exc).lower() or "inf" in str(exc).lower():
+                raise Diverged(f"diverged by step {self.step}: the model's probabilities are not finite (lower "
+                               "[training] lr; the run resumes from its last checkpoint)") from None
+            raise
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.cfg.training.clip_grad
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
+        check_finite(self.step, loss=loss, grad_norm=gnorm)  # divergence guard: nothing non-finite is applied
         self.optimizer.step()
         self.step += 1
         dt = time.perf_counter() - t0
@@ -184,6 +215,8 @@ class Trainer:
         run = self.run
         budget = t.max_minutes * 60.0
         if run is not None:
+            if run.lock is None or not run.lock.held:
+                run.lock = RunLock(run.path).acquire()  # whoever trains the run owns it
             run.set_status("running", step=self.step, pid=os.getpid(), host=this_host(), device=str(self.device))
         pending: list[dict] = []
         status, reason = "finished", "steps reached"
@@ -211,15 +244,67 @@ class Trainer:
                     self.save_checkpoint()
                     run.set_status("running", step=self.step,  # an interrupted run reads as resumable from here
                                    best_F_q=None if math.isinf(self.best_F_q) else self.best_F_q)
+            if run is not None:
+                self._finish(status, reason)
+        except Diverged as exc:  # the last finite checkpoint stays the latest: nothing is saved
+            if run is not None:
+                run.set_status("failed", step=self.step, reason="diverged", message=str(exc),
+                               elapsed_s=round(self.elapsed, 1))
+            raise
+        except (OSError, RunFilesError) as exc:  # disk full: one line, no checkpoint ahead of the metrics
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            if run is not None:
+                self._finish("failed", f"cannot write the run's files: {text}", save=False)
+            raise RunFilesError(f"{text}; the run resumes from its last checkpoint") from None
         except BaseException as exc:  # Ctrl-C, a crash: keep what was learned, say what happened
             if run is not None:
                 self._finish("stopped" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
             raise
-        if run is not None:
-            self._finish(status, reason)
+        finally:
+            if run is not None and run.lock is not None:
+                run.lock.release()  # the run may be deleted or resumed by anyone from now on
         return status
 
-    def _finish(self, status: str, message: str) -> None:
-        self.save_checkpoint()
-        self.run.set_status(status, step=self.step, message=message, elapsed_s=round(self.elapsed, 1),
-                            best_F_q=None if math.isinf(self.best_F_q) else self.best_F_q)
+    def _finish(self, status: str, message: str, save: bool = True) -> None:
+        if save:
+            try:
+                self.save_checkpoint()
+            except (Diverged, OSError, LatthermError) as exc:  # keep the previous checkpoint; still say what happened
+                message = f"{message}; no final checkpoint ({exc})"
+        try:
+            self.run.set_status(status, step=self.step, message=message, elapsed_s=round(self.elapsed, 1),
+                                best_F_q=None if math.isinf(self.best_F_q) else self.best_F_q)
+        except OSError:  # the disk is full: status.json keeps its last good state (and the lock tells it's dead)
+            pass
+
+
+# ---- divergence guard --------------------------------------------------------------------------------------------
+class Diverged(LatthermError):
+    """Training produced a non-finite loss, gradient or weight: the run stops, its last good checkpoint stays."""
+
+
+def check_finite(step: int, **values) -> None:
+    for name, v in values.items():
+        v = float(v.detach()) if isinstance(v, torch.Tensor) else float(v)
+        if not math.isfinite(v):
+            raise Diverged(f"diverged at step {step + 1}: {name} is {v} (lower [training] lr or set clip_grad; "
+                           "the run resumes from its last checkpoint)")
+
+
+def check_weights_finite(model: torch.nn.Module, step: int) -> None:
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise Diverged(f"diverged by step {step}: weight {name} is not finite (lower [training] lr; the run "
+                           "resumes from its last checkpoint)")
+
+
+def _note(run: Run, text: str) -> None:
+    """A line in the run's log (and the process log): what resuming decided on its own."""
+    import logging
+
+    logging.getLogger(__name__).warning("%s: %s", run.id, text)
+    try:
+        with open(run.log_path, "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
+    except OSError:
+        pass
