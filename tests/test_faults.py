@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _configs import tiny_ising
+from _configs import ENGINE_ENV, ENGINE_RUN, tiny_config
 
 from lattherm.engine.cli.main import main as cli_main
 from lattherm.engine.errors import LatthermError
@@ -46,28 +46,12 @@ def one_line_error(rc: int, err: str, *needles: str) -> None:
 
 
 def config(steps=20, checkpoint_every=4, **changes) -> str:
-    """The tiny Ising config with ``changes`` ("training.lr": "1e30") replacing or adding keys."""
-    text = tiny_ising(steps, checkpoint_every)
-    for dotted, value in changes.items():
-        table, key = dotted.split(".")
-        lines, out, in_table, done = text.splitlines(), [], False, False
-        for ln in lines:
-            if ln.startswith("["):
-                if in_table and not done:
-                    out.append(f"{key} = {value}")
-                    done = True
-                in_table = ln.strip() == f"[{table}]"
-            elif in_table and ln.split("=")[0].strip() == key:
-                ln, done = f"{key} = {value}", True
-            out.append(ln)
-        if in_table and not done:
-            out.append(f"{key} = {value}")
-        text = "\n".join(out) + "\n"
-    return text
+    """The engine tests' tiny Ising run, ``changes`` ("training.lr": 1e30) replacing or adding keys."""
+    return tiny_config(steps=steps, **{**ENGINE_RUN, "training.checkpoint_every": checkpoint_every, **changes})
 
 
 def env(home) -> dict:
-    return dict(os.environ, OMP_NUM_THREADS="1", LATTHERM_THREADS="1", LATTHERM_HOME=str(home))
+    return dict(os.environ, **ENGINE_ENV, LATTHERM_HOME=str(home))
 
 
 def steps_logged(run: Run) -> list[int]:
@@ -307,7 +291,7 @@ def _all_finite(path) -> bool:
 
 def test_lr_1e30_stops_with_diverged_and_keeps_the_last_finite_checkpoint(lattherm_home, tmp_path, capsys):
     cfg = tmp_path / "boom.toml"
-    cfg.write_text(config(steps=200, checkpoint_every=1, **{"training.lr": "1e30", "training.clip_grad": "0.0"}))
+    cfg.write_text(config(steps=200, checkpoint_every=1, **{"training.lr": 1e30, "training.clip_grad": 0.0}))
     rc, _, err = cli(capsys, "train", cfg)
     one_line_error(rc, err, "diverged")
     (run_dir,) = (lattherm_home / "runs").iterdir()
@@ -439,18 +423,18 @@ def test_disk_full_is_one_line_and_leaves_no_cut_metrics_line(lattherm_home, tmp
 
 # ---- 5. one line, exit 2 ----------------------------------------------------------------------------------------
 BAD_CONFIGS = {
-    "lr nan": ({"training.lr": "nan"}, "lr must be finite"),
-    "lr inf": ({"training.lr": "inf"}, "lr must be finite"),
-    "T range nan": ({"conditions.T": "[nan, 2.0]"}, "T must be finite"),
-    "mu range inf": ({"conditions.mu": "[0.0, inf]"}, "mu must be finite"),
-    "jitter nan": ({"conditions.jitter_T": "nan"}, "jitter_T must be finite"),
-    "clip_grad nan": ({"training.clip_grad": "nan"}, "clip_grad must be finite"),
-    "lr_final > lr": ({"training.lr_final": "0.5"}, "lr_final"),
-    "samples_per_epoch 0": ({"conditions.samples_per_epoch": "0"}, "samples_per_epoch"),
-    "hidden 1e9": ({"model.hidden": "1000000000"}, "memory limit"),
-    "layers 1e5": ({"model.layers": "100000", "model.hidden": "4096"}, "memory limit"),
-    "batch 4e8": ({"training.batch": "400000000"}, "memory limit"),
-    "threads 1e5": ({"training.threads": "100000"}, "threads"),
+    "lr nan": ({"training.lr": math.nan}, "lr must be finite"),
+    "lr inf": ({"training.lr": math.inf}, "lr must be finite"),
+    "T range nan": ({"conditions.T": [math.nan, 2.0]}, "T must be finite"),
+    "mu range inf": ({"conditions.mu": [0.0, math.inf]}, "mu must be finite"),
+    "jitter nan": ({"conditions.jitter_T": math.nan}, "jitter_T must be finite"),
+    "clip_grad nan": ({"training.clip_grad": math.nan}, "clip_grad must be finite"),
+    "lr_final > lr": ({"training.lr_final": 0.5}, "lr_final"),
+    "samples_per_epoch 0": ({"conditions.samples_per_epoch": 0}, "samples_per_epoch"),
+    "hidden 1e9": ({"model.hidden": 1_000_000_000}, "memory limit"),
+    "layers 1e5": ({"model.layers": 100_000, "model.hidden": 4096}, "memory limit"),
+    "batch 4e8": ({"training.batch": 400_000_000}, "memory limit"),
+    "threads 1e5": ({"training.threads": 100_000}, "threads"),
 }
 
 

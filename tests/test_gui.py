@@ -204,7 +204,13 @@ def test_engine_killed_mid_job_is_reported_and_restarted(qtbot, window):
     panel = window.training
     run_id = train_run(qtbot, window, steps=100000)
     run_dir = Path(os.environ["LATTHERM_HOME"]) / "runs" / run_id
-    qtbot.waitUntil(lambda: any((run_dir / "checkpoints").glob("step-*.safetensors")), timeout=20000)
+    def checkpointed() -> bool:  # the status is written after the checkpoint file: wait for both
+        try:
+            return json.loads((run_dir / "status.json").read_text()).get("step", 0) > 0
+        except (OSError, ValueError):
+            return False
+
+    qtbot.waitUntil(checkpointed, timeout=20000)
     listed(qtbot, window, run_id, "running")
     old_pid = window.client.pid()
     os.kill(old_pid, signal.SIGKILL)
