@@ -61,8 +61,9 @@ def run_method(text: str, root: Path, samples: int, seed: int) -> dict:
     ev = evaluate(tr.run.path, grid="paper", samples=samples, seed=seed).to_dict()
     av = ev["average"]
     per_phase = {}
+    rows = {"mle": tr.cfg.data.batch or tr.cfg.training.batch, "reinforce": tr.cfg.training.batch}
     for r in records:
-        per_phase.setdefault(r["phase"], []).append(r["sec_per_step"] / tr.cfg.training.batch)
+        per_phase.setdefault(r["phase"], []).append(r["sec_per_step"] / rows[r["phase"]])
     return {"run": str(tr.run.path), "steps": tr.step, "wall_s": wall, "elapsed_s": tr.elapsed,
             "data": tr.run.status().get("dataset"),
             "curve": [(r["elapsed_s"] / 60, r.get("exact_gap"), r["phase"]) for r in records],

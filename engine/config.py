@@ -144,6 +144,8 @@ class DataConfig:
     pilot: int = _spec(200, "pilot sweeps", "sweeps whose series measure tau_int (the thinning is 2 tau_int)",
                        low=8)
     max_thin: int = _spec(50, "max thinning", "upper limit of the sweeps between two kept configurations", low=1)
+    batch: int = _spec(0, "MLE batch", "data rows per maximum-likelihood step (one pass each, so MLE affords "
+                       "larger batches than REINFORCE); 0 = [training] batch", low=0)
     sampler: str = _spec("metropolis", "MC sampler", "metropolis (any system), or cluster updates wolff / "
                          "swendsen-wang (square-lattice Ising)", choices=MC_SAMPLERS)
     seed: int = _spec(0, "data seed", "seed of the data set's conditions and chains")

@@ -136,7 +136,7 @@ class MLEObjective:
         tr = self.trainer
         model = tr.model
         N = tr.system.n_sites
-        s, T, mu = self.batch(tr.cfg.training.batch)
+        s, T, mu = self.batch(self.data_cfg.batch or tr.cfg.training.batch)
         info: dict = {}
         if model.kind == "ao-mam":
             ll = forward_log_likelihood(model.conditional_net, s, T, mu)
