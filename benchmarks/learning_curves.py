@@ -3,6 +3,7 @@ subsampled REINFORCE, side by side, Monte Carlo data time included (issue 12).
 
     .venv/bin/python benchmarks/learning_curves.py [--size 5x5|10x10] [--minutes 10] [--threads 2]
         [--methods reinforce,mle,mle+reinforce,reinforce-k] [--k 5] [--samples 2000] [--out DIR]
+    .venv/bin/python benchmarks/learning_curves.py --variance 1,5,10 [--init MODEL]   # gradient variance vs K
 
 Each method trains the same model (the size's ``ising-<size>-ao-mle-cpu.toml`` preset, only ``[training]
 objective``, ``switch_step``, ``reinforce_steps`` and ``max_minutes`` changed) for ``--minutes`` of wall time, the
@@ -81,6 +82,40 @@ def gap_at(curve, minute: float):
     return sum(tail) / len(tail)
 
 
+def gradient_variance(text: str, ks, draws: int, init=None) -> list[dict]:
+    """Subsampled REINFORCE against the full gradient at one model state (the preset's initialisation, or
+    ``init``'s weights): for each K, seconds per gradient (sampling excluded: it is the same N passes for every K)
+    and the relative variance E|g_K - g|^2 / |g|^2 over ``draws`` draws of the step subsets on one batch."""
+    import torch
+
+    from lattherm.engine.config import parse_config
+    from lattherm.engine.training import Trainer
+    from lattherm.engine.training.reinforce import leave_one_out_advantage, subsampled_score
+
+    tr = Trainer(parse_config(text))
+    if init:
+        tr.init_weights(init)
+    model, G = tr.model, tr.schedule.n_conditions
+    T, mu = tr.schedule.batch(0)
+    sb = model.sample(T, mu)
+    adv = leave_one_out_advantage(sb.log_p - tr.system.log_f(sb.spins, T, mu), G).float()
+    params = [p for p in model.parameters()]
+
+    def grad(surrogate):
+        gs = torch.autograd.grad((adv * surrogate).mean(), params, allow_unused=True)
+        return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(gs, params)])
+
+    t0 = time.perf_counter()
+    full = grad(model.log_prob(sb.spins, T, mu, sb.ranks))
+    rows = [{"K": model.n_sites, "s_per_gradient": time.perf_counter() - t0, "relative_variance": 0.0}]
+    for K in ks:
+        t0 = time.perf_counter()
+        g = torch.stack([grad(subsampled_score(model, sb.spins, T, mu, sb.ranks, K)) for _ in range(draws)])
+        rows.append({"K": K, "s_per_gradient": (time.perf_counter() - t0) / draws,
+                     "relative_variance": float(((g - full) ** 2).sum(1).mean() / (full ** 2).sum())})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="5x5", choices=["5x5", "10x10"])
@@ -92,10 +127,23 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2000, help="evaluation samples per paper condition")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/out")
+    ap.add_argument("--variance", default="", help="only measure the subsampled gradient: comma-separated K")
+    ap.add_argument("--init", default=None, help="--variance at this model's weights (run, folder or bundled)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     base = preset(a.size)
+    if a.variance:
+        import torch
+
+        torch.set_num_threads(a.threads)
+        rows = gradient_variance(set_key(base, "threads", a.threads), [int(k) for k in a.variance.split(",")], 8,
+                                 a.init)
+        print(f"Ising {a.size}: subsampled REINFORCE gradient, one batch, 8 draws per K")
+        print(f"{'K':>5}{'s/gradient':>12}{'E|g_K - g|^2 / |g|^2':>24}")
+        for r in rows:
+            print(f"{r['K']:5d}{r['s_per_gradient']:12.3f}{r['relative_variance']:24.3f}")
+        return
     results = {}
     for method in a.methods.split(","):
         text = method_config(base, method, a.minutes, a.threads, a.k, a.switch_fraction)

@@ -108,6 +108,10 @@ def test_subsampled_reinforce_gradient_averages_to_the_full_gradient(symmetric):
     assert bool(((mean - full).abs() <= 5 * se + 1e-6).all()), float(((mean - full).abs() / (se + 1e-12)).max())
     all_steps = _grad(model, (adv * subsampled_score(model, sb.spins, T, mu, sb.ranks, 4, g)).mean())
     assert torch.allclose(all_steps, full, atol=1e-5)
+    if symmetric:  # responsibilities from the mixture's exact log p and one component: the same gradient
+        from_log_p = _grad(model, (adv * subsampled_score(model, sb.spins, T, mu, sb.ranks, 4, g,
+                                                          log_q=sb.log_p)).mean())
+        assert torch.allclose(from_log_p, full, atol=1e-5)
 
 
 # ---- MLE on exact samples of 3x3 Ising ---------------------------------------------------------------------------

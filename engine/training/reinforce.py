@@ -15,6 +15,8 @@ with exact responsibilities w from the two components' full path log-probabiliti
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..models.base import tokens_from_spins
@@ -60,15 +62,22 @@ def subsampled_path_log_prob(model, spins: torch.Tensor, T: torch.Tensor, mu: to
     return out * (N / K)
 
 
-def subsampled_score(model, spins, T, mu, ranks, K: int, generator=None) -> torch.Tensor:
+def subsampled_score(model, spins, T, mu, ranks, K: int, generator=None, log_q=None) -> torch.Tensor:
     """A surrogate whose gradient is an unbiased estimate of grad log q(x) from K of the N steps (see the module
-    docstring); for a symmetric model the two components weighted by their exact responsibilities."""
+    docstring); for a symmetric model the two components weighted by their exact responsibilities
+    w_+ = q(x|mu) / (2 q_sym(x|mu)), from the mixture's ``log_q`` (the sample's exact log p) and one component's
+    path (N passes without gradient; both components' when ``log_q`` is not given)."""
     if not model.symmetric:
         return subsampled_path_log_prob(model, spins, T, mu, ranks, K, generator)
     with torch.no_grad():
-        both = model._log_prob_path(torch.cat([spins, -spins]), torch.cat([T, T]), torch.cat([mu, -mu]),
-                                    torch.cat([ranks, ranks])).double()
-        w_plus = torch.sigmoid(both[: len(spins)] - both[len(spins):]).to(torch.float32)
+        if log_q is None:
+            both = model._log_prob_path(torch.cat([spins, -spins]), torch.cat([T, T]), torch.cat([mu, -mu]),
+                                        torch.cat([ranks, ranks])).double()
+            w_plus = torch.sigmoid(both[: len(spins)] - both[len(spins):])
+        else:
+            plus = model._log_prob_path(spins, T, mu, ranks).double()
+            w_plus = torch.exp(plus - math.log(2.0) - log_q.double()).clamp(0.0, 1.0)
+        w_plus = w_plus.to(torch.float32)
     s = subsampled_path_log_prob(model, torch.cat([spins, -spins]), torch.cat([T, T]), torch.cat([mu, -mu]),
                                  torch.cat([ranks, ranks]), K, generator)
     return w_plus * s[: len(spins)] + (1 - w_plus) * s[len(spins):]
@@ -91,7 +100,7 @@ class ReinforceObjective:
         sample = tr.model.sample(T, mu)
         K = tr.cfg.training.reinforce_steps
         if K and K < tr.model.n_sites and tr.model.any_order:
-            log_q = subsampled_score(tr.model, sample.spins, T, mu, sample.ranks, K)
+            log_q = subsampled_score(tr.model, sample.spins, T, mu, sample.ranks, K, log_q=sample.log_p)
             reward_log_q = sample.log_p  # the exact path log-probability, accumulated while sampling
         else:
             log_q = tr.model.log_prob(sample.spins, T, mu, sample.ranks)
