@@ -163,6 +163,8 @@ class MLEObjective:
         t = torch.randint(0, N, (B,), device=s.device)
         delta = self_consistency_residual(model, x, T, mu, ranks, t, detach_conditional=True)
         c = tr.schedule.conditions(step).to(device=s.device, dtype=torch.float32)
+        if model.symmetric:  # the component serves mu and -mu: normalise both
+            c = torch.cat([c, c * torch.tensor([1.0, -1.0], device=s.device)])
         g_empty = model.marginal_log_prob(torch.zeros(len(c), N, dtype=torch.long, device=s.device), c[:, 0], c[:, 1])
         return N * (delta ** 2).mean(), (g_empty ** 2).mean()
 
