@@ -10,7 +10,8 @@ score-function gradient needs all N of them with gradient (N network passes per 
 random subset of K distinct steps per sample, scaled N/K, has the same expectation, so the gradient stays unbiased
 at K/N of the backward cost (sampling still takes N passes without gradient; the reward uses the exact path
 log-probability from sampling). A Z2-symmetric model's score is w_+ grad log q(x|mu) + w_- grad log q(-x|-mu)
-with exact responsibilities w from the two components' full path log-probabilities (no gradient).
+with exact responsibilities w_+ = q(x|mu) / (2 q_sym(x|mu)) from the sample's mixture log p and one component's path
+(N more passes without gradient).
 """
 
 from __future__ import annotations
