@@ -27,6 +27,11 @@ MODEL_KINDS: tuple[tuple[str, str], ...] = (("fo-arm", "mlp"), ("ao-arm", "mlp")
 KINDS = tuple(dict.fromkeys(k for k, _ in MODEL_KINDS))
 ARCHS = tuple(dict.fromkeys(a for _, a in MODEL_KINDS))
 DEVICES = ("auto", "cpu", "cuda")
+#: training objectives: on-policy REINFORCE (reverse KL), maximum likelihood on Monte Carlo data (forward KL), or
+#: MLE until ``switch_step`` and REINFORCE after it
+OBJECTIVES = ("reinforce", "mle", "mle+reinforce")
+#: Monte Carlo samplers a data set can be drawn with (cluster updates: square-lattice Ising only)
+MC_SAMPLERS = ("metropolis", "wolff", "swendsen-wang")
 
 
 def archs_for(kind: str) -> tuple[str, ...]:
@@ -56,6 +61,10 @@ def _mam(kind, arch, info):
 
 def _even_energy(kind, arch, info):
     return info.energy_even
+
+
+def _ao_arm(kind, arch, info):
+    return kind == "ao-arm"
 
 
 @dataclass
@@ -116,6 +125,33 @@ class TrainingConfig:
     keep_checkpoints: int = _spec(3, "keep checkpoints", "newest checkpoints kept on disk", low=1)
     log_every: int = _spec(10, "log every", "steps between metric records", low=1)
     threads: int = _spec(0, "CPU threads", "torch CPU threads; 0 = torch's default", low=0, high=1024)
+    objective: str = _spec("reinforce", "objective", "reinforce (reverse KL on model samples), mle (forward KL on "
+                           "Monte Carlo data, one pass per sample) or mle+reinforce (MLE until the switch step)",
+                           choices=OBJECTIVES)
+    switch_step: int = _spec(0, "switch step", "mle+reinforce: the step at which REINFORCE takes over (0 < it < "
+                             "steps)", low=0)
+    reinforce_steps: int = _spec(0, "REINFORCE steps K", "AO-ARM: gradient from K random generation steps of "
+                                 "the N, scaled N/K (unbiased); 0 = all N", low=0, applies=_ao_arm)
+
+
+@dataclass
+class DataConfig:
+    """The Monte Carlo data set of the maximum-likelihood phase (:mod:`lattherm.engine.montecarlo.dataset`)."""
+
+    samples: int = _spec(100_000, "MC samples", "configurations in the data set", low=1)
+    chains: int = _spec(1000, "MC chains", "independent chains, each at its own (T, mu) drawn uniformly over the "
+                        "condition ranges", low=1)
+    equilibration: int = _spec(200, "equilibration sweeps", "sweeps discarded before the pilot run", low=0)
+    pilot: int = _spec(200, "pilot sweeps", "sweeps whose series measure tau_int (the thinning is 2 tau_int)",
+                       low=8)
+    max_thin: int = _spec(50, "max thinning", "upper limit of the sweeps between two kept configurations", low=1)
+    batch: int = _spec(0, "MLE batch", "data rows per maximum-likelihood step (one pass each, so MLE affords "
+                       "larger batches than REINFORCE); 0 = [training] batch", low=0)
+    sampler: str = _spec("metropolis", "MC sampler", "metropolis (any system), or cluster updates wolff / "
+                         "swendsen-wang (square-lattice Ising)", choices=MC_SAMPLERS)
+    seed: int = _spec(0, "data seed", "seed of the data set's conditions and chains")
+    path: str = _spec("", "data set file", "a dataset.npz to train on instead of generating one (it must be made "
+                      "for this system, size and condition ranges); empty = generate")
 
 
 @dataclass
@@ -124,6 +160,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     conditions: ConditionsConfig = field(default_factory=ConditionsConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,7 +170,7 @@ class RunConfig:
 
 
 SECTIONS = {"system": SystemConfig, "model": ModelConfig, "conditions": ConditionsConfig,
-            "training": TrainingConfig}
+            "training": TrainingConfig, "data": DataConfig}
 
 
 @dataclass(frozen=True)
@@ -283,6 +320,25 @@ def validate(cfg: RunConfig) -> None:
                           f"{info.name} {cfg.system.size} is not, so set symmetric = false")
     if m.kind == "ao-mam" and m.gibbs_steps > n_sites:
         raise ConfigError(f"[model] gibbs_steps must be in 1..{n_sites} (the number of sites), got {m.gibbs_steps}")
+    _check_objective(cfg, n_sites)
+
+
+def _check_objective(cfg: RunConfig, n_sites: int) -> None:
+    """The [training] objective keys and the [data] table: names, the switch point, the REINFORCE subsample."""
+    t, m, d = cfg.training, cfg.model, cfg.data
+    if t.objective not in OBJECTIVES:
+        raise ConfigError(f"[training] objective must be one of {', '.join(OBJECTIVES)}, got {t.objective!r}")
+    if t.objective == "mle+reinforce" and not 0 < t.switch_step < t.steps:
+        raise ConfigError(f"[training] switch_step must be in 1..{t.steps - 1} (before steps = {t.steps}) for "
+                          f"objective mle+reinforce, got {t.switch_step}")
+    if t.reinforce_steps and m.kind != "ao-arm":
+        raise ConfigError(f"[training] reinforce_steps needs an ao-arm model (a {m.kind} scores a sample in one "
+                          f"pass already); set it to 0")
+    if t.reinforce_steps > n_sites:
+        raise ConfigError(f"[training] reinforce_steps must be in 0..{n_sites} (the number of sites), "
+                          f"got {t.reinforce_steps}")
+    if d.sampler not in MC_SAMPLERS:
+        raise ConfigError(f"[data] sampler must be one of {', '.join(MC_SAMPLERS)}, got {d.sampler!r}")
 
 
 def read_config_text(path) -> str:

@@ -1,4 +1,5 @@
-"""Training: condition schedules, REINFORCE for FO-/AO-ARMs and KL + self-consistency for AO-MAMs, the trainer.
+"""Training: condition schedules, REINFORCE for FO-/AO-ARMs (optionally from K of the N steps), KL +
+self-consistency for AO-MAMs, maximum likelihood on Monte Carlo data (:mod:`.mle`), phases and the trainer.
 (The run-config schema is :mod:`lattherm.engine.config`.)"""
 
 from .conditions import ConditionSchedule, grid, paper_grid, parse_grid

@@ -49,9 +49,10 @@ def standardise_per_condition(a: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 def self_consistency_residual(model: MarginalizationModel, tokens: torch.Tensor, T: torch.Tensor, mu: torch.Tensor,
-                              ranks: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                              ranks: torch.Tensor, t: torch.Tensor, detach_conditional: bool = False) -> torch.Tensor:
     """Delta_b = log p_theta(x_{R<t}) + log p_phi(x_{R=t} | x_{R<t}) - log p_theta(x_{R<=t}) per row (gradient
-    into both networks). tokens (B, N) full lattices in 1..K, t (B,) steps in 0..N-1."""
+    into both networks, or only into the marginal net with ``detach_conditional``: maximum likelihood trains phi
+    on data and distils it into theta). tokens (B, N) full lattices in 1..K, t (B,) steps in 0..N-1."""
     B = tokens.shape[0]
     rows = torch.arange(B, device=tokens.device)
     prev = tokens * (ranks < t[:, None])
@@ -60,6 +61,8 @@ def self_consistency_residual(model: MarginalizationModel, tokens: torch.Tensor,
     g = model.marginal_log_prob(torch.cat([prev, curr]), torch.cat([T, T]), torch.cat([mu, mu]))
     g_prev, g_curr = g[:B], g[B:]
     logp = model.site_log_probs(prev, T, mu, site).gather(1, (tokens[rows, site] - 1)[:, None]).squeeze(1)
+    if detach_conditional:
+        logp = logp.detach()
     return g_prev + logp - g_curr
 
 

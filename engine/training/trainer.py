@@ -1,8 +1,13 @@
 """The training loop shared by every model kind: lr schedule, clipping, the time budget, pause/stop between steps,
 checkpoints (model, optimizer, RNG and the objective's own state), exact resume, metrics.
 
-The loss of one step is a pluggable objective (:func:`make_objective`): REINFORCE for FO-/AO-ARMs
-(:mod:`.reinforce`) or MaM's KL + lambda * self-consistency with persistent chains (:mod:`.mam`).
+The loss of one step is a pluggable objective (:func:`make_objectives`): REINFORCE for FO-/AO-ARMs
+(:mod:`.reinforce`) or MaM's KL + lambda * self-consistency with persistent chains (:mod:`.mam`), and maximum
+likelihood on Monte Carlo data (:mod:`.mle`). ``[training] objective`` picks the phases of one run: ``reinforce``,
+``mle``, or ``mle+reinforce`` (MLE for steps < ``switch_step``, REINFORCE from it on). At the switch the Adam moments
+are reset (the two losses have unrelated gradient scales); the reset happens at that step itself, so a run resumed
+on either side of the switch continues exactly. Every record carries its ``phase`` and, where an exact method is
+cheap, ``exact_gap`` (mean F_q - (-log Z) over the logged conditions).
 """
 
 from __future__ import annotations
@@ -27,16 +32,29 @@ from ..store.lock import RunLock
 from ..systems import make_system
 from .conditions import ConditionSchedule
 from ..config import RunConfig, parse_config
+from .exact_gap import ExactBounds
 from .reinforce import ReinforceObjective
 
 
 def make_objective(trainer: "Trainer"):
-    """The objective of the run's model kind: MaM's for ao-mam, REINFORCE for FO-/AO-ARMs."""
+    """The reverse-KL objective of the run's model kind: MaM's for ao-mam, REINFORCE for FO-/AO-ARMs."""
     if trainer.cfg.model.kind == "ao-mam":
         from .mam import MAMObjective
 
         return MAMObjective(trainer)
     return ReinforceObjective(trainer)
+
+
+def make_objectives(trainer: "Trainer") -> dict:
+    """{phase: objective} for the phases the run's ``[training] objective`` names ("mle", "reinforce")."""
+    out = {}
+    if trainer.cfg.training.objective in ("mle", "mle+reinforce"):
+        from .mle import MLEObjective
+
+        out["mle"] = MLEObjective(trainer)  # checks the MC sampler and a given data set: before any run folder
+    if trainer.cfg.training.objective in ("reinforce", "mle+reinforce"):
+        out["reinforce"] = make_objective(trainer)
+    return out
 
 
 class Trainer:
@@ -57,7 +75,21 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
         self.best_F_q = math.inf
-        self.objective = make_objective(self)
+        self.objectives = make_objectives(self)
+        self.bounds = ExactBounds(self.system)
+
+    # ---- phases -----------------------------------------------------------------------------------------------
+    def phase_at(self, step: int) -> str:
+        """"mle" or "reinforce": the phase that optimisation step ``step`` (0-based) belongs to."""
+        t = self.cfg.training
+        if t.objective == "mle+reinforce":
+            return "mle" if step < t.switch_step else "reinforce"
+        return "mle" if t.objective == "mle" else "reinforce"
+
+    @property
+    def objective(self):
+        """The objective of the current phase."""
+        return self.objectives[self.phase_at(self.step)]
 
     # ---- construction ---------------------------------------------------------------------------------------
     @classmethod
@@ -133,7 +165,8 @@ class Trainer:
         tensors["rng.torch"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        tensors.update(self.objective.state_tensors())
+        for objective in self.objectives.values():
+            tensors.update(objective.state_tensors())
         meta = {**model_meta(self.model, self.system), "type": "training-checkpoint", "step": self.step,
                 "elapsed_s": self.elapsed, "best_F_q": None if math.isinf(self.best_F_q) else self.best_F_q,
                 "optim_param_groups": opt["param_groups"], "config": self.cfg.to_dict(), "version": __version__}
@@ -163,7 +196,8 @@ class Trainer:
             torch.set_rng_state(tensors["rng.torch"].to(torch.uint8))
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"].to(torch.uint8), self.device)
-        self.objective.load_state_tensors(tensors)
+        for objective in self.objectives.values():
+            objective.load_state_tensors(tensors)
 
     # ---- one step ---------------------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -184,9 +218,12 @@ class Trainer:
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        phase = self.phase_at(self.step)
+        if self.step > 0 and phase != self.phase_at(self.step - 1):
+            self.optimizer.state.clear()  # fresh Adam moments for the new loss (see the module docstring)
         self.model.train()
         try:
-            loss, info = self.objective.loss(self.step, log)
+            loss, info = self.objectives[phase].loss(self.step, log)
         except RuntimeError as exc:  # sampling from diverged weights fails inside torch: name the divergence
             check_weights_finite(self.model, self.step)
             if "nan" in str(exc).lower() or "inf" in str(exc).lower():
@@ -203,7 +240,12 @@ class Trainer:
         dt = time.perf_counter() - t0
         self.elapsed += dt
         c = self.schedule.conditions(self.step - 1)
-        return {"step": self.step, "loss": float(loss.detach()), **info, "grad_norm": float(gnorm), "lr": lr,
+        if "F_q_per_condition" in info:
+            gap = self.bounds.gap(c[:, 0].tolist(), c[:, 1].tolist(), info["F_q_per_condition"])
+            if gap is not None:
+                info["exact_gap"] = gap
+        return {"step": self.step, "phase": phase, "loss": float(loss.detach()), **info, "grad_norm": float(gnorm),
+                "lr": lr,
                 "beta_factor": self.beta_factor(self.step - 1), "sec_per_step": dt, "elapsed_s": self.elapsed,
                 "T": [round(float(v), 4) for v in c[:, 0]], "mu": [round(float(v), 4) for v in c[:, 1]]}
 
@@ -221,6 +263,7 @@ class Trainer:
         pending: list[dict] = []
         status, reason = "finished", "steps reached"
         try:
+            self._prepare_data()
             while self.step < t.steps:
                 control.wait_if_paused(self.step)
                 if control.stop:
@@ -264,6 +307,18 @@ class Trainer:
             if run is not None and run.lock is not None:
                 run.lock.release()  # the run may be deleted or resumed by anyone from now on
         return status
+
+    def _prepare_data(self) -> None:
+        """Make or read back the MC data set when an MLE phase is still ahead; its generation time counts in the
+        run's elapsed time (the wall cost of the data is part of the cost of the model)."""
+        mle = self.objectives.get("mle")
+        if mle is None or self.phase_at(self.step) != "mle":
+            return
+        made = mle.prepare()
+        if made is not None:
+            self.elapsed += made["seconds"]
+            if self.run is not None:
+                self.run.set_status("running", step=self.step, message="training", dataset=made)
 
     def _finish(self, status: str, message: str, save: bool = True) -> None:
         if save:
