@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDoubleSpinBox, QLabel
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QWidget
 
 from lattherm.engine.progress import format_duration
 
@@ -29,3 +29,13 @@ def error_label() -> QLabel:
 
 def show_error(label: QLabel, exc) -> None:
     label.setText(f"<span style='color:#b00'>{getattr(exc, 'message', None) or exc}</span>")
+
+
+def hrow(*widgets) -> QWidget:
+    """Widgets side by side in one margin-less row (a form row that holds several fields)."""
+    row = QWidget()
+    h = QHBoxLayout(row)
+    h.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        h.addWidget(w)
+    return row

@@ -21,7 +21,7 @@ from lattherm.engine.systems import CATALOG
 from lattherm.engine.tomlwrite import toml_text
 
 from . import export
-from .common import dspin, error_label, fmt_eta, show_error
+from .common import dspin, error_label, fmt_eta, hrow, show_error
 from .plots import METRICS, LiveCurves
 
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
@@ -50,7 +50,7 @@ class ConfigForm(QWidget):
                 tabs.addTab(page, spec.section)
             w = self._make(spec)
             self.widgets[spec.section, spec.name] = w
-            row = self._row_of(w)
+            row = hrow(*w) if isinstance(w, tuple) else w
             row.setToolTip(spec.help)
             forms[spec.section].addRow(spec.label, row)
         lay = QVBoxLayout(self)
@@ -87,17 +87,6 @@ class ConfigForm(QWidget):
             w = QLineEdit()
         ConfigForm._set(spec, w, spec.default)
         return w
-
-    @staticmethod
-    def _row_of(w) -> QWidget:
-        if not isinstance(w, tuple):
-            return w
-        row = QWidget()
-        h = QHBoxLayout(row)
-        h.setContentsMargins(0, 0, 0, 0)
-        for x in w:
-            h.addWidget(x)
-        return row
 
     # ---- values ----------------------------------------------------------------------------------------------------
     @staticmethod
@@ -224,7 +213,7 @@ class TrainingPanel(QWidget):
         self.form = ConfigForm()
         box = QGroupBox("New run")
         box_lay = QVBoxLayout(box)
-        box_lay.addWidget(self._row(QLabel("preset"), self.preset))
+        box_lay.addWidget(hrow(QLabel("preset"), self.preset))
         box_lay.addWidget(self.form)
         # ---- controls
         self.start_btn, self.pause_btn = QPushButton("Start"), QPushButton("Pause")
@@ -254,13 +243,13 @@ class TrainingPanel(QWidget):
         csv.clicked.connect(self._export_csv)
         left = QVBoxLayout()
         left.addWidget(box)
-        left.addWidget(self._row(self.start_btn, self.pause_btn, self.resume_btn, self.stop_btn))
+        left.addWidget(hrow(self.start_btn, self.pause_btn, self.resume_btn, self.stop_btn))
         left.addWidget(self.resume_run_btn)
         left.addWidget(self.progress)
         left.addWidget(self.status)
         left.addStretch(1)
         right = QVBoxLayout()
-        right.addWidget(self._row(QLabel("EMA"), self.smoothing, self.log_y, QLabel("export"), self.which_plot, png,
+        right.addWidget(hrow(QLabel("EMA"), self.smoothing, self.log_y, QLabel("export"), self.which_plot, png,
                                   svg, csv))
         right.addWidget(self.curves, 1)
         lay = QHBoxLayout(self)
@@ -270,15 +259,6 @@ class TrainingPanel(QWidget):
             self.preset.setCurrentText("quick-cpu")
         self.load_preset(self.preset.currentText())
         self._update_buttons()
-
-    @staticmethod
-    def _row(*widgets) -> QWidget:
-        w = QWidget()
-        h = QHBoxLayout(w)
-        h.setContentsMargins(0, 0, 0, 0)
-        for x in widgets:
-            h.addWidget(x)
-        return w
 
     # ---- config ------------------------------------------------------------------------------------------------
     def load_preset(self, name: str) -> None:

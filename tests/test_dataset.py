@@ -14,14 +14,6 @@ from lattherm.engine.montecarlo.dataset import (Dataset, check_dataset, load_dat
 from lattherm.engine.systems import make_system
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def small(seed=0, **kw):
     args = dict(samples=600, chains=200, equilibration=50, pilot=32, max_thin=20, seed=seed)
     args.update(kw)

@@ -26,14 +26,6 @@ from lattherm.engine.training.mle import forward_log_likelihood, order_agnostic_
 from lattherm.engine.training.reinforce import subsampled_score
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_model(kind="ao-arm", arch="mlp", symmetric=False, n=2, seed=0):
     torch.manual_seed(seed)
     hp = dict(n_sites=n * n, n_species=2, hidden=16, layers=2, symmetric=symmetric, T_scale=2.5, mu_scale=0.4)
