@@ -526,6 +526,7 @@ def lattherm_process(*args: str) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.slow
 def test_process_non_positive_temperature_exits_2_without_traceback():
     """A real `python -m lattherm.engine.cli exact ... --T 0`: exit status 2, one stderr line, empty stdout."""
     proc = lattherm_process("exact", "ising", "--size", "3x3", "--T", "0", "--json")
@@ -533,6 +534,7 @@ def test_process_non_positive_temperature_exits_2_without_traceback():
     assert_one_line_error(proc.returncode, proc.stderr, "T=0")
 
 
+@pytest.mark.slow
 def test_process_truncated_checkpoint_exits_2_naming_the_file(capsys, tmp_path):
     """A real process evaluating a run whose latest checkpoint is cut short: exit 2, one line naming the file,
     no traceback, and the run folder unchanged."""

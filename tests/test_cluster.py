@@ -182,6 +182,7 @@ def test_exact_energy_and_magnetisation(size, algorithm):
     assert res.energy.shape == (len(T), 200) and res.final.shape == (len(T), system.n_sites)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_agrees_with_metropolis_8x8(algorithm):
     system = Ising((8, 8))

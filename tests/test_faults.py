@@ -131,6 +131,7 @@ def _protocol_error(engine) -> dict:
     return engine.wait(lambda m: m.get("id") is None and "error" in m)["error"]
 
 
+@pytest.mark.slow
 def test_server_survives_deep_nesting_long_lines_and_bad_bytes(raw_engine):
     deep = b'{"id":"x","method":"ping","params":' + b"[" * 1000 + b"]" * 1000 + b"}\n"
     raw_engine.send_raw(deep)
@@ -190,6 +191,7 @@ def test_server_refuses_to_overwrite_without_overwrite_true(raw_engine, tmp_path
     assert victim.read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_shutdown_exits_within_a_second_while_a_long_request_runs(tmp_path):
     e = RawEngine(tmp_path)
     try:
@@ -325,6 +327,7 @@ def test_nan_mid_run_stops_and_the_checkpoint_before_it_stays_latest(lattherm_ho
     assert steps_logged(resumed.run) == list(range(1, 21))
 
 
+@pytest.mark.slow
 def test_sigterm_to_lattherm_train_checkpoints_once_and_stops(lattherm_home, tmp_path):
     cfg = tmp_path / "long.toml"
     cfg.write_text(config(steps=100_000, checkpoint_every=100_000))
@@ -552,6 +555,7 @@ def test_stale_lock_is_taken_over_and_a_live_one_is_named(tmp_path):
     assert not (folder / "lock.json").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_engine_stops_training_with_a_checkpoint(tmp_path):
     e = RawEngine(tmp_path)
     try:

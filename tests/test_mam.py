@@ -273,6 +273,7 @@ def test_symmetric_needs_an_energy_even_in_the_spins():
         parse_config(cuau)
 
 
+@pytest.mark.slow
 def test_symmetric_mam_training_lowers_the_exact_F_q_and_stays_above_the_bound():
     """A symmetric 3x3 MAM: the exact F_q gap of the Z2 mixture (all 512 states) halves in 400 steps, stays >= 0."""
     tr = Trainer(parse_config(tiny_config(kind="ao-mam", steps=400, **MAM, **{"model.symmetric": True})))

@@ -204,6 +204,7 @@ def test_centered_blocks_sit_away_from_the_window_seams(stride):
     assert len(steps) == 8 and all(st.block.size == 4 and len(st.views) == 2 for st in steps)
 
 
+@pytest.mark.slow
 def test_centered_layout_beats_the_sliding_one_with_a_perfect_window_model():
     """With the exact 3x3-torus conditionals as the window model, what is left of F_q - F is the layout's own
     error on the 6x6 target. The paper's sliding windows generate sites on the window edge, conditioned on the
