@@ -68,6 +68,7 @@ def sample(qtbot, panel, T: float, mu: float, n: int, timeout: int = 20000) -> d
     panel.T.setValue(T)
     panel.mu.setValue(mu)
     panel.n.setValue(n)
+    qtbot.waitUntil(lambda: panel.model.current_ref() is not None, timeout=timeout)  # the engine's model list came
     qtbot.mouseClick(panel.go, Qt.LeftButton)
     qtbot.waitUntil(lambda: panel.samples is not None, timeout=timeout)
     return panel.table_rows[0]
