@@ -311,12 +311,18 @@ class Run:
     # ---- samples -----------------------------------------------------------------------------------------------
 
     def new_samples_path(self, stem: str = "samples") -> Path:
-        """``samples/<stem>-<n>.npz`` with n one past the highest existing (not reserved; write it atomically)."""
-        stem = _slug(stem, "samples")
-        self.samples_dir.mkdir(parents=True, exist_ok=True)
-        pat = re.compile(rf"^{re.escape(stem)}-(\d+)\.npz$")
-        used = [int(m.group(1)) for p in self.samples_dir.iterdir() if (m := pat.match(p.name))]
-        return self.samples_dir / f"{stem}-{max(used, default=0) + 1}.npz"
+        """``samples/<stem>-<n>.npz`` of this run (see :func:`new_samples_path`)."""
+        return new_samples_path(self.samples_dir, stem)
+
+
+def new_samples_path(folder: str | os.PathLike, stem: str = "samples") -> Path:
+    """``<folder>/<stem>-<n>.npz`` with n one past the highest existing (not reserved; write it atomically)."""
+    folder = Path(folder)
+    stem = _slug(stem, "samples")
+    folder.mkdir(parents=True, exist_ok=True)
+    pat = re.compile(rf"^{re.escape(stem)}-(\d+)\.npz$")
+    used = [int(m.group(1)) for p in folder.iterdir() if (m := pat.match(p.name))]
+    return folder / f"{stem}-{max(used, default=0) + 1}.npz"
 
 
 # ---- liveness ----------------------------------------------------------------------------------------------------

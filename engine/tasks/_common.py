@@ -71,15 +71,11 @@ def samples_path(source, stem: str) -> Path:
     """A fresh ``<stem>-<k>.npz`` beside the model: in the run's samples folder, or under LATTHERM_HOME for a model
     folder or bundled model (which may live in a read-only place)."""
     from ..store import Run
+    from ..store.runs import new_samples_path
 
     if source.kind == "run":
         return Run(source.path).new_samples_path(stem)
-    folder = paths.lattherm_home() / "samples" / source.name
-    folder.mkdir(parents=True, exist_ok=True)
-    k = 1
-    while (folder / f"{stem}-{k}.npz").exists():
-        k += 1
-    return folder / f"{stem}-{k}.npz"
+    return new_samples_path(paths.lattherm_home() / "samples" / source.name, stem)
 
 
 def write_guarded(write, path):

@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import LatthermError
 from ..progress import Meter
 from .limits import check_lattice, check_samples
-from ._common import DEFAULT_BATCH, chunks, load, npz_out, samples_path, seeded, write_guarded
+from ._common import DEFAULT_BATCH, check_positive, chunks, load, npz_out, samples_path, seeded, write_guarded
 
 
 @dataclass
@@ -43,8 +42,7 @@ def paint(model, T: float, mu: float = 0.0, n: int = 100, *, size=None, constrai
     from ..store.samples import save_paint_npz
     from ..systems import make_system
 
-    if n < 1:
-        raise LatthermError(f"n must be >= 1, got {n}")
+    check_positive(n=n)
     npz_out(out)
     lm = load(model, device)
     size = size or list(lm.system.lattice.size)

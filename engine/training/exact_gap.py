@@ -8,8 +8,6 @@ method (CuAu 4x4x8) or one too wide for the transfer matrix gives None, once, an
 
 from __future__ import annotations
 
-from ..errors import LatthermError
-
 #: shorter side beyond which the transfer matrix is not "cheap" for per-log-step use
 MAX_CHEAP_WIDTH = 12
 
@@ -28,13 +26,13 @@ class ExactBounds:
             return None
         key = (round(float(T), 10), round(float(mu), 10))
         if key not in self._cache:
-            from ..exact import exact_reference
+            from ..analysis.free_energy import exact_or_none
 
-            try:
-                self._cache[key] = -exact_reference(self.system, key[0], key[1]).log_Z
-            except LatthermError:
+            ref = exact_or_none(self.system, key[0], key[1])
+            if ref is None:
                 self.available = False
                 return None
+            self._cache[key] = -ref.log_Z
         return self._cache[key]
 
     def gap(self, T, mu, F_q_per_condition) -> float | None:
