@@ -135,7 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--out", required=True, help="destination folder")
     pd.add_argument("--device", default="cpu")
     pd.add_argument("--seed", type=int, default=0)
+
+    for module in _command_modules():
+        module.add_parser(sub)
     return p
+
+
+# Commands that live in their own module of this package: each defines NAME, add_parser(sub) and run(args).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _command_modules():
+    import importlib
+
+    return [importlib.import_module(f".{name}", __package__) for name in COMMAND_MODULES]
 
 
 # ---- commands ---------------------------------------------------------------------------------------------------
@@ -347,8 +360,9 @@ COMMANDS = {"exact": cmd_exact, "train": cmd_train, "evaluate": cmd_evaluate, "s
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    commands = dict(COMMANDS, **{m.NAME: m.run for m in _command_modules()})
     try:
-        return COMMANDS[args.command](args)
+        return commands[args.command](args)
     except LatthermError as exc:
         print(f"lattherm: error: {exc}", file=sys.stderr)
         return exc.exit_code
