@@ -18,7 +18,7 @@ from lattherm.engine import config as schema
 from lattherm.engine import paths
 from lattherm.engine.errors import LatthermError
 from lattherm.engine.systems import CATALOG
-from lattherm.engine.tomlwrite import toml_text
+from lattherm.engine.config import toml_text
 
 from . import export
 from .common import dspin, error_label, fmt_eta, hrow, show_error

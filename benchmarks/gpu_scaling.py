@@ -27,7 +27,7 @@ from lattherm.engine.models.io import load_model, save_model_folder
 from lattherm.engine.paths import RESOURCES
 from lattherm.engine.sampling import paint_with_model
 from lattherm.engine.systems import make_system
-from lattherm.engine.tomlwrite import toml_text
+from lattherm.engine.config import toml_text
 from lattherm.engine.training import Trainer, paper_grid
 
 #: SCIENCE.md: mean of -log Z over the 25 paper conditions (20x20 needs a field: not computable here).

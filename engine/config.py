@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 from .errors import ConfigError, LatthermError
 from .systems import CATALOG, SystemInfo, system_info
-from .tomlwrite import toml_text
 
 #: the model kinds x architectures lattherm trains (lattherm.engine.models builds one class for each)
 MODEL_KINDS: tuple[tuple[str, str], ...] = (("fo-arm", "mlp"), ("ao-arm", "mlp"), ("ao-arm", "transformer"),
@@ -339,6 +338,30 @@ def _check_objective(cfg: RunConfig, n_sites: int) -> None:
                           f"got {t.reinforce_steps}")
     if d.sampler not in MC_SAMPLERS:
         raise ConfigError(f"[data] sampler must be one of {', '.join(MC_SAMPLERS)}, got {d.sampler!r}")
+
+
+def _toml_ready(value, where: str):
+    """A value tomli_w accepts: numpy scalars and arrays (anything with ``dtype``) become Python numbers and lists,
+    tuples become lists; None inside a list, or a type TOML cannot hold, is a ConfigError naming the key."""
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy scalar or array, torch-free and numpy-free
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _toml_ready(v, f"{where}.{k}") for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        if any(v is None for v in value):
+            raise ConfigError(f"{where} holds None, which TOML cannot write")
+        return [_toml_ready(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise ConfigError(f"{where} is a {type(value).__name__}, which TOML cannot write")
+
+
+def toml_text(tables: dict[str, dict]) -> str:
+    """{section: {key: value}} -> TOML text through tomli_w (escaping every control character). A key whose value is
+    None is left out (TOML has no null: the key keeps its default); numpy scalars are written as plain numbers."""
+    import tomli_w
+
+    return tomli_w.dumps({str(s): _toml_ready(v, str(s)) for s, v in tables.items() if v is not None})
 
 
 def read_config_text(path) -> str:

@@ -8,7 +8,7 @@ top of one base config, so a test's numbers are visible where it runs.
 
 from __future__ import annotations
 
-from lattherm.engine.tomlwrite import toml_text
+from lattherm.engine.config import toml_text
 
 #: the environment of every engine process the tests start: one thread, as in-process tests have
 ENGINE_ENV = {"OMP_NUM_THREADS": "1", "LATTHERM_THREADS": "1"}
