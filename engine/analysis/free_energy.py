@@ -5,6 +5,11 @@ Per condition, from n samples with exact path log-probabilities:
   -log Z_nis = -(LSE(log f - log p) - log n)  importance-sampled (Nicoli et al. 2020), float64 weights
   ESS / n = exp(2 LSE(log w) - LSE(2 log w)) / n
 and, where an exact method exists, -log Z and the gap F_q - (-log Z) >= 0.
+
+Each estimate carries its standard error, so a gap of -0.0016 reads as zero within its error bar: F_q's is the sample
+standard deviation of log p - log f over sqrt(n); -log Z_nis's is the delta-method error of -log of the mean weight,
+se(Z_hat) / Z_hat = sqrt((1 / (ESS/n) - 1) / (n - 1)); the exact -log Z has none, so the gap's error is F_q's.
+Averages over conditions (independent samples) add the errors in quadrature.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class ConditionEstimate:
     F_q: float
     F_q_stderr: float
     neg_log_Z_nis: float
+    neg_log_Z_nis_stderr: float
     ess_fraction: float
     mean_observable: float  # <m> or <x_Au> over model samples
     mean_energy_per_site: float
@@ -45,6 +51,7 @@ class ConditionEstimate:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["gap"] = self.gap
+        d["gap_stderr"] = None if self.exact_neg_log_Z is None else self.F_q_stderr
         d["nis_gap"] = None if self.exact_neg_log_Z is None else self.neg_log_Z_nis - self.exact_neg_log_Z
         return d
 
@@ -58,12 +65,15 @@ class Evaluation:
     def average(self) -> dict:
         cs = self.conditions
         mean = lambda key: sum(getattr(c, key) for c in cs) / len(cs)  # noqa: E731
-        out = {"F_q": mean("F_q"), "neg_log_Z_nis": mean("neg_log_Z_nis"), "mean_log_p": mean("mean_log_p"),
+        quad = lambda key: math.sqrt(sum(getattr(c, key) ** 2 for c in cs)) / len(cs)  # noqa: E731
+        out = {"F_q": mean("F_q"), "F_q_stderr": quad("F_q_stderr"), "neg_log_Z_nis": mean("neg_log_Z_nis"),
+               "neg_log_Z_nis_stderr": quad("neg_log_Z_nis_stderr"), "mean_log_p": mean("mean_log_p"),
                "mean_log_f": mean("mean_log_f"), "ess_fraction": mean("ess_fraction"), "exact_neg_log_Z": None,
-               "gap": None}
+               "gap": None, "gap_stderr": None}
         if cs and all(c.exact_neg_log_Z is not None for c in cs):
             out["exact_neg_log_Z"] = mean("exact_neg_log_Z")
             out["gap"] = out["F_q"] - out["exact_neg_log_Z"]
+            out["gap_stderr"] = out["F_q_stderr"]
         return out
 
     def to_dict(self) -> dict:
@@ -81,6 +91,14 @@ def importance_estimates(log_p: torch.Tensor, log_f: torch.Tensor) -> tuple[floa
     return neg_log_z, ess
 
 
+def importance_stderr(ess_fraction: float, n: int) -> float:
+    """Delta-method standard error of -log Z_nis = -log(mean w): se(mean w) / mean w, where the relative sample
+    variance of the weights is n / (n - 1) (1 / (ESS/n) - 1). nan for a single sample."""
+    if n < 2 or not ess_fraction > 0:
+        return float("nan")
+    return math.sqrt(max(1.0 / ess_fraction - 1.0, 0.0) / (n - 1))
+
+
 def estimate_condition(system: System, T: float, mu: float, spins: torch.Tensor, log_p: torch.Tensor,
                        exact=None) -> ConditionEstimate:
     log_f = system.log_f(spins, T, mu)
@@ -92,7 +110,7 @@ def estimate_condition(system: System, T: float, mu: float, spins: torch.Tensor,
     est = ConditionEstimate(
         T=float(T), mu=float(mu), n_samples=n, mean_log_p=float(log_p.mean()), mean_log_f=float(log_f.mean()),
         F_q=float(diff.mean()), F_q_stderr=float(diff.std() / math.sqrt(n)) if n > 1 else float("nan"),
-        neg_log_Z_nis=neg_log_z, ess_fraction=ess, mean_observable=float(system.observable(spins).mean()),
+        neg_log_Z_nis=neg_log_z, neg_log_Z_nis_stderr=importance_stderr(ess, n), ess_fraction=ess, mean_observable=float(system.observable(spins).mean()),
         mean_energy_per_site=float(system.energy(spins).mean()) / system.n_sites,
         free_energy_per_site_q=float(diff.mean()) * kT_per_site, free_energy_per_site_nis=neg_log_z * kT_per_site)
     if exact is not None:

@@ -222,20 +222,31 @@ def cmd_train(a) -> int:
     return 0
 
 
+def _pm(value, stderr, width: int = 19) -> str:
+    """``value ± stderr`` to 4 decimals, right-aligned; "-" where the estimate does not exist."""
+    if value is None:
+        return f"{'-':>{width}}"
+    se = "nan" if stderr is None or stderr != stderr else f"{stderr:.4f}"
+    return f"{f'{value:.4f} ± {se}':>{width}}"
+
+
 def _print_table(ev: dict, unit: str) -> None:
-    print(f"{'T':>8} {'mu':>7} {'<log p>':>10} {'<log f>':>10} {'F_q':>10} {'-logZ_nis':>10} {'ESS/N':>6} "
-          f"{'exact':>10} {'gap':>8}")
+    """One row per condition with every estimate beside its standard error (a gap of -0.0016 ± 0.0030 is zero
+    within its error bar, not a violated bound); the mean log-densities stay in --json."""
+    head = (f"{'T':>8} {'mu':>7} {'F_q ± se':>19} {'-logZ_nis ± se':>19} {'ESS/N':>6} {'exact -logZ':>11} "
+            f"{'gap ± se':>17}")
+    print(head)
     for c in ev["conditions"]:
         ex = "-" if c["exact_neg_log_Z"] is None else f"{c['exact_neg_log_Z']:.4f}"
-        gap = "-" if c["gap"] is None else f"{c['gap']:.4f}"
         mark = "  extrapolation" if c.get("extrapolation") else ""
-        print(f"{c['T']:8.3f} {c['mu']:7.3f} {c['mean_log_p']:10.4f} {c['mean_log_f']:10.4f} {c['F_q']:10.4f} "
-              f"{c['neg_log_Z_nis']:10.4f} {c['ess_fraction']:6.3f} {ex:>10} {gap:>8}{mark}")
+        print(f"{c['T']:8.3f} {c['mu']:7.3f} {_pm(c['F_q'], c['F_q_stderr'])} "
+              f"{_pm(c['neg_log_Z_nis'], c['neg_log_Z_nis_stderr'])} {c['ess_fraction']:6.3f} {ex:>11} "
+              f"{_pm(c['gap'], c.get('gap_stderr'), 17)}{mark}")
     av = ev["average"]
     ex = "-" if av["exact_neg_log_Z"] is None else f"{av['exact_neg_log_Z']:.4f}"
-    gap = "-" if av["gap"] is None else f"{av['gap']:.4f}"
-    print(f"{'average':>16} {av['mean_log_p']:10.4f} {av['mean_log_f']:10.4f} {av['F_q']:10.4f} "
-          f"{av['neg_log_Z_nis']:10.4f} {av['ess_fraction']:6.3f} {ex:>10} {gap:>8}   (T in {unit})")
+    print(f"{'average':>16} {_pm(av['F_q'], av['F_q_stderr'])} {_pm(av['neg_log_Z_nis'], av['neg_log_Z_nis_stderr'])} "
+          f"{av['ess_fraction']:6.3f} {ex:>11} {_pm(av['gap'], av.get('gap_stderr'), 17)}   (T in {unit}; "
+          f"free energies in units of kT; se = standard error)")
 
 
 def _note_extrapolation(trained_range, T: float, mu: float) -> None:
