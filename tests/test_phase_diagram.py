@@ -91,7 +91,7 @@ def test_cli_writes_data_and_figures(capsys, tmp_path):
     low = ref[ref[:, 0] == 200.0]
     assert len(low) >= 2 and (low[:, 1] < low[:, 2]).all()
     assert set(np.round(low[:, 1:].ravel() * 16).astype(int)) <= {0, 4, 8, 12, 16}
-    assert "circle" in (out / "temperature_composition.svg").read_text()
+    assert "two-phase boundary" in (out / "temperature_composition.svg").read_text()
 
 
 @pytest.mark.parametrize("system, size, T_range, mu_range", [("cuau", "2x2x4", "600,1200", "-0.12,0.12"),
