@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import LatthermError
 from ..systems.catalog import CATALOG, CLUSTER_EXPANSION, SystemInfo
@@ -143,6 +147,29 @@ def save(fig: Figure, path, formats=None) -> list[Path]:
 
     data = {p: render(fig, f) for p, f in figure_files(path, formats).items()}
     return [atomic_write_bytes(p, b) for p, b in data.items()]
+
+
+def write_folder(out_dir, files: dict[str, bytes]) -> list[Path]:
+    """Write already-rendered ``files`` ({name: bytes}) into ``out_dir``, each atomically; a new folder appears
+    whole or not at all (filled as a hidden sibling, then renamed)."""
+    from ..store import atomic_write_bytes
+
+    out = Path(out_dir)
+    if out.exists():
+        if not out.is_dir():
+            raise LatthermError(f"{out} exists and is not a folder")
+        return [atomic_write_bytes(out / name, data) for name, data in files.items()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        for name, data in files.items():
+            atomic_write_bytes(tmp / name, data)
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out / name for name in files]
 
 
 def _series_colours(values, cmap: str = "coolwarm"):
@@ -290,7 +317,7 @@ def free_energy(ev: dict, title: str | None = None) -> Figure:
             ex = [(c["T"], c["exact_free_energy_per_site"]) for c in cs if c.get("exact_free_energy_per_site")
                   is not None]
             if ex:
-                ax.plot(*zip(*ex), color="black", lw=0.9, ls="--", zorder=0)
+                ax.plot(*zip(*ex), color=col, lw=1.0, ls="--", zorder=0)
             if has_ref:
                 rows = [(c["T"], c["free_energy_per_site_q"] - c["exact_free_energy_per_site"],
                          _per_site_se(c, "F_q_stderr", info, n_sites),
@@ -305,7 +332,7 @@ def free_energy(ev: dict, title: str | None = None) -> Figure:
         kinds = [Line2D([], [], color="0.3", marker="o", ms=4, label="variational F_q"),
                  Line2D([], [], color="0.3", marker="s", ms=4, mfc="none", ls="none", label="importance-sampled")]
         if has_ref:
-            kinds.append(Line2D([], [], color="black", ls="--", lw=0.9, label="exact reference"))
+            kinds.append(Line2D([], [], color="0.3", ls="--", lw=1.0, label="exact reference"))
         if len(groups) <= MAX_LEGEND:
             kinds += [Patch(color=col, label=f"μ = {m:g} {unit(info.mu_unit)}") for (m, _), col in zip(groups, colours)]
         else:
@@ -355,10 +382,10 @@ def gaps(ev: dict, title: str | None = None) -> Figure:
 # ---- training ---------------------------------------------------------------------------------------------------
 #: axis labels of the metrics a trainer logs (engine/training); anything else is plotted under its own name
 METRIC_LABELS = {
-    "F_q": ("F_q, mean over the batch's conditions", "kT"),
+    "F_q": ("F_q (batch mean)", "kT"),
     "exact_gap": ("gap F_q + log Z", "kT"),
     "loss": ("loss", "kT"),
-    "grad_norm": ("gradient norm (before clipping)", ""),
+    "grad_norm": ("gradient norm", ""),
     "ess_fraction": ("ESS / n", "fraction"),
     "lr": ("learning rate", ""),
     "beta_factor": ("β annealing factor", ""),
@@ -403,13 +430,15 @@ def training_curves(records: list[dict], title: str = "training", columns: int =
     cols = min(columns, len(keys))
     rows = math.ceil(len(keys) / cols)
     with style():
-        fig = _new_figure(figsize=(5.0 * cols, 2.6 * rows + 0.6), layout="constrained")
+        fig = _new_figure(figsize=(5.0 * cols, 2.4 * rows + 0.8), layout="constrained")
         axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, squeeze=False)).reshape(-1)
         for ax, key in zip(axes, keys):
             x, y = series[key]
             ax.plot(x, y, lw=1.2, marker="o" if len(x) < 30 else None, ms=3)
             name, u = METRIC_LABELS.get(key, (key.replace("_", " "), ""))
-            ax.set_ylabel(label(name, u), fontsize=10)
+            ax.set_title(name, fontsize=11)
+            ax.set_ylabel(unit(u) or "dimensionless", fontsize=10)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if (y > 0).all() and y.max() / y.min() > 100:
                 ax.set_yscale("log")
             if key == "exact_gap":
@@ -417,7 +446,7 @@ def training_curves(records: list[dict], title: str = "training", columns: int =
         for ax in axes[len(keys):]:
             ax.set_visible(False)
         for ax in axes[max(len(keys) - cols, 0):len(keys)]:
-            ax.set_xlabel(label("training step", "optimiser steps"))
+            ax.set_xlabel(label("training step", "steps"))
             ax.xaxis.set_tick_params(labelbottom=True)
         fig.suptitle(title)
     return fig

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +102,6 @@ def write_phase_diagram(out_dir, grid: dict, system_name: str, reference=None, x
     the axes (default: the system's, e.g. x_Au). Everything is rendered in memory first, then each file is written
     atomically (a new folder appears whole or not at all).
     """
-    from ..store import atomic_write_bytes
     from . import figures
 
     missing = [k for k in GRID_KEYS if k not in grid]
@@ -125,20 +121,4 @@ def write_phase_diagram(out_dir, grid: dict, system_name: str, reference=None, x
     for stem, fig in drawn.items():
         for fmt in formats:
             files[f"{stem}.{fmt}"] = figures.render(fig, fmt)
-    out = Path(out_dir)
-    if out.exists():
-        if not out.is_dir():
-            raise LatthermError(f"{out} exists and is not a folder")
-        return [atomic_write_bytes(out / name, data) for name, data in files.items()]
-    # A new folder appears whole or not at all: fill a hidden sibling, then rename it.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        for name, data in files.items():
-            atomic_write_bytes(tmp / name, data)
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return [out / name for name in files]
+    return figures.write_folder(out_dir, files)
