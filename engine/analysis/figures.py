@@ -347,6 +347,11 @@ def free_energy(ev: dict, title: str | None = None) -> Figure:
     return fig
 
 
+def _first(*values) -> float:
+    """The first value that is not None, else nan (a zero error bar stays zero)."""
+    return next((float(v) for v in values if v is not None), float("nan"))
+
+
 def gaps(ev: dict, title: str | None = None) -> Figure:
     """Per-condition gap F_q − (−log Z) ≥ 0 (in units of kT) against μ, one series per T, with ±1 standard-error
     bars: a gap within its error bar of zero is the bound met, not violated."""
@@ -365,7 +370,7 @@ def gaps(ev: dict, title: str | None = None) -> Figure:
             cs = sorted((c for c in conds if float(c["T"]) == t), key=lambda c: c["mu"])
             x = np.array([c["mu"] for c in cs]) + (k - (len(Ts) - 1) / 2) * step  # side by side, not on top
             y = np.array([c["gap"] for c in cs])
-            se = np.array([c.get("gap_stderr", c.get("F_q_stderr")) or np.nan for c in cs], dtype=np.float64)
+            se = np.array([_first(c.get("gap_stderr"), c.get("F_q_stderr")) for c in cs], dtype=np.float64)
             ax.errorbar(x, y, yerr=se, color=col, marker="o", ms=4, ls="none", capsize=2,
                         label=f"T = {t:g} {unit(info.T_unit)}")
         ax.axhline(0.0, color="black", lw=0.8)
