@@ -175,6 +175,7 @@ class LatticeEditor(LatticeView):
         self._anchor: tuple[int, int] | None = None
         self._before: np.ndarray | None = None
         self.setMouseTracking(False)
+        self.setFocusPolicy(Qt.StrongFocus)  # Ctrl+Z and friends reach the panel's shortcuts from here
 
     def reset(self, shape) -> None:
         self.values = np.zeros(tuple(shape), np.int8)

@@ -636,7 +636,9 @@ class PaintingPanel(QWidget):
         self.eval_progress.setFormat("queued")
         self.eval_status.setText("evaluating…")
         params = {"model": ref, "grid": f"{self.T.value()!r}:{self.mu.value()!r}", "samples": self.eval_n.value(),
-                  "size": "x".join(map(str, self.editor.values.shape)), "no_exact": not self.eval_exact.isChecked()}
+                  "size": "x".join(map(str, self.editor.values.shape))}
+        if not self.eval_exact.isChecked():
+            params["no_exact"] = True
         self.client.request("evaluate", params, lambda r: self._set_eval_job(r["job"]), self._eval_failed)
         self.lower.setCurrentIndex(1)
 
