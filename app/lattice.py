@@ -207,7 +207,7 @@ class LatticeEditor(LatticeView):
     def fit_to(self, width: int, height: int) -> None:
         """The cell size that shows the whole layer in width x height pixels."""
         r, c = self.grid_shape()
-        self.set_cell(max(MIN_CELL, min(28, (width - 2) // c, (height - 2) // r)))
+        self.set_cell(max(MIN_CELL, min(36, (width - 2) // c, (height - 2) // r)))
 
     def wheelEvent(self, ev) -> None:
         if ev.modifiers() & Qt.ControlModifier:

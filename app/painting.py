@@ -63,7 +63,7 @@ def reference_text(row: dict) -> str:
     """The reference column: exact, or an approximation such as the tensor network with its error."""
     if row.get("exact_neg_log_Z") is None:
         return "—"
-    method = row.get("reference_method") or row.get("exact_method") or "exact"
+    method = row.get("reference_method") or ("exact, " + row["exact_method"] if row.get("exact_method") else "exact")
     err = row.get("reference_error")
     text = f"{row['exact_neg_log_Z']:.5f}"
     if err:
@@ -264,7 +264,7 @@ class PaintingPanel(QWidget):
         zoom_out.clicked.connect(lambda: self.editor.zoom(-1))
         zoom_in.clicked.connect(lambda: self.editor.zoom(1))
         fit.clicked.connect(self.fit_editor)
-        self.zoom_label = QLabel("")
+        self.zoom_label = QLabel(f"{self.editor.cell} px/site")
         self.editor.zoomed.connect(lambda px: self.zoom_label.setText(f"{px} px/site"))
         head = QHBoxLayout()
         head.addWidget(QLabel("<b>Fixed sites</b>"))
@@ -317,6 +317,7 @@ class PaintingPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)
         scroll.setMinimumHeight(170)
+        scroll.setMinimumWidth(340)  # room for two completions beside the 3D view
         self.result_crystal = CrystalView()
         self.result_crystal.highlight_layer = False
         split = QSplitter(Qt.Horizontal)
@@ -324,6 +325,7 @@ class PaintingPanel(QWidget):
         split.addWidget(self.result_crystal)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        self.results_split = split
         ex = QHBoxLayout()
         ex.addWidget(QLabel("fixed sites framed (2D) or ringed (3D) red; click a completion to see it in 3D"))
         ex.addStretch(1)
@@ -354,7 +356,7 @@ class PaintingPanel(QWidget):
         self.eval_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.eval_table.verticalHeader().setVisible(False)
         self.eval_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.eval_table.horizontalHeader().setStretchLastSection(True)
+        self.eval_table.horizontalHeader().setStretchLastSection(False)
         er = QHBoxLayout()
         er.addWidget(QLabel("samples"))
         er.addWidget(self.eval_n)
@@ -606,6 +608,8 @@ class PaintingPanel(QWidget):
         if len(shape) == 3 and self.info and self.info.get("vectors"):
             self.result_crystal.set_lattice(shape, self.info["vectors"], self.info.get("unit_length", 1.0))
             self.result_crystal.setVisible(True)
+            w = max(self.results_split.width(), 700)
+            self.results_split.setSizes([w * 3 // 5, w * 2 // 5])
             self.show_completion(0)
         self.lower.setCurrentIndex(0)
         self.status.setText(f"{len(self.views)} completions, {result['n_fixed']} fixed sites kept")
