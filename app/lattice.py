@@ -1,38 +1,64 @@
 """Lattice pictures and the painting editor.
 
 Lattices arrive as integer arrays of spins in {-1, +1} (0 = free / unknown while painting) with the lattice's own
-shape: (L1, L2) for square lattices, (L1, L2, L3) for fcc, which is shown one layer (last index) at a time.
+shape: (L1, L2) for square lattices, (L1, L2, L3) for 3D ones (fcc), whose layers are the planes of constant last
+index. Each layer is drawn as one QImage scaled without smoothing (one pixel per site), so a 64x64 lattice costs one
+image, not 4096 rectangles; the editor sits in a scroll area and zooms, so a large target never grows the window.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 COLORS = {-1: QColor(40, 60, 140), 1: QColor(245, 200, 60), 0: QColor(225, 225, 225)}
+_RGBA = {k: np.array([c.red(), c.green(), c.blue(), 255], np.uint8) for k, c in COLORS.items()}
+LAYER_FRAME = QColor(230, 90, 20)
+MIN_CELL, MAX_CELL = 3, 48
 
 
 def layer_of(values: np.ndarray, layer: int) -> np.ndarray:
     return values if values.ndim == 2 else values[:, :, layer]
 
 
-class LatticeView(QWidget):
-    """One lattice layer as coloured squares; sites in ``fixed`` (non-zero) get a dark frame."""
+def layer_image(values: np.ndarray) -> QImage:
+    """A (rows, cols) array of spins as an RGBA image, one pixel per site (free sites grey)."""
+    v = np.sign(np.asarray(values)).astype(np.int8)
+    rgba = np.empty(v.shape + (4,), np.uint8)
+    for k, c in _RGBA.items():
+        rgba[v == k] = c
+    rgba = np.ascontiguousarray(rgba)
+    img = QImage(rgba.data, v.shape[1], v.shape[0], 4 * v.shape[1], QImage.Format_RGBA8888)
+    return img.copy()  # own the pixels: the numpy buffer goes away
 
-    def __init__(self, values=None, fixed=None, cell: int = 16, parent=None):
+
+def tile_columns(n_layers: int) -> int:
+    """Layers of a 3D lattice tiled in a near-square block: this many tiles per row."""
+    return max(1, math.ceil(math.sqrt(n_layers)))
+
+
+class LatticeView(QWidget):
+    """A lattice as coloured squares; sites in ``fixed`` (non-zero) get a dark red frame. A 3D lattice is shown
+    with all its layers tiled (``tiled``, the current layer framed) or one layer at a time."""
+
+    def __init__(self, values=None, fixed=None, cell: int = 16, parent=None, tiled: bool = True):
         super().__init__(parent)
         self.cell = cell
         self.layer = 0
+        self.tiled = tiled
         self.values = np.zeros((4, 4), np.int8) if values is None else np.asarray(values)
         self.fixed = None if fixed is None else np.asarray(fixed)
+        self._fit()
 
     def set_values(self, values, fixed=None) -> None:
         self.values = np.asarray(values)
         self.fixed = None if fixed is None else np.asarray(fixed)
         self.layer = min(self.layer, self.n_layers() - 1)
-        self.updateGeometry()
+        self._fit()
         self.update()
 
     def n_layers(self) -> int:
@@ -45,33 +71,66 @@ class LatticeView(QWidget):
     def grid_shape(self) -> tuple[int, int]:
         return self.values.shape[0], self.values.shape[1]
 
+    def _tiles(self) -> list[int]:
+        """The layers drawn: all of them when tiled, else the current one."""
+        return list(range(self.n_layers())) if self.tiled and self.n_layers() > 1 else [self.layer]
+
+    def gap(self) -> int:
+        return max(4, self.cell // 2)
+
+    def tile_origin(self, k: int) -> QPoint:
+        """Top-left pixel of layer ``k``'s tile (0, 0 when one layer is shown)."""
+        if len(self._tiles()) == 1:
+            return QPoint(0, 0)
+        r, c = self.grid_shape()
+        cols = tile_columns(self.n_layers())
+        return QPoint((k % cols) * (c * self.cell + self.gap()), (k // cols) * (r * self.cell + self.gap()))
+
     def sizeHint(self) -> QSize:
         r, c = self.grid_shape()
-        return QSize(c * self.cell + 1, r * self.cell + 1)
+        n = len(self._tiles())
+        if n == 1:
+            return QSize(c * self.cell + 1, r * self.cell + 1)
+        cols = tile_columns(n)
+        rows = math.ceil(n / cols)
+        return QSize(cols * c * self.cell + (cols - 1) * self.gap() + 1, rows * r * self.cell + (rows - 1) * self.gap() + 1)
 
     def minimumSizeHint(self) -> QSize:
         return self.sizeHint()
 
-    def cell_rect(self, i: int, j: int) -> QRect:
-        return QRect(j * self.cell, i * self.cell, self.cell, self.cell)
+    def _fit(self) -> None:
+        self.updateGeometry()
+        if self.parentWidget() is None or not self.parentWidget().layout():
+            self.resize(self.sizeHint())  # in a scroll area the widget has the size it asks for
+
+    def cell_rect(self, i: int, j: int, k: int | None = None) -> QRect:
+        o = self.tile_origin(self.layer if k is None else k)
+        return QRect(o.x() + j * self.cell, o.y() + i * self.cell, self.cell, self.cell)
 
     def paintEvent(self, event) -> None:
         p = QPainter(self)
-        vals = layer_of(self.values, self.layer)
-        fixed = None if self.fixed is None else layer_of(self.fixed, self.layer)
-        p.setPen(QPen(QColor(255, 255, 255), 1))
-        for i in range(vals.shape[0]):
-            for j in range(vals.shape[1]):
-                p.fillRect(self.cell_rect(i, j), COLORS.get(int(np.sign(vals[i, j])), COLORS[0]))
-        p.setPen(QPen(QColor(150, 150, 150), 1))
-        for i in range(vals.shape[0] + 1):
-            p.drawLine(0, i * self.cell, vals.shape[1] * self.cell, i * self.cell)
-        for j in range(vals.shape[1] + 1):
-            p.drawLine(j * self.cell, 0, j * self.cell, vals.shape[0] * self.cell)
-        if fixed is not None:
-            p.setPen(QPen(QColor(200, 20, 20), 2))
-            for i, j in zip(*np.nonzero(fixed)):
-                p.drawRect(self.cell_rect(int(i), int(j)).adjusted(2, 2, -2, -2))
+        r, c = self.grid_shape()
+        tiles = self._tiles()
+        for k in tiles:
+            o = self.tile_origin(k)
+            vals = layer_of(self.values, k)
+            p.drawImage(QRect(o.x(), o.y(), c * self.cell, r * self.cell), layer_image(vals))
+            if self.cell >= 6:
+                p.setPen(QPen(QColor(150, 150, 150), 1))
+                for i in range(r + 1):
+                    p.drawLine(o.x(), o.y() + i * self.cell, o.x() + c * self.cell, o.y() + i * self.cell)
+                for j in range(c + 1):
+                    p.drawLine(o.x() + j * self.cell, o.y(), o.x() + j * self.cell, o.y() + r * self.cell)
+            if self.fixed is not None:
+                fixed = layer_of(self.fixed, k)
+                w = 2 if self.cell >= 8 else 1
+                p.setPen(QPen(QColor(200, 20, 20), w))
+                inset = min(2, self.cell // 4)
+                for i, j in zip(*np.nonzero(fixed)):
+                    p.drawRect(self.cell_rect(int(i), int(j), k).adjusted(inset, inset, -inset - 1, -inset - 1))
+            if len(tiles) > 1 and k == self.layer:
+                p.setPen(QPen(LAYER_FRAME, 2))
+                p.drawRect(QRect(o.x(), o.y(), c * self.cell, r * self.cell).adjusted(-1, -1, 1, 1))
         p.end()
 
 
@@ -96,12 +155,18 @@ def pattern_values(pattern: str, rows: range, cols: range, layer: int = 0) -> np
 
 class LatticeEditor(LatticeView):
     """Paint sites with a brush (+1, -1 or 0 = free); 'rect' fills a dragged rectangle; 'select' marks a rectangle
-    that pattern fills (:meth:`fill_pattern`) cover, else they cover the whole layer; undo/redo whole strokes."""
+    that pattern fills (:meth:`fill_pattern`) cover, else they cover the whole layer; undo/redo whole strokes.
+
+    Other views (the 3D crystal) paint through :meth:`begin_stroke`, :meth:`paint_site` and :meth:`end_stroke`, so
+    their strokes share this undo history. ``edited`` fires on every change, mid-stroke too (live counts);
+    ``changed`` once a stroke or step is complete."""
 
     changed = Signal()
+    edited = Signal()
+    zoomed = Signal(int)  # the new cell size in pixels
 
     def __init__(self, shape=(5, 5), cell: int = 28, parent=None):
-        super().__init__(np.zeros(shape, np.int8), None, cell, parent)
+        super().__init__(np.zeros(shape, np.int8), None, cell, parent, tiled=False)
         self.brush = 1
         self.tool = "pen"  # pen | rect | select
         self.selection: tuple[int, int, int, int] | None = None  # i0, i1, j0, j1 inclusive
@@ -110,6 +175,7 @@ class LatticeEditor(LatticeView):
         self._anchor: tuple[int, int] | None = None
         self._before: np.ndarray | None = None
         self.setMouseTracking(False)
+        self.setFocusPolicy(Qt.StrongFocus)  # Ctrl+Z and friends reach the panel's shortcuts from here
 
     def reset(self, shape) -> None:
         self.values = np.zeros(tuple(shape), np.int8)
@@ -117,15 +183,48 @@ class LatticeEditor(LatticeView):
         self.undo_stack.clear()
         self.redo_stack.clear()
         self.layer = 0
-        self.updateGeometry()
+        self._fit()
         self.update()
         self.changed.emit()
+        self.edited.emit()
 
+    def n_fixed(self) -> int:
+        return int(np.count_nonzero(self.values))
+
+    # ---- zoom ------------------------------------------------------------------------------------------------
+    def set_cell(self, px: int) -> None:
+        px = int(min(max(px, MIN_CELL), MAX_CELL))
+        if px != self.cell:
+            self.cell = px
+            self._fit()
+            self.update()
+            self.zoomed.emit(px)
+
+    def zoom(self, steps: float) -> None:
+        """Zoom in (steps > 0) or out by about 25 % a step."""
+        self.set_cell(round(self.cell * 1.25 ** steps) if abs(steps) else self.cell)
+
+    def fit_to(self, width: int, height: int) -> None:
+        """The cell size that shows the whole layer in width x height pixels."""
+        r, c = self.grid_shape()
+        self.set_cell(max(MIN_CELL, min(36, (width - 2) // c, (height - 2) // r)))
+
+    def wheelEvent(self, ev) -> None:
+        if ev.modifiers() & Qt.ControlModifier:
+            self.zoom(1 if ev.angleDelta().y() > 0 else -1)
+            ev.accept()
+        else:
+            ev.ignore()  # the scroll area scrolls
+
+    # ---- edits -----------------------------------------------------------------------------------------------
     def clear(self) -> None:
+        if not self.values.any():
+            return
         self._push()
         self.values[...] = 0
         self.update()
         self.changed.emit()
+        self.edited.emit()
 
     def set_selection(self, a, b) -> None:
         (i0, i1), (j0, j1) = sorted((a[0], b[0])), sorted((a[1], b[1]))
@@ -151,6 +250,7 @@ class LatticeEditor(LatticeView):
             self.undo_stack.append(before)
             self.redo_stack.clear()
             self.changed.emit()
+            self.edited.emit()
         self.update()
 
     def paintEvent(self, event) -> None:
@@ -179,6 +279,27 @@ class LatticeEditor(LatticeView):
             self.values = source.pop()
             self.update()
             self.changed.emit()
+            self.edited.emit()
+
+    # ---- strokes (this widget's mouse, or another view's) ----------------------------------------------------
+    def begin_stroke(self) -> None:
+        self._before = self.values.copy()
+
+    def paint_site(self, index: tuple) -> None:
+        """Set one site (a full index: (i, j) or (i, j, k)) to the brush, inside a stroke."""
+        if self.values[index] != self.brush:
+            self.values[index] = self.brush
+            self.update()
+            self.edited.emit()
+
+    def end_stroke(self) -> None:
+        """One undo step for the whole stroke, if it changed anything."""
+        if self._before is not None and not np.array_equal(self.values, self._before):
+            self.undo_stack.append(self._before)
+            self.redo_stack.clear()
+            self.changed.emit()
+        self._before = None
+        self.edited.emit()
 
     def site_at(self, pos: QPoint) -> tuple[int, int] | None:
         i, j = pos.y() // self.cell, pos.x() // self.cell
@@ -186,16 +307,13 @@ class LatticeEditor(LatticeView):
         return (i, j) if 0 <= i < r and 0 <= j < c else None
 
     def _set(self, i: int, j: int) -> None:
-        if self.values.ndim == 2:
-            self.values[i, j] = self.brush
-        else:
-            self.values[i, j, self.layer] = self.brush
+        self.paint_site((i, j) if self.values.ndim == 2 else (i, j, self.layer))
 
     def mousePressEvent(self, ev) -> None:
         site = self.site_at(ev.position().toPoint())
         if site is None or ev.button() != Qt.LeftButton:
             return
-        self._before = self.values.copy()
+        self.begin_stroke()
         self._anchor = site
         if self.tool == "select":
             self.set_selection(site, site)
@@ -214,6 +332,7 @@ class LatticeEditor(LatticeView):
         else:
             self.values = self._before.copy()
             self._fill(self._anchor, site)
+            self.edited.emit()
         self.update()
 
     def mouseReleaseEvent(self, ev) -> None:
@@ -225,11 +344,8 @@ class LatticeEditor(LatticeView):
         if self.tool == "rect":
             self.values = self._before.copy()
             self._fill(self._anchor, site)
-        if not np.array_equal(self.values, self._before):
-            self.undo_stack.append(self._before)
-            self.redo_stack.clear()
-            self.changed.emit()
-        self._anchor = self._before = None
+        self._anchor = None
+        self.end_stroke()
         self.update()
 
     def _fill(self, a, b) -> None:

@@ -9,9 +9,12 @@ It opens lattherm's main window with a throw-away ``LATTHERM_HOME`` and drives t
 - Training: starts ``resources/configs/quick-cpu.toml`` and lets the live curves run for a while;
 - Sampler: samples a model at one condition (the bundled ``ising-5x5-ao-mlp`` when it is installed, else the
   quick-cpu run, trained to its end first) and shows the gallery and the histograms;
-- Lattice painting: fixes a few sites of an 8x8 lattice and in-paints it with the same model.
+- Lattice painting: fixes a few sites of an 8x8 lattice and in-paints it with the same model, then evaluates the
+  model painted on 8x8 (``painting-evaluation``); fills a square of a 48x48 target and in-paints it
+  (``painting-48x48``); paints a 4x4x4 fcc supercell of the bundled CuAu model in 2D and 3D and in-paints it
+  (``painting-3d``, and the 3D view of the first completion alone, ``crystal3d``).
 
-Each view is written to ``OUT/{training,sampler,painting}.png``; the engine is shut down at the end.
+Each view is written to ``OUT/<name>.png``; the engine is shut down at the end.
 """
 
 from __future__ import annotations
@@ -168,6 +171,64 @@ def shoot(out: Path, args) -> int:
         if pp.result is None:
             raise RuntimeError(f"in-painting failed: {pp.status.text()}")
         save("painting")
+
+        # ---- the same model evaluated painted on the 8x8 lattice: F_q, -log Z_nis, ESS, gap to the exact -log Z
+        pp.eval_n.setValue(200)
+        QTest.mouseClick(pp.eval_go, Qt.LeftButton)
+        wait(lambda: pp.eval_job is None, 300, "the painted evaluation")
+        if pp.evaluation is None:
+            raise RuntimeError(f"painted evaluation failed: {pp.eval_status.text()}")
+        save("painting-evaluation")
+
+        # ---- a 48x48 target: the editor zooms and scrolls inside the window
+        pp.target.setText("48x48")
+        pp.apply_target()
+        pp.select.setChecked(True)
+        QTest.mousePress(ed, Qt.LeftButton, Qt.NoModifier, QPoint(8 * ed.cell + 1, 8 * ed.cell + 1))
+        QTest.mouseRelease(ed, Qt.LeftButton, Qt.NoModifier, QPoint(39 * ed.cell + 1, 39 * ed.cell + 1))
+        pp.fill.setCurrentIndex(0)  # a checkerboard (antiferromagnetic) square in the middle
+        QTest.mouseClick(pp.fill_btn, Qt.LeftButton)
+        pp.editor.clear_selection()
+        pp.pen.setChecked(True)
+        pp.n.setValue(3)
+        QTest.mouseClick(pp.go, Qt.LeftButton)
+        wait(lambda: not pp.busy, 600, "the 48x48 in-painting")
+        if pp.result is None:
+            raise RuntimeError(f"48x48 in-painting failed: {pp.status.text()}")
+        save("painting-48x48")
+
+        # ---- the 3D crystal view: the bundled CuAu fcc model on a 4x4x4 supercell
+        cuau = "cuau-2x2x4-ao-mlp"
+        if cuau in bundled_models():
+            cref = str(bundled_models_dir() / cuau)
+            if not pp.model.select(cref):
+                raise RuntimeError(f"model {cref} is not in the painting panel's list")
+            wait(lambda: pp.info is not None and pp.info.get("path") == cref, 60, "the CuAu model's info")
+            pp.target.setText("4x4x4")
+            pp.apply_target()
+            pp.T.setValue(500.0)
+            pp.mu.setValue(0.0)
+            pp.layer.setValue(0)
+            pp.fill.setCurrentIndex(2)  # layer 1 all Au ...
+            QTest.mouseClick(pp.fill_btn, Qt.LeftButton)
+            pp.layer.setValue(1)
+            pp.fill.setCurrentIndex(3)  # ... layer 2 all Cu: an L1_0-like start
+            QTest.mouseClick(pp.fill_btn, Qt.LeftButton)
+            view = pp.crystal
+            pp.brush_buttons[1].setChecked(True)
+            for i in range(len(view.points)):  # a few sites of layer 3 set in 3D, as a click would
+                if view.site_layer(i) == 2 and i % 3 == 0:
+                    QTest.mouseClick(view, Qt.LeftButton, Qt.NoModifier, view.screen_pos(i).toPoint())
+            pp.layer.setValue(2)
+            pp.n.setValue(4)
+            QTest.mouseClick(pp.go, Qt.LeftButton)
+            wait(lambda: not pp.busy, 300, "the CuAu in-painting")
+            if pp.result is None:
+                raise RuntimeError(f"CuAu in-painting failed: {pp.status.text()}")
+            save("painting-3d")
+            path = out / "crystal3d.png"
+            pp.result_crystal.grab().save(str(path), "PNG", 9)
+            print(f"wrote {path}", flush=True)
     finally:
         win.client.shutdown()
         if win.client.proc is not None:

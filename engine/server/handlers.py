@@ -271,7 +271,8 @@ def _task_call(method: str, p: dict):
     if method == "paint":
         return tasks.paint, kw
     if method == "evaluate":
-        return tasks.evaluate, {**kw, "exact": not kw.pop("no_exact", False)}
+        exact = not kw.pop("no_exact", False)  # popped before kw is unpacked: evaluate() takes no no_exact
+        return tasks.evaluate, {**kw, "exact": exact}
     return tasks.phase_diagram, kw
 
 

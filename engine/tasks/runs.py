@@ -45,13 +45,15 @@ def bundled_models() -> list:
 
 
 def model_info(lm) -> dict:
-    """What a front end needs to know of a loaded model: system, lattice kind and size, species, units."""
+    """What a front end needs to know of a loaded model: system, lattice kind and size, species, units, and the
+    primitive vectors (rows, Cartesian, in units of ``unit_length`` angstrom) that place site g at g @ vectors."""
     s = lm.system
     return {"source": lm.source.kind, "path": str(lm.source.path), "name": lm.source.name, "model": lm.model.hparams(),
             "system": s.name, "lattice": s.lattice.kind, "size": list(s.lattice.size), "species": list(s.species),
             "labels": list(s.info.value_labels), "encoding": s.encoding, "observable": s.observable_name,
             "observable_unit": s.info.observable_unit, "T_unit": s.temperature_unit, "mu_unit": s.mu_unit,
-            "step": lm.step}
+            "step": lm.step, "vectors": [[float(v) for v in row] for row in s.lattice.vectors],
+            "unit_length": float(s.lattice.unit_length), "trained_range": lm.trained_range()}
 
 
 def describe_model(ref) -> dict:
