@@ -197,8 +197,10 @@ def bravais(kind: str, size, a: float | None = None) -> Lattice:
     vectors, per_a = BRAVAIS[kind]
     dims = parse_size(size)
     if len(dims) != len(vectors):
-        example = "10x10" if len(vectors) == 2 else "2x2x4"
-        raise LatthermError(f"a {kind} lattice needs {len(vectors)} extents like {example}, got {size!r}")
+        two = len(vectors) == 2
+        article = "an" if kind[0] in "fs" else "a"  # "an fcc", "an sc", "a bcc"
+        raise LatthermError(f"{article} {kind} {'lattice' if two else 'supercell'} needs {'two' if two else 'three'} "
+                            f"extents like {'10x10' if two else '2x2x4'}, got {size!r}")
     return Lattice(kind, dims, vectors.copy(), unit_length=1.0 if a is None else float(a) / per_a)
 
 
