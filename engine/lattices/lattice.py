@@ -237,6 +237,6 @@ def identify_bravais(cell, tol: float = 1e-6) -> tuple[str, float]:
         unit = (volume / abs(np.linalg.det(vectors))) ** (1 / 3)  # angstrom per lattice unit
         m = cell @ np.linalg.inv(vectors * unit)
         if np.allclose(m, np.rint(m), atol=tol * 10) and abs(abs(round(np.linalg.det(np.rint(m)))) - 1) < 1e-9:
-            return kind, unit * per_a
+            return kind, float(f"{unit * per_a:.12g}")  # 3.9999999999999996 -> 4.0
     raise LatthermError(f"the primitive cell {np.round(cell, 4).tolist()} is not an sc, fcc or bcc lattice in the "
                         "standard cubic orientation")
