@@ -239,7 +239,7 @@ def read_structures(path, format: str | None = None) -> list:
         if fmt is None and p.suffix.lower() in (".data", ".lmp"):
             fmt = "lammps-data"
         try:
-            got = read(p, index=":", format=fmt, **({"style": "atomic", "units": "metal"}
+            got = read(p, index=":", format=fmt, **({"atom_style": "atomic", "units": "metal"}
                                                        if fmt == "lammps-data" else {}))
         except Exception as exc:  # noqa: BLE001 - ase raises many kinds on foreign or corrupt input
             raise LatthermError(f"{p}: not a structure file ASE can read ({type(exc).__name__}: "
@@ -261,7 +261,8 @@ def _nn_vectors(cell: np.ndarray, d: np.ndarray) -> tuple[float, np.ndarray]:
 
 def _rotations(u: np.ndarray, ref: np.ndarray):
     """Orthogonal R with u_i @ R = one of ``ref`` for three independent nearest-neighbour vectors u (identity
-    first): candidates from matching the Gram matrix of an ordered triple of reference vectors."""
+    first): candidates from matching the Gram matrix of an ordered triple of reference vectors. Every lattice
+    symmetry gives one; the caller prefers the one under which the cell is n1 x n2 x n3 along the primitive axes."""
     yield np.eye(3)
     trip = None
     for i, j, k in itertools.combinations(range(len(u)), 3):
@@ -310,17 +311,23 @@ def structure_to_config(cell, symbols, positions, lattice_kind: str = "fcc", a: 
         raise LatthermError(f"the structure's nearest-neighbour distance {dmin:.4f} A is not the {lattice_kind} "
                             f"lattice's {nn_ref:.4f} A (a = {a} A): not a supercell of this system's lattice")
     ref = unit.shells(1)[0][1] * unit.unit_length
+    found = None
     for R in _rotations(u, ref):
         M = cell @ R @ invA
         g = d @ R @ invA
         if np.allclose(M, np.rint(M), atol=_GRID_TOL) and np.allclose(g, np.rint(g), atol=_GRID_TOL):
-            break
-    else:
+            Mi = np.rint(M)
+            if np.count_nonzero(Mi - np.diag(np.diag(Mi))) == 0 and (np.diag(Mi) > 0).all():
+                found = (M, g)  # the cell's own axes: the site order of the file is kept
+                break
+            found = found or (M, g)
+    if found is None:
         off = d @ invA
         k = int(np.argmax(np.abs(off - np.rint(off)).max(1)))
         raise LatthermError(f"the structure is not a supercell of the {lattice_kind} lattice with a = {a} A "
                             f"(atom {k}, {symbols[k]} at {np.round(pos[k], 4).tolist()}, is off the sites or the "
                             "cell is not a lattice supercell)")
+    M, g = found
     M, g = np.rint(M).astype(np.int64), np.rint(g).astype(np.int64)
     D = int(round(abs(np.linalg.det(M))))
     if D != len(pos):
