@@ -103,6 +103,10 @@ def info_from_ce_file(path, name: str | None = None) -> SystemInfo:
     and constant, species [spin -1, spin +1]; energies in eV, T in K (CuAu's units); optional ``T_scale_K``,
     ``mu_scale_eV`` and ``default_size``. ``name`` defaults to the file's ``name`` key, else its path."""
     path = Path(path).expanduser().resolve()
+    if name is None:  # a bundled file is its catalog system (the CuAu file predates 'species')
+        for info in CATALOG.values():
+            if info.ce_file is not None and Path(info.ce_file).resolve() == path:
+                return info
     source = repr(str(path))
     data = ce_file.load_json(path)
     kind, a = ce_file.lattice_of(data, source)
