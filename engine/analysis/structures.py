@@ -118,9 +118,7 @@ def _write_one(path, images, fmt: Format, species) -> None:
     if fmt.name == "lammps-data":
         write(path, images, format=fmt.ase_name, specorder=list(species), masses=True, units="metal")
     elif fmt.name == "vasp":
-        write(path, images, format=fmt.ase_name, direct=True, sort=False)
-    elif fmt.name == "extxyz":
-        write(path, images, format=fmt.ase_name)
+        write(path, images, format=fmt.ase_name, direct=True, sort=False)  # keep the site order
     else:
         write(path, images, format=fmt.ase_name)
 

@@ -7,8 +7,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import LatthermError
 from ._common import write_guarded
 
@@ -78,6 +76,5 @@ def ce_energies(ce_file, structures, format: str | None = None) -> dict:
                      "raw_energy_per_site_eV": raw, "formation_energy_per_site_eV": form})
     definition = next(iter(systems.values())).energy_definition
     return {"ce": str(ce_file), "definition": definition, "species": list(info.species),
-            "lattice": info.lattice_kind, "structures": rows, "energies_per_site_eV":
-            [r["energy_per_site_eV"] for r in rows], "finite": bool(np.isfinite([r["energy_per_site_eV"]
-                                                                               for r in rows]).all())}
+            "lattice": info.lattice_kind, "structures": rows,
+            "energies_per_site_eV": [r["energy_per_site_eV"] for r in rows]}
