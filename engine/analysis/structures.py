@@ -1,44 +1,73 @@
-"""Atomic-structure export and import: extended XYZ and CIF with the real fcc positions and supercell.
+"""Atomic structures through ASE: configurations of a lattice system as ``ase.Atoms``, written and read by ``ase.io``.
 
-Configurations (spins +-1, species index 0 <-> -1, 1 <-> +1) on an fcc supercell are written with Cartesian
-positions ``Lattice.positions * unit_length`` (angstrom; fcc unit = a/2) and the supercell ``Lattice.cell`` rows,
-so OVITO or ASE open them directly. Pure Python/numpy: ASE is not needed to write or read our own files.
+Export: every configuration (spins +-1; species[0] <-> -1, species[1] <-> +1) becomes an ``Atoms`` with the real
+Cartesian positions ``Lattice.positions * unit_length`` (angstrom, the system's lattice constant) and the supercell
+``Lattice.cell`` rows, periodic in all three directions. Formats that hold many structures (extended XYZ, CIF) get
+one multi-frame file; those that hold one (VASP POSCAR, LAMMPS data) a folder with one file per configuration.
 
-Import (:func:`read_extxyz` + :func:`structure_to_config`) identifies an n1 x n2 x n3 supercell of the primitive
-fcc vectors (0,1,1), (1,0,1), (1,1,0) * a/2 and maps every atom to its site index, which proves the round trip.
-Square-lattice (Ising) spins are not atomic structures and are refused with a one-line error.
+Import (:func:`structure_to_config`): any supercell of the system's lattice -- rotated, shifted, non-diagonal (a
+conventional cubic cell), in any atom order -- is mapped onto the smallest n1 x n2 x n3 supercell of the primitive
+vectors that it tiles: the rotation is found by matching nearest-neighbour vectors, every atom must sit on a site,
+and every site of the cell must be occupied exactly once.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import re
-import shlex
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
-from ..store import atomic_write_text
 from ..store.samples import file_encoding
-from ..systems.catalog import CUAU
+from ..systems import CATALOG
 
-FORMATS = ("extxyz", "cif")
-#: species an imported structure may contain (the CuAu system's two)
-KNOWN_SPECIES = CUAU.species
-_FCC_PRIMITIVE = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]], dtype=np.float64)
-_TOL = 1e-3  # in primitive-cell (dimensionless) coordinates
-_SYMBOL = re.compile(r"[A-Z][a-z]?")
+
+@dataclass(frozen=True)
+class Format:
+    """A structure format: the name ase.io knows, whether one file holds many structures, the file suffix."""
+
+    name: str
+    ase_name: str
+    multi: bool
+    suffix: str
+
+
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    Format("extxyz", "extxyz", True, ".extxyz"),
+    Format("cif", "cif", True, ".cif"),
+    Format("vasp", "vasp", False, ".vasp"),
+    Format("lammps-data", "lammps-data", False, ".data"),
+)}
+#: output suffixes that name a format
+SUFFIXES = {".xyz": "extxyz", ".extxyz": "extxyz", ".cif": "cif", ".vasp": "vasp", ".poscar": "vasp",
+            ".data": "lammps-data", ".lmp": "lammps-data"}
+_GRID_TOL = 0.02  # in primitive-cell (dimensionless) coordinates: sites are >= 1 apart
+_NN_RTOL = 1e-2  # relative nearest-neighbour distance tolerance
+
+
+def format_of(name: str) -> Format:
+    f = FORMATS.get(str(name).lower())
+    if f is None:
+        raise LatthermError(f"unknown structure format {name!r} (choose from: {', '.join(FORMATS)})")
+    return f
 
 
 # ---- checks and helpers -----------------------------------------------------------------------------------------
 def _check_atomic(lattice: Lattice, species_names) -> tuple[str, str]:
-    if lattice.kind != "fcc" or lattice.dim != 3:
-        raise LatthermError(f"extended XYZ and CIF are for atomic structures; a {lattice.kind} "
-                            f"{lattice.label} lattice (e.g. Ising spins) cannot be exported")
+    if lattice.dim != 3:
+        raise LatthermError(f"structure files are for atoms in 3D; a {lattice.kind} {lattice.label} lattice "
+                            "(e.g. Ising spins) cannot be exported")
+    from ase.data import chemical_symbols
+
     names = tuple(str(s) for s in species_names)
-    if len(names) != 2 or not all(_SYMBOL.fullmatch(s) for s in names):
+    if len(names) != 2 or not all(s in chemical_symbols[1:] for s in names):
         raise LatthermError(f"species {list(names)} are not two chemical element symbols; cannot export atoms")
     return names  # type: ignore[return-value]
 
@@ -67,92 +96,72 @@ def _infos(info, n: int) -> list[dict]:
     return [dict(d) for d in info]
 
 
-def _value(v) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return "T" if v else "F"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v))
-    s = str(v)
-    if not s or any(ch in s for ch in ' "=\t'):
-        s = '"' + s.replace('"', "'") + '"'
-    return s
+def to_atoms(lattice: Lattice, species_names, configs, info=None) -> list:
+    """Configurations (F, N) spins +-1 -> F ``ase.Atoms`` (angstrom; per-frame ``info`` dicts plus ``frame``)."""
+    from ase import Atoms
 
-
-def _symbols(names: tuple[str, str], config: np.ndarray) -> np.ndarray:
-    return np.where(config > 0, names[1], names[0])
-
-
-def cell_parameters(cell: np.ndarray) -> tuple[float, float, float, float, float, float]:
-    """(a, b, c, alpha, beta, gamma) in angstrom / degrees from supercell vectors as rows."""
-    v = np.asarray(cell, dtype=np.float64)
-    lengths = np.linalg.norm(v, axis=1)
-
-    def angle(i, j):
-        return math.degrees(math.acos(float(np.clip(v[i] @ v[j] / (lengths[i] * lengths[j]), -1.0, 1.0))))
-
-    return (*map(float, lengths), angle(1, 2), angle(0, 2), angle(0, 1))
-
-
-# ---- writers ------------------------------------------------------------------------------------------------------
-def extxyz_text(lattice: Lattice, species_names, configs, info=None) -> str:
-    """Multi-frame extended XYZ text (see :func:`write_extxyz`)."""
     names = _check_atomic(lattice, species_names)
     c = _configs(lattice, configs)
-    infos = _infos(info, len(c))
     pos = lattice.positions * lattice.unit_length
     cell = lattice.cell * lattice.unit_length
-    lat = " ".join(f"{x:.8f}" for x in cell.reshape(-1))
-    xyz = [f"{x:14.8f} {y:14.8f} {z:14.8f}" for x, y, z in pos]
     out = []
-    for k, (config, extra) in enumerate(zip(c, infos)):
-        extra = {**extra, "frame": k}
-        kv = " ".join(f"{key}={_value(val)}" for key, val in extra.items())
-        out.append(str(lattice.n_sites))
-        out.append(f'Lattice="{lat}" Properties=species:S:1:pos:R:3 pbc="T T T" {kv}')
-        out.extend(f"{s:<2} {p}" for s, p in zip(_symbols(names, config), xyz))
-    return "\n".join(out) + "\n"
+    for k, (config, extra) in enumerate(zip(c, _infos(info, len(c)))):
+        atoms = Atoms(symbols=list(np.where(config > 0, names[1], names[0])), positions=pos, cell=cell, pbc=True)
+        atoms.info.update({**extra, "frame": k})
+        out.append(atoms)
+    return out
 
 
-def write_extxyz(path, lattice: Lattice, species_names, configs, info=None) -> Path:
-    """Write configurations (F, N) spins +-1 as multi-frame extended XYZ, atomically.
+def _write_one(path, images, fmt: Format, species) -> None:
+    from ase.io import write
 
-    Each frame: the atom count, a comment line with ``Lattice`` (supercell rows, angstrom), ``Properties``,
-    ``pbc`` and the per-frame key=values of ``info`` (one dict for all, or one per frame) plus ``frame``;
-    then one ``Symbol x y z`` line per site in site-index order. Spin -1 is ``species_names[0]``, +1 is [1].
-    """
-    return atomic_write_text(path, extxyz_text(lattice, species_names, configs, info))
-
-
-def cif_text(lattice: Lattice, species_names, configs, info=None) -> str:
-    """CIF text, one P1 data block per configuration (see :func:`write_cif`)."""
-    names = _check_atomic(lattice, species_names)
-    c = _configs(lattice, configs)
-    infos = _infos(info, len(c))
-    a, b, cc, al, be, ga = cell_parameters(lattice.cell * lattice.unit_length)
-    frac = lattice.fractional
-    out = []
-    for k, (config, extra) in enumerate(zip(c, infos)):
-        out.append(f"data_lattherm_{k}")
-        for key, val in extra.items():
-            out.append(f"# {key} = {val}")
-        out += [f"_cell_length_a {a:.8f}", f"_cell_length_b {b:.8f}", f"_cell_length_c {cc:.8f}",
-                f"_cell_angle_alpha {al:.6f}", f"_cell_angle_beta {be:.6f}", f"_cell_angle_gamma {ga:.6f}",
-                "_symmetry_space_group_name_H-M 'P 1'", "_symmetry_Int_Tables_number 1",
-                "loop_", "_symmetry_equiv_pos_as_xyz", "'x, y, z'",
-                "loop_", "_atom_site_label", "_atom_site_type_symbol",
-                "_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z"]
-        for i, (s, f) in enumerate(zip(_symbols(names, config), frac)):
-            out.append(f"{s}{i + 1} {s} {f[0]:.8f} {f[1]:.8f} {f[2]:.8f}")
-        out.append("")
-    return "\n".join(out)
+    if fmt.name == "lammps-data":
+        write(path, images, format=fmt.ase_name, specorder=list(species), masses=True, units="metal")
+    elif fmt.name == "vasp":
+        write(path, images, format=fmt.ase_name, direct=True, sort=False)  # keep the site order
+    else:
+        write(path, images, format=fmt.ase_name)
 
 
-def write_cif(path, lattice: Lattice, species_names, configs, info=None) -> Path:
-    """Write configurations as CIF: one ``data_lattherm_<i>`` block each, cell lengths/angles of the supercell,
-    P1 symmetry, and an ``_atom_site`` loop with fractional coordinates in [0, 1); atomically."""
-    return atomic_write_text(path, cif_text(lattice, species_names, configs, info))
+def write_structures(out, fmt: str, lattice: Lattice, species_names, configs, info=None) -> tuple[Path, int]:
+    """Write configurations through ase.io; returns (path, files written). Multi-structure formats: one file at
+    ``out``; single-structure formats: a folder ``out`` of ``frame-00000<suffix>`` files (one configuration alone
+    goes to the file ``out``). Atomic: a temporary sibling is renamed into place, so a failure leaves nothing."""
+    f = format_of(fmt)
+    images = to_atoms(lattice, species_names, configs, info)
+    out = Path(out)
+    species = tuple(str(s) for s in species_names)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise LatthermError(f"cannot write {out}: its folder {parent} does not exist")
+    folder = not f.multi and (len(images) > 1 or out.is_dir())
+    if folder:
+        if out.exists() and not out.is_dir():
+            raise LatthermError(f"--out {out} is an existing file; {len(images)} {f.name} structures need a folder")
+        if out.is_dir() and any(out.iterdir()):
+            raise LatthermError(f"--out {out} is a folder with files in it; choose a new or empty folder")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        try:
+            for k, atoms in enumerate(images):
+                _write_one(tmp / f"frame-{k:05d}{f.suffix}", atoms, f, species)
+            if out.is_dir():
+                out.rmdir()
+            os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return out, len(images)
+    if out.is_dir():
+        raise LatthermError(f"--out {out} is a folder; a {f.name} file needs a file name")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    try:
+        _write_one(tmp_name, images if f.multi else images[0], f, species)
+        os.replace(tmp_name, out)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return out, 1
 
 
 # ---- samples files ------------------------------------------------------------------------------------------------
@@ -169,6 +178,21 @@ def _per_frame(a, lead: tuple[int, ...], name: str) -> np.ndarray | None:
     raise LatthermError(f"'{name}' of shape {a.shape} does not match {lead} configurations")
 
 
+def lattice_of_samples(data: dict) -> Lattice:
+    """The atomic lattice of a samples file: kind from its ``lattice`` entry and the lattice constant from its
+    ``lattice_constant`` entry, else from the catalog system it names."""
+    system = str(data.get("system", ""))
+    info = CATALOG.get(system)
+    kind = str(data["lattice"]) if "lattice" in data else (info.lattice_kind if info else "fcc")
+    if "lattice_constant" in data and np.isfinite(float(data["lattice_constant"])):
+        a = float(data["lattice_constant"])
+    elif info is not None and info.lattice_constant is not None:
+        a = info.lattice_constant
+    else:
+        raise LatthermError(f"the samples file of system {system!r} records no lattice constant; cannot place atoms")
+    return lattice_for(kind, str(data["size"]), a)
+
+
 def frames_from_samples(data: dict, max_frames: int | None = None):
     """A :func:`read_samples` dict -> (lattice, species names, (F, N) spins, per-frame info dicts).
 
@@ -177,10 +201,10 @@ def frames_from_samples(data: dict, max_frames: int | None = None):
     system = str(data.get("system", ""))
     if enc == "spin":
         raise LatthermError(f"{system or 'spin'} samples hold model spins on a square lattice, not atoms; "
-                            "extended XYZ and CIF export needs an alloy (e.g. cuau) samples file")
+                            "structure export needs an alloy (e.g. cuau) samples file")
     if "size" not in data or "species" not in data:
         raise LatthermError("samples file lacks 'size' or 'species'; cannot build the atomic structure")
-    lattice = lattice_for("fcc", str(data["size"]))
+    lattice = lattice_of_samples(data)
     species = tuple(str(s) for s in np.asarray(data["species"]).reshape(-1))
     samples = np.asarray(data["samples"])
     if samples.shape[samples.ndim - lattice.dim:] != lattice.size:
@@ -197,98 +221,139 @@ def frames_from_samples(data: dict, max_frames: int | None = None):
 
 
 # ---- import -------------------------------------------------------------------------------------------------------
-def read_extxyz_frames(path) -> list[tuple[np.ndarray, list[str], np.ndarray, dict]]:
-    """All frames of an extended XYZ file as (cell (3, 3), symbols, positions (N, 3), key=values)."""
+def read_structures(path, format: str | None = None) -> list:
+    """Every structure of an ASE-readable file (all frames), or of every file in a folder (sorted by name)."""
+    from ase.io import read
+
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise LatthermError(f"{path}: no such structure file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LatthermError(f"{path}: cannot read ({exc})") from None
-    frames, i = [], 0
-    while i < len(lines):
-        if not lines[i].strip():
-            i += 1
-            continue
+    if not path.exists():
+        raise LatthermError(f"{path}: no such structure file or folder")
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    if not files:
+        raise LatthermError(f"{path}: the folder holds no structure files")
+    images = []
+    for p in files:
+        fmt = None if format is None else format_of(format).ase_name
+        if fmt is None and p.suffix.lower() in (".data", ".lmp"):
+            fmt = "lammps-data"
         try:
-            n = int(lines[i].strip())
-            kv = {}
-            for tok in shlex.split(lines[i + 1]):
-                key, _, val = tok.partition("=")
-                kv[key] = val
-            cell = np.array([float(x) for x in kv["Lattice"].split()]).reshape(3, 3)
-            props = kv.get("Properties", "species:S:1:pos:R:3").split(":")
-            col, cols = 0, {}
-            for name, _typ, width in zip(props[0::3], props[1::3], props[2::3]):
-                cols[name] = (col, int(width))
-                col += int(width)
-            (sc, _), (pc, _) = cols["species"], cols["pos"]
-            rows = [lines[i + 2 + k].split() for k in range(n)]
-            if len(rows) != n or any(len(r) < col for r in rows):
-                raise ValueError("short atom lines")
-            symbols = [r[sc] for r in rows]
-            pos = np.array([[float(x) for x in r[pc:pc + 3]] for r in rows])
-        except (ValueError, KeyError, IndexError) as exc:
-            raise LatthermError(f"{path}: not an extended XYZ file with Lattice and species/pos "
-                                f"(frame at line {i + 1}: {exc})") from None
-        frames.append((cell, symbols, pos.reshape(n, 3), kv))
-        i += 2 + n
-    if not frames:
+            got = read(p, index=":", format=fmt, **({"atom_style": "atomic", "units": "metal"}
+                                                       if fmt == "lammps-data" else {}))
+        except Exception as exc:  # noqa: BLE001 - ase raises many kinds on foreign or corrupt input
+            raise LatthermError(f"{p}: not a structure file ASE can read ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'})") from None
+        images.extend(got if isinstance(got, list) else [got])
+    if not images:
         raise LatthermError(f"{path}: no structures in the file")
-    return frames
+    return images
 
 
-def read_extxyz(path, index: int = 0) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """One frame (default the first) of an extended XYZ file as (cell rows, symbols, Cartesian positions)."""
-    frames = read_extxyz_frames(path)
-    cell, symbols, pos, _ = frames[index]
-    return cell, symbols, pos
+def _nn_vectors(cell: np.ndarray, d: np.ndarray) -> tuple[float, np.ndarray]:
+    """Shortest non-zero displacement length from atom 0 (periodic images) and all vectors of that length."""
+    shifts = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.float64) @ cell
+    v = (d[:, None, :] + shifts[None, :, :]).reshape(-1, 3)
+    r = np.linalg.norm(v, axis=1)
+    dmin = float(r[r > 1e-6].min())
+    return dmin, v[np.abs(r - dmin) < _NN_RTOL * dmin]
 
 
-def structure_to_config(cell, symbols, positions, a: float = 3.8,
-                        species: tuple[str, str] = KNOWN_SPECIES) -> tuple[tuple[int, int, int], np.ndarray]:
-    """An fcc Au/Cu structure -> (size (n1, n2, n3), spins (N,) int8 in site-index order).
+def _rotations(u: np.ndarray, ref: np.ndarray):
+    """Orthogonal R with u_i @ R = one of ``ref`` for three independent nearest-neighbour vectors u (identity
+    first): candidates from matching the Gram matrix of an ordered triple of reference vectors. Every lattice
+    symmetry gives one; the caller prefers the one under which the cell is n1 x n2 x n3 along the primitive axes."""
+    yield np.eye(3)
+    trip = None
+    for i, j, k in itertools.combinations(range(len(u)), 3):
+        if abs(np.linalg.det(u[[i, j, k]])) > 1e-3 * np.linalg.norm(u[i]) ** 3:
+            trip = u[[i, j, k]]
+            break
+    if trip is None:
+        return
+    G = trip @ trip.T
+    inv = np.linalg.inv(trip)
+    for a, b, c in itertools.permutations(range(len(ref)), 3):
+        V = ref[[a, b, c]]
+        if np.allclose(V @ V.T, G, atol=_NN_RTOL * G[0, 0]):
+            R = inv @ V
+            if np.allclose(R @ R.T, np.eye(3), atol=1e-2):
+                yield R
 
-    ``cell`` rows must be n_k times the primitive vectors (0,1,1), (1,0,1), (1,1,0) * a/2 (in that order), every
-    position an fcc site, every site occupied once; spin -1 is ``species[0]`` (Cu), +1 is ``species[1]`` (Au).
-    """
+
+def structure_to_config(cell, symbols, positions, lattice_kind: str = "fcc", a: float = 3.8,
+                        species: tuple[str, str] = ("Cu", "Au")) -> tuple[tuple[int, int, int], np.ndarray]:
+    """A structure (cell rows and positions in angstrom, symbols) -> (size (n1, n2, n3), spins (N,) int8 in the
+    site order of the ``lattice_kind`` supercell of that size with lattice constant ``a``).
+
+    The structure may be rotated, shifted and any supercell of the lattice; it is mapped onto the smallest
+    n1 x n2 x n3 supercell of the primitive vectors it tiles (a non-diagonal cell is repeated to fill it). Spin
+    -1 is ``species[0]``, +1 is ``species[1]``. Anything else (foreign species, another lattice or lattice
+    constant, vacancies, atoms off the sites) is a LatthermError naming it."""
     cell = np.asarray(cell, dtype=np.float64)
     pos = np.asarray(positions, dtype=np.float64)
     symbols = [str(s) for s in symbols]
     bad = sorted(set(symbols) - set(species))
     if bad:
-        raise LatthermError(f"species {', '.join(bad)} not supported: structures may contain only "
+        raise LatthermError(f"species {', '.join(bad)} not in this system: structures may contain only "
                             f"{' and '.join(species)}")
-    if cell.shape != (3, 3):
-        raise LatthermError(f"the cell must be 3 vectors in 3D, got shape {cell.shape}")
-    prim = _FCC_PRIMITIVE * (a / 2)
-    m = cell @ np.linalg.inv(prim)
-    mi = np.rint(m)
-    if not np.allclose(m, mi, atol=_TOL) or np.any(mi[~np.eye(3, dtype=bool)] != 0) or np.any(np.diag(mi) < 1):
-        raise LatthermError(f"the cell {np.round(cell, 4).tolist()} is not an n1 x n2 x n3 supercell of the fcc "
-                            f"primitive vectors (0,1,1), (1,0,1), (1,1,0) * a/2 with a = {a} A")
-    size = tuple(int(v) for v in np.diag(mi))
-    lattice = lattice_for("fcc", size)
-    if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) != len(symbols):
+    if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < 1e-6:
+        raise LatthermError(f"the structure needs a periodic 3D cell, got {np.round(cell, 4).tolist()}")
+    if pos.ndim != 2 or pos.shape[1] != 3 or len(pos) != len(symbols) or len(pos) == 0:
         raise LatthermError(f"{len(symbols)} symbols but positions of shape {pos.shape}")
-    if len(pos) != lattice.n_sites:
-        raise LatthermError(f"{len(pos)} atoms for the {lattice.n_sites} sites of the "
-                            f"{lattice.label} fcc supercell (vacancies or extra atoms)")
-    g = pos @ np.linalg.inv(prim)
-    gi = np.rint(g)
-    off = np.abs(g - gi).max(axis=1)
-    if np.any(off > _TOL):
-        k = int(np.argmax(off))
-        raise LatthermError(f"atom {k} ({symbols[k]} at {np.round(pos[k], 4).tolist()}) is not on an fcc site "
-                            f"of a = {a} A")
-    idx = lattice.index(gi.astype(np.int64))
-    if len(np.unique(idx)) != lattice.n_sites:
-        raise LatthermError("two atoms sit on the same fcc site")
-    spins = np.empty(lattice.n_sites, dtype=np.int8)
-    spins[idx] = np.where(np.asarray(symbols) == species[1], 1, -1)
+    unit = lattice_for(lattice_kind, (1, 1, 1), a)
+    A = unit.vectors * unit.unit_length  # primitive vectors in angstrom
+    invA = np.linalg.inv(A)
+    d = pos - pos[0]
+    nn_ref = float(np.linalg.norm(unit.shells(1)[0][1][0]) * unit.unit_length)
+    dmin, u = _nn_vectors(cell, d)
+    if abs(dmin - nn_ref) > _NN_RTOL * nn_ref:
+        raise LatthermError(f"the structure's nearest-neighbour distance {dmin:.4f} A is not the {lattice_kind} "
+                            f"lattice's {nn_ref:.4f} A (a = {a} A): not a supercell of this system's lattice")
+    ref = unit.shells(1)[0][1] * unit.unit_length
+    found = None
+    for R in _rotations(u, ref):
+        M = cell @ R @ invA
+        g = d @ R @ invA
+        if np.allclose(M, np.rint(M), atol=_GRID_TOL) and np.allclose(g, np.rint(g), atol=_GRID_TOL):
+            Mi = np.rint(M)
+            if np.count_nonzero(Mi - np.diag(np.diag(Mi))) == 0 and (np.diag(Mi) > 0).all():
+                found = (M, g)  # the cell's own axes: the site order of the file is kept
+                break
+            found = found or (M, g)
+    if found is None:
+        off = d @ invA
+        k = int(np.argmax(np.abs(off - np.rint(off)).max(1)))
+        raise LatthermError(f"the structure is not a supercell of the {lattice_kind} lattice with a = {a} A "
+                            f"(atom {k}, {symbols[k]} at {np.round(pos[k], 4).tolist()}, is off the sites or the "
+                            "cell is not a lattice supercell)")
+    M, g = found
+    M, g = np.rint(M).astype(np.int64), np.rint(g).astype(np.int64)
+    D = int(round(abs(np.linalg.det(M))))
+    if D != len(pos):
+        raise LatthermError(f"{len(pos)} atoms for the {D} sites of the cell (vacancies or extra atoms)")
+    adj = np.rint(np.linalg.inv(M) * D).astype(np.int64)  # inv(M) = adj / D, exactly
+
+    def coset(grid):  # the site of the structure's cell that grid point g is a periodic image of
+        return [tuple(r) for r in np.mod(grid @ adj, D).tolist()]
+
+    keys = coset(g)
+    where = {k: i for i, k in enumerate(keys)}
+    if len(where) != len(keys):
+        raise LatthermError("two atoms sit on the same lattice site")
+    # smallest diagonal supercell that the structure tiles: n_k e_k must be a lattice vector of M's rows
+    size = tuple(D // math.gcd(D, math.gcd(*(int(v) for v in adj[k]))) for k in range(3))
+    lattice = lattice_for(lattice_kind, size, a)
+    sym = np.asarray(symbols)
+    atom = np.array([where[k] for k in coset(lattice.grid)])
+    spins = np.where(sym[atom] == species[1], 1, -1).astype(np.int8)
     return size, spins
 
 
-__all__ = ["FORMATS", "KNOWN_SPECIES", "write_extxyz", "write_cif", "extxyz_text", "cif_text", "cell_parameters",
-           "frames_from_samples", "read_extxyz", "read_extxyz_frames", "structure_to_config"]
+def atoms_to_config(atoms, lattice_kind: str, a: float, species: tuple[str, str]):
+    """An ``ase.Atoms`` -> (size, spins) by :func:`structure_to_config`."""
+    if not all(atoms.pbc):
+        raise LatthermError("the structure is not periodic in all three directions")
+    return structure_to_config(atoms.cell[:], atoms.get_chemical_symbols(), atoms.positions, lattice_kind, a, species)
+
+
+__all__ = ["FORMATS", "SUFFIXES", "Format", "format_of", "to_atoms", "write_structures", "lattice_of_samples",
+           "frames_from_samples", "read_structures", "structure_to_config", "atoms_to_config"]

@@ -111,10 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="destination folder")
     x.add_argument("--info", help="JSON file with extra provenance (measured numbers) for model.json")
 
-    xs = sub.add_parser("export", help="write configurations of a samples file as extended XYZ or CIF (OVITO, ASE)")
+    xs = sub.add_parser("export", help="write configurations of a samples file as atomic structures through ASE "
+                        "(extended XYZ, CIF, VASP POSCAR, LAMMPS data)")
     xs.add_argument("samples", metavar="SAMPLES.npz")
-    xs.add_argument("--format", choices=["extxyz", "cif"], help="default: from the --out suffix (.xyz/.extxyz, .cif)")
-    xs.add_argument("--out", required=True, help="destination file")
+    xs.add_argument("--format", help="extxyz, cif, vasp or lammps-data; default: from the --out suffix "
+                    "(.xyz/.extxyz, .cif, .vasp/POSCAR, .data)")
+    xs.add_argument("--out", required=True, help="destination file (extxyz, cif) or folder of one file per "
+                    "configuration (vasp, lammps-data)")
     xs.add_argument("--max", type=int, help="export at most this many configurations (default: all)")
 
     pd = sub.add_parser("phase-diagram", help="temperature-composition map and <x>(mu) isotherms from model samples")
@@ -142,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that live in their own module of this package: each defines NAME, add_parser(sub) and run(args).
-COMMAND_MODULES: tuple[str, ...] = ("plot",)
+COMMAND_MODULES: tuple[str, ...] = ("plot", "structure_import", "ce")
 
 
 def _command_modules():
@@ -344,7 +347,9 @@ def cmd_export(a) -> int:
     from ..tasks import export_structures
 
     res = export_structures(a.samples, a.out, a.format, a.max)
-    print(f"wrote {res.frames} {res.lattice} fcc configurations ({res.atoms} atoms each) to {a.out} ({res.format})")
+    where = f"{res.files} files in {res.path}" if res.files > 1 else str(res.path)
+    print(f"wrote {res.frames} {res.lattice} {res.kind} configurations ({res.atoms} atoms each) to {where} "
+          f"({res.format})")
     return 0
 
 

@@ -1,8 +1,10 @@
-"""A periodic Bravais lattice supercell.
+"""A periodic supercell of a one-site Bravais lattice given by its primitive vectors.
 
 Sites are the integer grid points g (0 <= g_k < size_k) of the primitive cell; site index is row-major over g,
 i = (g_1*n_2 + g_2)*n_3 + g_3, which is the canonical ordering of the CuAu reference file. Cartesian positions are
-r = g @ A with the primitive vectors as rows of A (square: unit vectors; fcc: (0,1,1),(1,0,1),(1,1,0) in units of a/2).
+r = g @ A with the primitive vectors as rows of A, in "lattice units": square: unit vectors (units of a); the cubic
+3D lattices in units of a/2 so that every vector is integer: sc 2*I, fcc (0,1,1),(1,0,1),(1,1,0), bcc (-1,1,1),
+(1,-1,1),(1,1,-1) (the primitive cells ase.build.bulk makes). ``unit_length`` converts lattice units to angstrom.
 Neighbours and cluster figures are found by adding displacement vectors to positions and wrapping periodically, so
 in small cells two offsets may land on the same site, exactly as the cluster-expansion reference does.
 """
@@ -18,6 +20,14 @@ import numpy as np
 from ..errors import LatthermError
 
 _FCC_VECTORS = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]], dtype=np.int64)
+
+#: the one-site Bravais lattices by name: (primitive vectors as rows in lattice units, lattice units per a)
+BRAVAIS: dict[str, tuple[np.ndarray, float]] = {
+    "square": (np.eye(2, dtype=np.int64), 1.0),
+    "sc": (2 * np.eye(3, dtype=np.int64), 2.0),
+    "fcc": (_FCC_VECTORS, 2.0),
+    "bcc": (np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]], dtype=np.int64), 2.0),
+}
 
 
 def parse_size(text: str | tuple | list) -> tuple[int, ...]:
@@ -140,6 +150,35 @@ class Lattice:
         idx = self.shifted(f.reshape(F * k, -1))
         return idx.reshape(self.n_sites, F, k)
 
+    @cached_property
+    def point_group(self) -> np.ndarray:
+        """(P, dim, dim) integer matrices W (grid coordinates, g -> g @ W) that preserve the metric A A^T: the
+        lattice's point group, from the primitive vectors alone (48 for the cubic lattices, 8 for square)."""
+        A = self.vectors.astype(np.float64)
+        G = A @ A.T
+        cand = np.array(np.meshgrid(*([[-1, 0, 1]] * (self.dim * self.dim)), indexing="ij")).reshape(
+            self.dim * self.dim, -1).T.reshape(-1, self.dim, self.dim)
+        keep = [W for W in cand if abs(abs(np.linalg.det(W)) - 1) < 1e-9 and np.allclose(W @ G @ W.T, G)]
+        return np.array(keep, dtype=np.int64)
+
+    def cluster_figures(self, offsets) -> np.ndarray:
+        """All figures (F, k, dim) of the orbit of one cluster (k sites, positions in lattice units, any
+        origin) that contain the origin, one per (symmetry image, member at the origin): the per-site figure list
+        of the cluster-expansion file. Members of each figure are sorted so that equal figures compare equal."""
+        r = np.atleast_2d(np.asarray(offsets, dtype=np.float64))
+        g = r @ np.linalg.inv(self.vectors.astype(np.float64))
+        gi = np.rint(g).astype(np.int64)
+        if r.shape[1] != self.dim or not np.allclose(g, gi, atol=1e-6):
+            raise LatthermError(f"cluster sites {r.tolist()} are not sites of the {self.kind} lattice")
+        seen = set()
+        for W in self.point_group:
+            img = gi @ W
+            for j in range(len(img)):
+                fig = img - img[j]
+                seen.add(tuple(sorted(map(tuple, fig.tolist()))))
+        figs = np.array(sorted(seen), dtype=np.int64)  # (F, k, dim) grid offsets
+        return figs @ self.vectors
+
     def describe(self) -> dict:
         return {"kind": self.kind, "size": list(self.size)}
 
@@ -150,19 +189,54 @@ def square(L1: int, L2: int | None = None) -> Lattice:
     return Lattice("square", (int(L1), int(L2)), np.eye(2, dtype=np.int64))
 
 
+def bravais(kind: str, size, a: float | None = None) -> Lattice:
+    """Supercell n1 x n2 (x n3) of the Bravais lattice ``kind`` (:data:`BRAVAIS`) with lattice constant ``a``
+    (angstrom; None = the lattice-unit length 1, for model lattices)."""
+    if kind not in BRAVAIS:
+        raise LatthermError(f"unknown lattice kind {kind!r} ({', '.join(BRAVAIS)})")
+    vectors, per_a = BRAVAIS[kind]
+    dims = parse_size(size)
+    if len(dims) != len(vectors):
+        two = len(vectors) == 2
+        article = "an" if kind[0] in "fs" else "a"  # "an fcc", "an sc", "a bcc"
+        raise LatthermError(f"{article} {kind} {'lattice' if two else 'supercell'} needs {'two' if two else 'three'} "
+                            f"extents like {'10x10' if two else '2x2x4'}, got {size!r}")
+    return Lattice(kind, dims, vectors.copy(), unit_length=1.0 if a is None else float(a) / per_a)
+
+
 def fcc(n1: int, n2: int, n3: int, a: float = 3.8) -> Lattice:
     """fcc supercell of n1 x n2 x n3 primitive cells (positions in units of a/2)."""
-    return Lattice("fcc", (int(n1), int(n2), int(n3)), _FCC_VECTORS.copy(), unit_length=a / 2)
+    return bravais("fcc", (n1, n2, n3), a)
 
 
-def lattice_for(kind: str, size) -> Lattice:
-    dims = parse_size(size)
-    if kind == "square":
-        if len(dims) != 2:
-            raise LatthermError(f"a square lattice needs two extents like 10x10, got {size!r}")
-        return square(*dims)
-    if kind == "fcc":
-        if len(dims) != 3:
-            raise LatthermError(f"an fcc supercell needs three extents like 2x2x4, got {size!r}")
-        return fcc(*dims)
-    raise LatthermError(f"unknown lattice kind {kind!r} (square, fcc)")
+def bcc(n1: int, n2: int, n3: int, a: float | None = None) -> Lattice:
+    """bcc supercell of n1 x n2 x n3 primitive cells (positions in units of a/2)."""
+    return bravais("bcc", (n1, n2, n3), a)
+
+
+def simple_cubic(n1: int, n2: int, n3: int, a: float | None = None) -> Lattice:
+    """Simple-cubic supercell of n1 x n2 x n3 cells (positions in units of a/2)."""
+    return bravais("sc", (n1, n2, n3), a)
+
+
+def lattice_for(kind: str, size, a: float | None = None) -> Lattice:
+    """The ``kind`` lattice at ``size`` ('10x10', '2x2x4' or a tuple); a bad kind or size is a LatthermError."""
+    return bravais(kind, size, a)
+
+
+def identify_bravais(cell, tol: float = 1e-6) -> tuple[str, float]:
+    """(kind, a) of a 3D primitive cell (rows, angstrom) that spans one of the cubic Bravais lattices of
+    :data:`BRAVAIS` in their standard orientation (any primitive basis of it); else a LatthermError."""
+    cell = np.asarray(cell, dtype=np.float64)
+    if cell.shape != (3, 3) or abs(np.linalg.det(cell)) < 1e-9:
+        raise LatthermError(f"the primitive cell {np.round(cell, 4).tolist()} is not three independent 3D vectors")
+    volume = abs(np.linalg.det(cell))
+    for kind, (vectors, per_a) in BRAVAIS.items():
+        if vectors.shape != (3, 3):
+            continue
+        unit = (volume / abs(np.linalg.det(vectors))) ** (1 / 3)  # angstrom per lattice unit
+        m = cell @ np.linalg.inv(vectors * unit)
+        if np.allclose(m, np.rint(m), atol=tol * 10) and abs(abs(round(np.linalg.det(np.rint(m)))) - 1) < 1e-9:
+            return kind, float(f"{unit * per_a:.12g}")  # 3.9999999999999996 -> 4.0
+    raise LatthermError(f"the primitive cell {np.round(cell, 4).tolist()} is not an sc, fcc or bcc lattice in the "
+                        "standard cubic orientation")

@@ -3,7 +3,8 @@
 Keys: ``samples`` (..., *lattice shape) int8 in the system's encoding (Ising: spins -1/+1; alloys: species index
 0/1, e.g. Cu/Au), ``log_p`` and ``log_f`` (...,) float64, ``T`` and ``mu``, optional ``order`` (..., *shape) (step at
 which each site was generated, -1 for fixed sites) and ``mask`` (*shape, True = fixed), plus ``system``, ``size``,
-``species`` and ``encoding`` so a file can be read (and exported) without the model that made it.
+``species``, ``encoding``, ``lattice`` and (alloys) ``lattice_constant`` so a file can be read (and exported)
+without the model that made it.
 Leading dimensions are free: (n,) for one condition, (G, n) for a grid of G conditions.
 
 Torch-free: the encoding is the system's (its catalog entry) when writing, and the file's own when reading, so the
@@ -57,6 +58,8 @@ def write_samples(path, system, spins, log_p, log_f, T, mu, order=None, mask=Non
               "system": np.array(info.name), "size": np.array(system.lattice.label),
               "species": np.array(info.species), "encoding": np.array(info.encoding),
               "lattice": np.array(info.lattice_kind)}
+    if getattr(info, "lattice_constant", None) is not None:
+        arrays["lattice_constant"] = np.array(float(info.lattice_constant))  # angstrom: what structure export needs
     if observable is not None:
         arrays["observable"] = np.asarray(_np(observable), dtype=np.float64)
         arrays["observable_name"] = np.array(info.observable)

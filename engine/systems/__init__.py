@@ -1,4 +1,4 @@
-"""Lattice systems: Ising and cluster expansions (CuAu).
+"""Lattice systems: Ising and binary cluster expansions (CuAu and any one-site Bravais lattice).
 
 Importing this package needs no torch: it holds the catalog (:mod:`.catalog`) and builds the torch systems
 (:mod:`.base`, :mod:`.ising`, :mod:`.cluster_expansion`) only when :func:`make_system` is called.
@@ -6,24 +6,25 @@ Importing this package needs no torch: it holds the catalog (:mod:`.catalog`) an
 
 from __future__ import annotations
 
-from .catalog import CATALOG, SystemInfo, system_info
+from .catalog import CATALOG, SystemInfo, info_from_ce_file, system_info
 
 SYSTEMS = tuple(CATALOG)
 
 
 def make_system(name: str, size):
-    """Build a system by name ('ising' on a square lattice, 'cuau' on an fcc supercell) and size ('10x10', '2x2x4')."""
+    """Build a system by name ('ising' on a square lattice, 'cuau' on an fcc supercell, any bundled or user
+    cluster-expansion file on its own lattice) and size ('10x10', '2x2x4')."""
     info = system_info(name)
     lattice = info.lattice_of(size)
     if info.name == "ising":
         from .ising import Ising
 
         return Ising(lattice)
-    if info.name == "cuau":
-        from .cluster_expansion import cuau
+    if info.ce_file is not None:
+        from .cluster_expansion import ClusterExpansion
 
-        return cuau(lattice)
+        return ClusterExpansion.from_json(info.ce_file, lattice, info=info)
     raise AssertionError(f"catalog entry {info.name!r} has no implementation")  # a catalog entry without a class
 
 
-__all__ = ["CATALOG", "SYSTEMS", "SystemInfo", "make_system", "system_info"]
+__all__ = ["CATALOG", "SYSTEMS", "SystemInfo", "info_from_ce_file", "make_system", "system_info"]

@@ -9,11 +9,19 @@ The torch ``System`` classes read their metadata from their entry (``system.info
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..lattices import Lattice, lattice_for
+from ..errors import ConfigError, LatthermError
+from ..lattices import BRAVAIS, Lattice, lattice_for
+from ..paths import RESOURCES
+from . import ce_file
+
+#: the bundled CuAu expansion (copy of shared/reference/cuau_cluster_expansion.json)
+CUAU_JSON = RESOURCES / "cuau" / "cuau_cluster_expansion.json"
+#: further bundled cluster expansions: every ``*.json`` here is a catalog system named by its ``name`` key
+SYSTEMS_DIR = RESOURCES / "systems"
 
 
 @dataclass(frozen=True)
@@ -22,7 +30,7 @@ class SystemInfo:
 
     name: str
     title: str
-    #: lattice kind for :func:`lattherm.engine.lattices.lattice_for` ("square", "fcc")
+    #: lattice kind for :func:`lattherm.engine.lattices.lattice_for` ("square", "sc", "fcc", "bcc")
     lattice_kind: str
     #: how a samples file stores a configuration: "spin" (-1/+1) or "species" (index 0/1)
     encoding: str
@@ -48,10 +56,14 @@ class SystemInfo:
     paper_mu: tuple[float, ...]
     #: E(-s) = E(s): the Z2-symmetrised models (s, mu) -> (-s, -mu) are exact in form
     energy_even: bool
+    #: conventional lattice constant in angstrom (None: a model lattice in units of its spacing)
+    lattice_constant: float | None = None
+    #: the cluster-expansion JSON the system's energy comes from (None: a model Hamiltonian such as Ising)
+    ce_file: str | None = None
 
     def lattice_of(self, size) -> Lattice:
         """The system's lattice at ``size`` ('10x10', '2x2x4'); a bad size is a LatthermError naming it."""
-        return lattice_for(self.lattice_kind, size)
+        return lattice_for(self.lattice_kind, size, self.lattice_constant)
 
     def n_sites(self, size) -> int:
         return self.lattice_of(size).n_sites
@@ -79,19 +91,59 @@ CUAU = SystemInfo(
     composition="x_Au", k_B=8.617333262e-5,  # eV/K (CODATA 2018)
     T_unit="K", mu_unit="eV", T_scale=700.0, mu_scale=0.12,
     default_size="2x2x4", paper_T=_linspace(200.0, 1200.0, 4), paper_mu=_linspace(-0.12, 0.12, 8),
-    energy_even=False)
+    energy_even=False, lattice_constant=3.8, ce_file=str(CUAU_JSON))
 
 #: a cluster expansion read from a user's own file: an fcc binary alloy in CuAu's units, with no paper grid
 CLUSTER_EXPANSION = replace(CUAU, name="cluster_expansion", title="binary cluster expansion (fcc)", paper_T=(),
-                            paper_mu=())
+                            paper_mu=(), ce_file=None)
+
+
+def info_from_ce_file(path, name: str | None = None) -> SystemInfo:
+    """The catalog entry of a binary cluster expansion on any one-site lattice, from its JSON header: lattice kind
+    and constant, species [spin -1, spin +1]; energies in eV, T in K (CuAu's units); optional ``T_scale_K``,
+    ``mu_scale_eV`` and ``default_size``. ``name`` defaults to the file's ``name`` key, else its path."""
+    path = Path(path).expanduser().resolve()
+    if name is None:  # a bundled file is its catalog system (the CuAu file predates 'species')
+        for info in CATALOG.values():
+            if info.ce_file is not None and Path(info.ce_file).resolve() == path:
+                return info
+    source = repr(str(path))
+    data = ce_file.load_json(path)
+    kind, a = ce_file.lattice_of(data, source)
+    species = ce_file.species_of(data, source)
+    ce_file.energy_definition_of(data, source)
+    default = "8x8" if BRAVAIS[kind][0].shape[0] == 2 else "2x2x4"
+    size = str(data.get("default_size", default))
+    lattice_for(kind, size)  # a bad default size names itself here
+    try:
+        T_scale, mu_scale = float(data.get("T_scale_K", 700.0)), float(data.get("mu_scale_eV", 0.12))
+    except (TypeError, ValueError):
+        raise LatthermError(f"cluster-expansion file {source}: T_scale_K / mu_scale_eV must be numbers") from None
+    minus, plus = species
+    return replace(CUAU, name=str(name or data.get("name") or path), title=str(data.get("title", path.stem)),
+                   lattice_kind=kind, species=species, value_labels=(f"{plus} (+1)", f"{minus} (−1)"),
+                   observable=f"x_{plus}", composition=f"x_{plus}", T_scale=T_scale, mu_scale=mu_scale,
+                   default_size=size, paper_T=(), paper_mu=(), lattice_constant=a, ce_file=str(path))
+
+
+def _bundled() -> list[SystemInfo]:
+    out = []
+    for p in sorted(SYSTEMS_DIR.glob("*.json")) if SYSTEMS_DIR.is_dir() else ():
+        out.append(info_from_ce_file(p, name=str(ce_file.load_json(p).get("name", p.stem)).lower()))
+    return out
+
 
 #: the systems a run config can name, in the order a user is offered them
-CATALOG: dict[str, SystemInfo] = {info.name: info for info in (ISING, CUAU)}
+CATALOG: dict[str, SystemInfo] = {info.name: info for info in (ISING, CUAU, *_bundled())}
 
 
 def system_info(name) -> SystemInfo:
-    """The catalog entry of a system name (case-insensitive); an unknown name is a ConfigError listing the known."""
+    """The catalog entry of a system name (case-insensitive), or of a cluster-expansion JSON file given by its path
+    (a user's own alloy); an unknown name is a ConfigError listing the known."""
     info = CATALOG.get(str(name).lower())
-    if info is None:
-        raise ConfigError(f"unknown system {name!r} (choose from: {', '.join(CATALOG)})")
-    return info
+    if info is not None:
+        return info
+    if str(name).lower().endswith(".json") or Path(str(name)).expanduser().is_file():
+        return info_from_ce_file(name)
+    raise ConfigError(f"unknown system {name!r} (choose from: {', '.join(CATALOG)}, or a cluster-expansion "
+                      ".json file)")

@@ -1,7 +1,7 @@
-"""Binary cluster expansions on the fcc lattice (SCIENCE.md, CuAu), evaluated in batches on torch tensors.
+"""Binary cluster expansions on any one-site Bravais lattice (SCIENCE.md, CuAu), evaluated in batches on torch tensors.
 
 Definition (the reference JSON's ``energy_formula``): for cluster type alpha with figures F_alpha (each a list of
-site offsets, in units of a/2, containing the origin),
+site offsets in lattice units -- a/2 for the cubic lattices, a for square -- containing the origin),
 
     cf_alpha(s) = 1/(N |F_alpha|) * sum_i sum_{f in F_alpha} prod_{v in f} s(r_i + v, wrapped periodically),
     E_raw(s)    = N * sum_alpha ECI_alpha * cf_alpha(s),
@@ -20,22 +20,16 @@ float64 rounding; no Python loop runs over sites or monomials.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import LatthermError
 from ..lattices import Lattice
-from ..paths import RESOURCES
 from .base import System
-from .catalog import CLUSTER_EXPANSION, CUAU, SystemInfo
-
-#: the bundled CuAu expansion (copy of shared/reference/cuau_cluster_expansion.json)
-CUAU_JSON = RESOURCES / "cuau" / "cuau_cluster_expansion.json"
+from .catalog import CLUSTER_EXPANSION, CUAU, CUAU_JSON, SystemInfo
+from .ce_file import energy_definition_of, lattice_of, load_json
 
 _FIGURES_KEY = "figures_offsets_in_units_of_half_a"
 
@@ -54,38 +48,8 @@ class _Terms:
 
 
 # ---- JSON parsing and validation ----------------------------------------------------------------------------------
-def _read_json(path) -> dict:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LatthermError(f"cannot read cluster-expansion file {str(p)!r}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LatthermError(f"cluster-expansion file {str(p)!r} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(data, dict):
-        raise LatthermError(f"cluster-expansion file {str(p)!r} must hold a JSON object")
-    return data
-
-
-@lru_cache(maxsize=8)
-def _cached_json(path: str, mtime_ns: int) -> dict:
-    return _read_json(path)
-
-
-def load_json(path) -> dict:
-    """Parsed expansion file, cached per (path, modification time). Treat the result as read-only."""
-    p = Path(path).expanduser().resolve()
-    try:
-        mtime = p.stat().st_mtime_ns
-    except OSError as exc:
-        raise LatthermError(f"cannot read cluster-expansion file {str(p)!r}: {exc.strerror or exc}") from None
-    return _cached_json(str(p), mtime)
-
-
-def _parse_clusters(data: dict, source: str) -> list[dict]:
-    """Validate the JSON and return [{name, size, eci, figures (F, k, 3) int array or None}] in file order."""
+def _parse_clusters(data: dict, source: str, dim: int = 3) -> list[dict]:
+    """Validate the JSON and return [{name, size, eci, figures (F, k, dim) int array or None}] in file order."""
     for key in ("eci_eV_per_site", "clusters"):
         if key not in data:
             raise LatthermError(f"cluster-expansion file {source} lacks the key {key!r}")
@@ -124,7 +88,7 @@ def _parse_clusters(data: dict, source: str) -> list[dict]:
             if size == 0:
                 fig = None  # the empty cluster: cf = 1
             elif size == 1:
-                fig = np.zeros((1, 1, 3), dtype=np.int64)  # the point cluster: cf = mean spin
+                fig = np.zeros((1, 1, dim), dtype=np.int64)  # the point cluster: cf = mean spin
             else:
                 raise LatthermError(f"cluster-expansion file {source}: cluster {name!r} of size {size} "
                                     f"lacks {_FIGURES_KEY!r}")
@@ -135,13 +99,13 @@ def _parse_clusters(data: dict, source: str) -> list[dict]:
                 arr = np.asarray(figures, dtype=np.float64)
             except (TypeError, ValueError):
                 arr = None
-            if arr is None or arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1:] != (size, 3):
+            if arr is None or arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1:] != (size, dim):
                 raise LatthermError(f"cluster-expansion file {source}: cluster {name!r} needs {_FIGURES_KEY!r} "
-                                    f"as a non-empty list of figures of {size} three-component offsets")
+                                    f"as a non-empty list of figures of {size} {dim}-component offsets")
             fig = np.rint(arr).astype(np.int64)
             if not np.array_equal(fig, arr):
                 raise LatthermError(f"cluster-expansion file {source}: cluster {name!r} has non-integer offsets "
-                                    "(offsets are in units of a/2)")
+                                    "(offsets are in lattice units, a/2 for the cubic lattices)")
             declared = c.get("n_figures_per_site")
             if declared is not None and declared != fig.shape[0]:
                 raise LatthermError(f"cluster-expansion file {source}: cluster {name!r} lists {fig.shape[0]} "
@@ -170,35 +134,30 @@ def _reduced_monomials(idx: np.ndarray):
 
 
 class ClusterExpansion(System):
-    """Binary cluster expansion on an fcc supercell; energy() is the formation energy E_form (whole cell, eV).
-
-    Spins: species index 0 (spin -1) and 1 (spin +1), by default Cu and Au."""
+    """Binary cluster expansion on a supercell of the file's lattice; energy() is the formation energy E_form
+    (whole cell, eV). Spins: species index 0 (spin -1) and 1 (spin +1), named by the catalog entry."""
 
     info = CLUSTER_EXPANSION  # a named system (cuau) replaces it with its own catalog entry
 
     def __init__(self, lattice: Lattice, data: dict, source: str = "<dict>", info: SystemInfo | None = None):
         if not isinstance(lattice, Lattice):
             raise LatthermError(f"a cluster expansion needs a Lattice, got {type(lattice).__name__}")
-        if lattice.kind != "fcc" or lattice.dim != 3:
-            raise LatthermError(f"the cluster expansion {source} is defined on the fcc lattice, "
-                                f"not on a {lattice.kind} lattice {lattice.label}")
         if not isinstance(data, dict):
             raise LatthermError(f"cluster-expansion data {source} must be a JSON object")
-        geometry = data.get("lattice")
-        vectors = geometry.get("primitive_vectors_in_units_of_half_a") if isinstance(geometry, dict) else None
-        if vectors is not None:
-            try:
-                ok = np.array_equal(np.asarray(vectors, dtype=np.float64), lattice.vectors.astype(np.float64))
-            except (TypeError, ValueError):
-                ok = False
-            if not ok:
-                raise LatthermError(f"cluster-expansion file {source}: its primitive vectors {vectors!r} differ "
-                                    f"from the lattice's {lattice.vectors.tolist()}")
+        if "lattice" in data:
+            kind, _ = lattice_of(data, source)
+        else:
+            kind = "fcc"  # the CuAu format before lattices had names
+        if lattice.kind != kind:
+            raise LatthermError(f"the cluster expansion {source} is defined on the {kind} lattice, "
+                                f"not on a {lattice.kind} lattice {lattice.label}")
+        #: which energy the file's source code reports per site ("formation" or "raw"; :mod:`.ce_file`)
+        self.energy_definition = energy_definition_of(data, source)
         super().__init__(lattice)
         if info is not None:
             self.info = info
         self.source = source
-        clusters = _parse_clusters(data, source)
+        clusters = _parse_clusters(data, source, lattice.dim)
         self.cluster_names = tuple(c["name"] for c in clusters)
         self.cluster_sizes = tuple(c["size"] for c in clusters)
         self.eci = torch.tensor([c["eci"] for c in clusters], dtype=torch.float64)
@@ -315,6 +274,10 @@ class ClusterExpansion(System):
         _, _, w = self._on(s.device)
         return self.cluster_counts(s) @ w
 
+    def source_energy(self, s: torch.Tensor) -> torch.Tensor:
+        """The energy the file's source code reports (:attr:`energy_definition`): E_form or E_raw, (B,), eV."""
+        return self.energy(s) if self.energy_definition == "formation" else self.raw_energy(s)
+
     def energy(self, s: torch.Tensor) -> torch.Tensor:
         """Formation energy E_form = E_raw - (1 - c) U_Cu - c U_Au, c = N_Au/N: float64 (B,), whole cell, eV."""
         N = self.n_sites
@@ -324,7 +287,7 @@ class ClusterExpansion(System):
         return self.raw_energy(s) - ref
 
     def observable(self, s: torch.Tensor) -> torch.Tensor:
-        """x_Au: fraction of sites with spin +1, float64 (B,)."""
+        """x of the spin +1 species (x_Au for CuAu): fraction of sites with spin +1, float64 (B,)."""
         return self.composition(s)
 
     def composition_of_observable(self, v):

@@ -1,5 +1,5 @@
-"""Export: configurations of a samples file as atomic structures (extended XYZ or CIF), and a run's weights as a
-self-contained model folder."""
+"""Export: configurations of a samples file as atomic structures through ASE (extended XYZ, CIF, VASP POSCAR,
+LAMMPS data), and a run's weights as a self-contained model folder."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 from ..errors import LatthermError
 from ._common import check_positive, write_guarded
 
-FORMATS = {".xyz": "extxyz", ".extxyz": "extxyz", ".cif": "cif"}
+#: the structure formats, in the order a user is offered them (engine.analysis.structures.FORMATS)
+STRUCTURE_FORMATS = ("extxyz", "cif", "vasp", "lammps-data")
 
 
 @dataclass
@@ -20,28 +21,34 @@ class StructuresResult:
     frames: int
     atoms: int
     lattice: str
+    kind: str = ""
+    files: int = 1
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "format": self.format, "frames": self.frames, "atoms": self.atoms}
+        return {"path": str(self.path), "format": self.format, "frames": self.frames, "atoms": self.atoms,
+                "lattice": self.lattice, "kind": self.kind, "files": self.files}
 
 
 def export_structures(samples, out, format: str | None = None, max: int | None = None) -> StructuresResult:
-    """An alloy (fcc) samples .npz -> extended XYZ or CIF at ``out`` (format from the suffix when not given): every
-    configuration one frame with the real fcc positions and supercell. Spin (Ising) samples are refused."""
-    from ..analysis.structures import frames_from_samples, write_cif, write_extxyz
+    """An alloy samples .npz -> structure files at ``out`` through ase.io (format from the suffix when not given):
+    every configuration with the real positions and supercell of the system's lattice and lattice constant; a
+    multi-structure format (extxyz, cif) is one file, a single-structure one (vasp, lammps-data) a folder of
+    files. Spin (Ising) samples are refused; nothing is written on any error."""
+    from ..analysis.structures import SUFFIXES, format_of, frames_from_samples, write_structures
     from ..store.samples import read_samples
 
     if format is None:
-        format = FORMATS.get(Path(out).suffix.lower())
+        name = Path(out).name.lower()
+        format = SUFFIXES.get(Path(out).suffix.lower()) or ("vasp" if "poscar" in name else None)
         if format is None:
-            raise LatthermError(f"cannot tell the format from {str(out)!r}: give format extxyz or cif")
-    if format not in ("extxyz", "cif"):
-        raise LatthermError(f"format must be extxyz or cif, got {format!r}")
+            raise LatthermError(f"cannot tell the format from {str(out)!r}: give format "
+                                f"{', '.join(STRUCTURE_FORMATS)}")
+    fmt = format_of(format)
     check_positive(max=max)
     lattice, species, spins, infos = frames_from_samples(read_samples(samples), max)
-    write = write_extxyz if format == "extxyz" else write_cif
-    path = write_guarded(lambda: write(out, lattice, species, spins, infos), out)  # atomic: no half-file
-    return StructuresResult(Path(path), format, int(len(spins)), int(lattice.n_sites), lattice.label)
+    path, files = write_guarded(lambda: write_structures(out, fmt.name, lattice, species, spins, infos), out)
+    return StructuresResult(Path(path), fmt.name, int(len(spins)), int(lattice.n_sites), lattice.label,
+                            lattice.kind, files)
 
 
 @dataclass
