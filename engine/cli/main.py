@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that live in their own module of this package: each defines NAME, add_parser(sub) and run(args).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("mcmc",)
 
 
 def _command_modules():
