@@ -100,6 +100,9 @@ class NeuralMCMC:
         self.log_w = torch.full((C,), -math.inf, dtype=torch.float64)
         self.model.eval()
         self.chains = SpinChains(system, self._initial(init))
+        if self.whole and self.ranks is None:  # a given start: its order drawn uniformly, independently of it
+            self.ranks = model.default_ranks(C, model.device, generator).cpu()
+            self._rescore()
         self.E = self.chains.energy()
         self.proposed = 0
         self.accepted = torch.zeros(C, dtype=torch.float64)
@@ -120,7 +123,7 @@ class NeuralMCMC:
                 raise LatthermError(f"unknown init {init!r} (choose from: {', '.join(INITS)})")
             if init == "random":
                 return initial_spins(self.system, C, None, self.generator)
-            if self.whole:  # the first proposal is then accepted: log w starts at -inf
+            if self.whole:  # a model draw with its order and weight
                 return self._independence_proposal()[0]
             from .painting import paint
 
@@ -174,11 +177,15 @@ class NeuralMCMC:
 
         for _ in range(self.sweeps_between):
             self.chains.sweep(ratio, self.generator, track)
-        if self.whole:  # the weight of the moved state along its kept order
-            s = self.chains.spins.clone()
-            log_q = self.model.log_prob(s.to(self.model.device), self.T, self.mu,
-                                        ranks=self.ranks.to(self.model.device)).to(torch.float64).cpu()
-            self.log_w = self.system.log_f(s, self.T, self.mu) - log_q
+        if self.whole:
+            self._rescore()
+
+    def _rescore(self) -> None:
+        """log w = log f(x) - log q_sigma(x) of the current states along their kept orders."""
+        s = self.chains.spins.clone()
+        log_q = self.model.log_prob(s.to(self.model.device), self.T, self.mu,
+                                    ranks=self.ranks.to(self.model.device)).to(torch.float64).cpu()
+        self.log_w = self.system.log_f(s, self.T, self.mu) - log_q
 
     @torch.no_grad()
     def step(self, count: bool = True) -> None:
