@@ -152,7 +152,7 @@ def test_chains_leave_the_exact_distribution_invariant(mode, mu):
     for _ in range(steps):
         mc.step()
     assert 0.01 < float(mc.acceptance.mean()) < 0.95
-    assert float((mc.chains.spins != start).any(1).double().mean()) > 0.2  # many chains have moved
+    assert float((mc.chains.spins != start).any(1).double().mean()) > 0.1  # hundreds of chains have moved
     assert _chi2_against_enumeration(system, mc.chains.spins.clone(), mu) < 1.6
 
 
