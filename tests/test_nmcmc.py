@@ -244,3 +244,22 @@ def test_cli_subprocess_exit_code():
     r = subprocess.run([sys.executable, "-m", "lattherm.engine.cli.main", "mcmc", "swendsen-wang", "--size", "4x4",
                         "--T", "2.0", "--steps", "0"], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+def test_server_mcmc_job_validation_and_call():
+    """The engine server's mcmc job: method names need no model, unknown parameters are refused, the job runs
+    the mcmc task."""
+    from lattherm.engine.errors import LatthermError
+    from lattherm.engine.server import handlers
+    from lattherm.engine.server.main import JOB_METHODS
+    from lattherm.engine.tasks.mcmc import mcmc
+
+    assert JOB_METHODS["mcmc"] == "sample"
+    handlers.validate_job("mcmc", {"model": "wolff", "T": 2.5, "size": "8x8", "steps": 10})
+    handlers.validate_job("mcmc", {"model": "ising-5x5-ao-mlp", "T": 2.5, "block": "3x3", "steps": 10})
+    with pytest.raises(LatthermError, match="takes no"):
+        handlers.validate_job("mcmc", {"model": "wolff", "T": 2.5, "n": 3})
+    fn, kw = handlers._task_call("mcmc", {"model": "wolff", "T": 2.5, "steps": 3})
+    assert fn is mcmc and kw == {"T": 2.5, "steps": 3}
+    res = fn("wolff", **kw, size="4x4", chains=2)
+    assert res.to_dict()["method"] == "wolff"
