@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that live in their own module of this package: each defines NAME, add_parser(sub) and run(args).
-COMMAND_MODULES: tuple[str, ...] = ("plot", "structure_import", "ce")
+COMMAND_MODULES: tuple[str, ...] = ("plot", "structure_import", "ce", "mcmc")
 
 
 def _command_modules():

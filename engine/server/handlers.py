@@ -72,6 +72,8 @@ JOB_PARAMS = {
     "phase_diagram": ("model", "out", "system", "lattice_size", "chains", "sweeps", "boundary", "boundary_size",
                       "boundary_T_points", "T_points", "mu_points", "samples", "T_range", "mu_range", "device",
                       "seed", "overwrite"),
+    "mcmc": ("model", "T", "mu", "steps", "size", "system", "block", "chains", "sweeps_between", "equilibration",
+             "positions", "init", "seed", "device"),
 }
 
 
@@ -153,22 +155,24 @@ def validate_job(method: str, params: dict) -> None:
     if unknown:
         raise LatthermError(f"{method} takes no {', '.join(unknown)} (it takes {', '.join(JOB_PARAMS[method])})")
     param(params, "model", str, method=method)
-    if method == "paint":
+    if method in ("paint", "mcmc"):
         param(params, "T", float, method=method)
     for key in ("n", "batch", "seed", "samples", "views", "chains", "sweeps", "T_points", "mu_points",
-                "boundary_T_points"):
+                "boundary_T_points", "steps", "sweeps_between", "equilibration"):
         param(params, key, int, None, method=method)
     for key in ("stride", "size"):  # a number / a text, or one entry per axis
         param(params, key, (int, list) if key == "stride" else (str, list), None, method=method)
     param(params, "mu", float, None, method=method)
     for key in ("device", "method", "layout", "period_mode", "system", "lattice_size", "boundary",
-                "boundary_size", "out"):
+                "boundary_size", "out", "block", "positions", "init"):
         param(params, key, str, None, method=method)
     if method == "phase_diagram":
         out = Path(param(params, "out", str, method=method)).expanduser()
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not param(params, "overwrite", bool, False):
             raise LatthermError(f"phase_diagram: {out} exists and is not empty; send overwrite: true to write there")
-    if params["model"] != "mc" or method != "phase_diagram":
+    if method == "mcmc" and params["model"] in ("metropolis", "wolff", "swendsen-wang"):
+        pass
+    elif params["model"] != "mc" or method != "phase_diagram":
         resolve_model_source(params["model"])
     if method == "sample":
         n = int(params.get("n", 1000))
@@ -270,6 +274,10 @@ def _task_call(method: str, p: dict):
         return tasks.sample, {"conditions": "paper", **kw}
     if method == "paint":
         return tasks.paint, kw
+    if method == "mcmc":
+        from ..tasks.mcmc import mcmc
+
+        return mcmc, kw
     if method == "evaluate":
         exact = not kw.pop("no_exact", False)  # popped before kw is unpacked: evaluate() takes no no_exact
         return tasks.evaluate, {**kw, "exact": exact}

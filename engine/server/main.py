@@ -39,7 +39,7 @@ MAX_LINE = 1_000_000
 MAX_DEPTH = 32
 #: requests that become queued jobs: method -> queue name
 JOB_METHODS = {"start_training": "train", "resume_training": "train", "sample": "sample", "paint": "sample",
-               "evaluate": "sample", "phase_diagram": "sample"}
+               "evaluate": "sample", "phase_diagram": "sample", "mcmc": "sample"}
 
 
 class Job:

@@ -1,0 +1,120 @@
+"""Model sampler against exact MCMC: effective independent samples per CPU-second of <E> and <|M|>, and each
+estimate's deviation from the reference in units of its error bar (issue 13 item 6, BENCHMARKS.md).
+
+Methods: the model i.i.d. with self-normalised importance weights (ESS = (sum w)^2 / sum w^2; error from the
+weighted variance), NMCMC (model's own lattice), block NMCMC (larger lattices), Metropolis, Wolff, Swendsen-Wang.
+References: Kaufman at mu = 0, the transfer matrix with a field at 10x10, exact_reference where it serves a
+64x64 field (tensor network, when present), else blank. <|M|> has no exact reference (blank).
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/sampler_vs_mcmc.py --quick [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+
+from lattherm.engine.errors import LatthermError
+from lattherm.engine.exact import exact_reference
+from lattherm.engine.systems import make_system
+from lattherm.engine.tasks._common import load, seeded
+from lattherm.engine.tasks.mcmc import effective_rate, mcmc
+
+MODEL = "ising-10x10-ao-mlp-cpu"
+
+
+def reference(size: str, T: float, mu: float):
+    try:
+        r = exact_reference(make_system("ising", size), T, mu)
+    except LatthermError:
+        return None
+    return r.mean_energy_per_site - mu * r.mean_observable, r.method
+
+
+def importance(T, mu, n, seed):
+    """Model i.i.d. with importance weights at 10x10: (rows per observable, seconds)."""
+    lm = load(MODEL)
+    system = lm.system
+    g = seeded(seed)
+    t0 = time.process_time()
+    with torch.no_grad():
+        sb = lm.model.sample(T, mu, batch=n, generator=g)
+    sec = time.process_time() - t0
+    s = sb.spins.double()
+    log_w = system.log_f(s, T, mu) - sb.log_p
+    w = torch.softmax(log_w, 0)
+    ess = float(1.0 / (w ** 2).sum())
+    m = s.mean(1)
+    out = {}
+    for name, x in (("E", system.energy(s) / system.n_sites - mu * m), ("|M|", m.abs())):
+        mean = float((w * x).sum())
+        err = math.sqrt(float((w ** 2 * (x - mean) ** 2).sum()))
+        out[name] = (mean, err, ess / sec)
+    return out, sec
+
+
+def chain(method, size, T, mu, steps, chains, block=None, seed=0):
+    t0 = time.process_time()
+    kw = {"size": size}
+    if block:
+        kw["block"] = block
+    r = mcmc(method, T, mu, steps, chains=chains, seed=seed, reference=False, **kw)
+    cpu = time.process_time() - t0
+    out = {}
+    for name, key in (("E", "energy_per_site"), ("|M|", "abs_magnetisation_per_site")):
+        x = r.series[key]
+        from lattherm.engine.montecarlo.statistics import estimate
+
+        mean, err, _ = estimate(x)
+        out[name] = (mean, err, effective_rate(x, r.seconds))
+    return out, r.acceptance, cpu
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="10x10 only, short runs")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    sizes = ["10x10"] if a.quick else ["10x10", "64x64"]
+    conds = [(2.269, 0.0), (2.5, 0.0), (2.5, 0.2)] if a.quick else [(2.269, 0.0), (2.5, 0.0), (2.269, 0.2),
+                                                                      (2.5, 0.2)]
+    steps, chains, n_iid = (200, 8, 2000) if a.quick else (2000, 16, 20000)
+    rows = []
+    for size in sizes:
+        for T, mu in conds:
+            ref = reference(size, T, mu)
+            runs = []
+            if size == "10x10":
+                res, _ = importance(T, mu, n_iid, 0)
+                runs.append(("model-iid", res, None))
+                res, acc, _ = chain(MODEL, size, T, mu, steps // 2, chains)
+                runs.append(("nmcmc", res, acc))
+            res, acc, _ = chain(MODEL, size, T, mu, max(10, steps // 20), chains, block="5x5")
+            runs.append(("block-nmcmc 5x5", res, acc))
+            for m in ("metropolis", "wolff", "swendsen-wang"):
+                res, acc, _ = chain(m, size, T, mu, steps, chains)
+                runs.append((m, res, acc))
+            for name, res, acc in runs:
+                row = {"size": size, "T": T, "mu": mu, "method": name, "acceptance": acc,
+                       "reference": None if ref is None else ref[1]}
+                for obs, (mean, err, rate) in res.items():
+                    row[obs] = mean
+                    row[obs + "_err"] = err
+                    row[obs + "_eff_per_s"] = rate
+                row["E_dev_sigma"] = None if ref is None or not err else (res["E"][0] - ref[0]) / res["E"][1]
+                rows.append(row)
+                dev = row["E_dev_sigma"]
+                print(f"{size:6s} T={T:<6g} mu={mu:<4g} {name:16s} acc={'' if acc is None else f'{acc:.3f}':6s} "
+                      f"E={res['E'][0]:+.4f}+-{res['E'][1]:.4f} ({'' if dev is None else f'{dev:+.1f}s'}) "
+                      f"eff/s E {res['E'][2]:9.1f}  |M| {res['|M|'][2]:9.1f}", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
