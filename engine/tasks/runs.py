@@ -51,7 +51,7 @@ def model_info(lm) -> dict:
             "system": s.name, "lattice": s.lattice.kind, "size": list(s.lattice.size), "species": list(s.species),
             "labels": list(s.info.value_labels), "encoding": s.encoding, "observable": s.observable_name,
             "observable_unit": s.info.observable_unit, "T_unit": s.temperature_unit, "mu_unit": s.mu_unit,
-            "step": lm.step}
+            "step": lm.step, "trained_range": lm.trained_range()}
 
 
 def describe_model(ref) -> dict:
