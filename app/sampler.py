@@ -94,10 +94,10 @@ class SamplerPanel(QWidget):
         for h in (self.hist_logf, self.hist_obs):
             h.setLabel("left", "samples")
         self.hist_logf.setLabel("bottom", "log f (nats)")
-        for side in ("left", "bottom"):
-            self.free_energy.getAxis(side).enableAutoSIPrefix(False)
         self.free_energy_view = pg.GraphicsLayoutWidget()
         self.free_energy = self.free_energy_view.addPlot(row=0, col=0, title="free energy per site vs T")
+        for side in ("left", "bottom"):  # axes in the model's units, never rescaled to "(x0.001)"
+            self.free_energy.getAxis(side).enableAutoSIPrefix(False)
         self.fe_legend = pg.LegendItem()  # in its own column, right of the plot: never over the data
         self.free_energy_view.addItem(self.fe_legend, row=0, col=1)
         self.gap_view = QCheckBox("model − exact")
