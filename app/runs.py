@@ -243,9 +243,9 @@ class CompareDialog(QDialog):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.pending = set(run_ids)
         self.message = QLabel("loading…")
-        self.metric = QComboBox()
-        self.metric.addItems([k for k in COMPARE_METRICS])
-        self.metric.currentTextChanged.connect(lambda _: self.redraw())
+        self.metric_box = QComboBox()
+        self.metric_box.addItems([k for k in COMPARE_METRICS])
+        self.metric_box.currentTextChanged.connect(lambda _: self.redraw())
         self.smoothing = dspin(0.0, 0.0, 0.999, 0.05, name="smoothing")
         self.smoothing.setToolTip("EMA weight of the past (0 = raw values)")
         self.smoothing.valueChanged.connect(lambda _: self.redraw())
@@ -259,7 +259,7 @@ class CompareDialog(QDialog):
             client.request("open_run", {"run": rid}, lambda r, rid=rid: self._opened(rid, r),
                            lambda e, rid=rid: self._failed(rid, e))
         top = QHBoxLayout()
-        for w in (QLabel("metric"), self.metric, QLabel("smoothing"), self.smoothing, png, svg, csv_btn):
+        for w in (QLabel("metric"), self.metric_box, QLabel("smoothing"), self.smoothing, png, svg, csv_btn):
             top.addWidget(w)
         top.addStretch(1)
         lay = QVBoxLayout(self)
@@ -271,7 +271,7 @@ class CompareDialog(QDialog):
 
     def series(self, rid: str) -> tuple[list[float], list[float]]:
         """(steps, values) of the chosen metric of one run, EMA-smoothed as the box says."""
-        key, s = self.metric.currentText(), self.smoothing.value()
+        key, s = self.metric_box.currentText(), self.smoothing.value()
         recs = [r for r in self.records.get(rid, []) if r.get(key) is not None and "step" in r]
         xs, ys, ema = [], [], None
         for r in recs:
@@ -282,7 +282,7 @@ class CompareDialog(QDialog):
         return xs, ys
 
     def redraw(self) -> None:
-        key = self.metric.currentText()
+        key = self.metric_box.currentText()
         self.plot.setTitle(COMPARE_METRICS.get(key, key))
         self.plot.setLabel("left", key)
         for rid, curve in self.curves.items():
@@ -312,18 +312,18 @@ class CompareDialog(QDialog):
         """CSV: step, then the (smoothed) metric of each run; blank where a run has no value at that step."""
         cols = {rid: dict(zip(*self.series(rid))) for rid in self.curves}
         steps = sorted(set().union(*[c.keys() for c in cols.values()])) if cols else []
-        key = self.metric.currentText()
+        key = self.metric_box.currentText()
         return ["step"] + [f"{rid}:{key}" for rid in self.curves], [[int(s)] + [cols[r].get(s) for r in self.curves]
                                                                      for s in steps]
 
     def _export_figure(self, ext: str) -> None:
-        key = self.metric.currentText()
+        key = self.metric_box.currentText()
         path = export.ask_path(self, f"Export compared {key}", f"compare_{key}.{ext}", f"{ext.upper()} (*.{ext})")
         if path:
             export.export_figure(self.plot, path)
 
     def _export_csv(self) -> None:
-        path = export.ask_path(self, "Export compared curves", f"compare_{self.metric.currentText()}.csv",
+        path = export.ask_path(self, "Export compared curves", f"compare_{self.metric_box.currentText()}.csv",
                                "CSV (*.csv)")
         if path:
             export.write_csv(path, *self.table())

@@ -94,12 +94,11 @@ class SamplerPanel(QWidget):
         for h in (self.hist_logf, self.hist_obs):
             h.setLabel("left", "samples")
         self.hist_logf.setLabel("bottom", "log f (nats)")
-        self.free_energy_view = pg.GraphicsLayoutWidget()
-        self.free_energy = self.free_energy_view.addPlot(row=0, col=0, title="free energy per site vs T")
+        self.free_energy = pg.PlotWidget(title="free energy per site vs T")
         for side in ("left", "bottom"):  # axes in the model's units, never rescaled to "(x0.001)"
             self.free_energy.getAxis(side).enableAutoSIPrefix(False)
-        self.fe_legend = pg.LegendItem()  # in its own column, right of the plot: never over the data
-        self.free_energy_view.addItem(self.fe_legend, row=0, col=1)
+        self.fe_legend = pg.LegendItem()  # in the plot's layout right of the axes: never over the data
+        self.free_energy.getPlotItem().layout.addItem(self.fe_legend, 2, 3)
         self.gap_view = QCheckBox("model − exact")
         self.gap_view.setToolTip("plot the model's free energy per site minus the exact one (the variational gap "
                                  "per site, >= 0 up to sampling error)")
@@ -108,7 +107,7 @@ class SamplerPanel(QWidget):
         fl = QVBoxLayout(fe)
         fl.setContentsMargins(0, 0, 0, 0)
         fl.addWidget(self.gap_view)
-        fl.addWidget(self.free_energy_view, 1)
+        fl.addWidget(self.free_energy, 1)
         self.table = QTableWidget(0, len(TABLE))
         self.table.setHorizontalHeaderLabels([h for _, h in TABLE])
         self.tabs = QTabWidget()
@@ -121,7 +120,7 @@ class SamplerPanel(QWidget):
         self.tabs.addTab(self.table, "evaluation table")
         self.phase = PhaseDiagramView(client)
         self.tabs.addTab(self.phase, "phase diagram")
-        self.plots = {"log f": self.hist_logf, "observable": self.hist_obs, "free energy": self.free_energy_view}
+        self.plots = {"log f": self.hist_logf, "observable": self.hist_obs, "free energy": self.free_energy}
         self.which = QComboBox()
         self.which.addItems(list(self.plots))
         png, svg, csv, npz = QPushButton("PNG…"), QPushButton("SVG…"), QPushButton("table CSV…"), QPushButton("NPZ…")

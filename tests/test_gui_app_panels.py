@@ -169,7 +169,7 @@ def test_switching_model_clears_the_results(qtbot, tmp_path):
     panel.model.select(CUAU)
     assert panel.samples is None and panel.table_rows == [] and panel.table.rowCount() == 0
     assert panel.condition.count() == 0 and panel.status.text() == ""
-    assert panel.free_energy.listDataItems() == [] and panel.hist_logf.getPlotItem().listDataItems() == []
+    assert panel.free_energy.getPlotItem().listDataItems() == [] and panel.hist_logf.getPlotItem().listDataItems() == []
     assert "(K)" in panel.table.horizontalHeaderItem(0).text()
 
 
@@ -236,9 +236,11 @@ def test_compare_offers_metrics_smoothing_and_csv(qtbot, tmp_path):
             "b": [{"step": s, "F_q": -2.0, "loss": 10.0} for s in (2, 4)]}
     dlg = CompareDialog(["a", "b"], _Runs(recs))
     qtbot.addWidget(dlg)
+    dlg.show()  # painting asks QPaintDevice.metric(): no attribute of the dialog may shadow it
+    qtbot.waitExposed(dlg)
     assert dlg.loaded()
     assert list(dlg.curves["a"].getData()[1]) == [-2.0, -3.0, -4.0, -5.0]
-    dlg.metric.setCurrentText("loss")
+    dlg.metric_box.setCurrentText("loss")
     assert list(dlg.curves["a"].getData()[1]) == [1.0, 2.0, 3.0, 4.0]
     dlg.smoothing.setValue(0.5)  # EMA: 1, 1.5, 2.25, 3.125
     assert list(dlg.curves["a"].getData()[1]) == pytest.approx([1.0, 1.5, 2.25, 3.125])
