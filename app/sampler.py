@@ -28,6 +28,7 @@ TABLE = (("T", "T"), ("mu", "mu"), ("F_q", "F_q"), ("F_q_stderr", "± F_q"), ("n
          ("mean_observable", "<obs>"), ("exact_mean_observable", "<obs> exact"),
          ("free_energy_per_site_q", "F/N (q)"), ("exact_free_energy_per_site", "F/N exact"))
 GALLERY = 8
+PREVIEW_SAMPLES = 200  # the first-start look at the bundled model: well under a second on a CPU
 #: table columns that carry the temperature / chemical-potential unit
 UNIT_COLUMNS = {"T": "T_unit", "mu": "mu_unit"}
 
@@ -45,6 +46,10 @@ class SamplerPanel(QWidget):
         self.table_rows: list[dict] = []
         self.samples: dict | None = None
         self.info: dict = {}  # the engine's model_info of the chosen model
+        self.previewing = False  # the job running is the first-start preview (Sample may replace it)
+        self._preview_pending = False
+        self._token = None
+        self._condition_at_switch = (None, None)
         self.model = ModelCombo()
         self.model.currentIndexChanged.connect(lambda _: self.model_changed())
         self.single = QRadioButton("single condition")
@@ -60,7 +65,7 @@ class SamplerPanel(QWidget):
         self.range_note.setWordWrap(True)
         self.key = QLabel("")  # which colour is which species
         self.go, self.cancel = QPushButton("Sample"), QPushButton("Cancel")
-        self.go.clicked.connect(self.sample)
+        self.go.clicked.connect(lambda: self.sample())
         self.cancel.clicked.connect(lambda: self.job and self.client.request("cancel", {"job": self.job}))
         self.progress = QProgressBar()
         self.progress.setMaximum(1000)
@@ -160,6 +165,7 @@ class SamplerPanel(QWidget):
         self.clear_results()
         ref = self.model.current_ref()
         self.info = {}
+        self._condition_at_switch = (self.T.value(), self.mu.value())
         self.phase.set_model(ref, None)
         if ref and self.client.is_ready():
             self.client.request("model_info", {"model": ref}, lambda info, ref=ref: self._got_info(ref, info),
@@ -172,13 +178,16 @@ class SamplerPanel(QWidget):
         set_unit(self.T, info.get("T_unit", ""))
         set_unit(self.mu, info.get("mu_unit", ""))
         r = info.get("trained_range")
-        if r:  # the middle of the trained range: a condition the model was trained for
+        untouched = (self.T.value(), self.mu.value()) == self._condition_at_switch  # the user typed none meanwhile
+        if r and untouched:  # the middle of the trained range: a condition the model was trained for
             self.T.setValue(0.5 * (r["T"][0] + r["T"][1]))
             self.mu.setValue(0.0 if r["mu"][0] <= 0.0 <= r["mu"][1] else 0.5 * (r["mu"][0] + r["mu"][1]))
         self.phase.set_model(ref, info)
         self._units()
         self._placeholders()
         self._check_range()
+        if self._preview_pending:
+            self._start_preview()
 
     def _units(self) -> None:
         T_u, mu_u = unit_text(self.info.get("T_unit", "")), unit_text(self.info.get("mu_unit", ""))
@@ -244,22 +253,53 @@ class SamplerPanel(QWidget):
             self.progress.setValue(0)
             self.progress.setFormat("idle")
 
-    def sample(self) -> None:
+    def preview_when_ready(self) -> None:
+        """First start: draw the chosen (bundled) model's samples as soon as its model_info is in, so the panel
+        opens on pictures rather than empty plots. A press of Sample meanwhile supersedes the preview."""
+        self._preview_pending = True
+        if self.info.get("size"):
+            self._start_preview()
+
+    def _start_preview(self) -> None:
+        self._preview_pending = False
+        if self.job is None and self.model.current_ref():
+            self.sample(n=PREVIEW_SAMPLES, preview=True)
+
+    def sample(self, n: int | None = None, preview: bool = False) -> None:
         ref = self.model.current_ref()
         if not ref:
             self.status.setText("no model: train one or install the bundled models")
             return
+        if self.job is not None:
+            if not self.previewing:
+                return
+            if self.job != "pending":
+                self.client.request("cancel", {"job": self.job})  # the user's request replaces the preview
+        n = self.n.value() if not isinstance(n, int) or isinstance(n, bool) else n
         conds = "paper" if self.grid.isChecked() else [[self.T.value(), self.mu.value()]]
         self.job = "pending"
+        self.previewing = bool(preview)
         self.clear_results()
         self.progress.setFormat("starting…")
-        self.status.setText("sampling…")
+        self.status.setText("drawing a first look at the model…" if preview else "sampling…")
         self._update()
-        self.client.request("sample", {"model": ref, "conditions": conds, "n": self.n.value()},
-                            lambda r: setattr(self, "job", r["job"]), self._failed)
+        self._token = token = object()
+        self.client.request("sample", {"model": ref, "conditions": conds, "n": n},
+                            lambda r, t=token: self._queued(t, r), lambda e, t=token: self._refused(t, e))
+
+    def _queued(self, token, result) -> None:
+        if token is self._token:
+            self.job = result["job"]
+        else:  # a request superseded before the engine named its job
+            self.client.request("cancel", {"job": result["job"]})
+
+    def _refused(self, token, exc) -> None:
+        if token is self._token:
+            self._failed(exc)
 
     def _failed(self, exc) -> None:
         self.job = None
+        self.previewing = False
         self._idle()
         show_error(self.status, exc)
         self._update()
@@ -269,13 +309,14 @@ class SamplerPanel(QWidget):
         self.progress.setFormat("idle")
 
     def _update(self) -> None:
-        self.go.setEnabled(self.job is None)
+        self.go.setEnabled(self.job is None or self.previewing)
         self.cancel.setEnabled(self.job is not None)
 
     def engine_lost(self) -> None:
         if self.job:
             show_error(self.status, "sampling stopped: the engine process died")
         self.job = None
+        self.previewing = False
         self._idle()
         self.phase.engine_lost()
         self._update()
@@ -288,11 +329,13 @@ class SamplerPanel(QWidget):
             self.progress.setFormat(f"{data['step']} / {data['total']} conditions   {fmt_eta(data.get('eta_s'))}")
         elif name == "finished":
             self.job = None
+            self.previewing = False
             self.progress.setValue(1000)
             self.progress.setFormat("done")
             self.show_results(data)
         elif name in ("failed", "cancelled"):
             self.job = None
+            self.previewing = False
             self._idle()
             show_error(self.status, f"sampling {name}: {data.get('message', '')}")
         self._update()

@@ -43,8 +43,11 @@ class CrashBanner(QFrame):
 class MainWindow(QMainWindow):
     _restarting_line = "Restarting the engine…"
 
-    def __init__(self, engine_env: dict | None = None, auto_restart: bool = True):
+    def __init__(self, engine_env: dict | None = None, auto_restart: bool = True, first_look: bool = False):
+        """``first_look``: on a first start (no runs yet) draw the bundled model's samples at once (the app
+        does; tests that set the panels' state themselves do not want a job of their own running)."""
         super().__init__()
+        self.first_look = first_look
         self.setWindowTitle("lattherm")
         self.setObjectName("lattherm-main")
         self.resize(1400, 900)
@@ -227,6 +230,8 @@ class MainWindow(QMainWindow):
                 self.painting.model.select(preferred)
             if not rows and self.bundled:
                 self.tabs.setCurrentWidget(self.sampler)  # first start: sample the bundled model right away
+                if self.first_look:
+                    self.sampler.preview_when_ready()
 
     def open_run(self, run_id: str) -> None:
         self.training.show_run(run_id)

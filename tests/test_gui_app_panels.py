@@ -261,3 +261,24 @@ def test_browser_shows_a_paused_run_as_paused(qtbot):
     browser.set_live_state("r1", "running")
     assert browser.table.item(0, 1).text() == "running"
     assert min(browser.table.columnWidth(j) for j in range(browser.table.columnCount())) >= 64
+
+
+def test_first_start_preview_is_drawn_at_once_and_sample_supersedes_it(qtbot):
+    from lattherm.app.sampler import PREVIEW_SAMPLES
+
+    client = InProcessEngine()
+    panel = SamplerPanel(client)
+    qtbot.addWidget(panel)
+    panel.model.set_choices([("bundled: ising", ISING)])
+    panel.preview_when_ready()  # model_info is in already: the preview is asked for at once
+    method, params = client.calls[-1]
+    assert method == "sample" and params["n"] == PREVIEW_SAMPLES and params["model"] == ISING
+    preview = panel.job
+    assert preview is not None and panel.previewing and panel.go.isEnabled()
+    panel.n.setValue(321)
+    panel.go.click()
+    assert ("cancel", {"job": preview}) in client.calls
+    assert client.calls[-1][0] == "sample" and client.calls[-1][1]["n"] == 321
+    assert panel.job != preview and not panel.previewing and not panel.go.isEnabled()
+    panel.on_event("finished", preview, {"table": [], "model": {}, "path": "/nonexistent"})  # the old job: ignored
+    assert panel.samples is None and panel.job is not None
