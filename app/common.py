@@ -117,3 +117,9 @@ def hrow(*widgets) -> QWidget:
     for w in widgets:
         h.addWidget(w)
     return row
+
+
+def reset_range(plot) -> None:
+    """An emptied plot shows the unit square and frames the next data afresh (not the last data's range)."""
+    plot.enableAutoRange()
+    plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0, disableAutoRange=False)

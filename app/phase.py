@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPro
                                QWidget)
 
 from . import export
-from .common import colour, error_label, fmt_eta, fmt_value, ispin, show_error, show_warning, unit_text
+from .common import (colour, error_label, fmt_eta, fmt_value, ispin, reset_range, show_error, show_warning,
+                     unit_text)
 
 
 class PhaseDiagramView(QWidget):
@@ -96,7 +97,7 @@ class PhaseDiagramView(QWidget):
         self.iso_legend.clear()
         self.status.setText("")
         for p in (self.map_plot, self.iso_plot):
-            p.enableAutoRange()
+            reset_range(p)
         self._update()
 
     def _axes(self) -> None:

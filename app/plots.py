@@ -10,6 +10,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 
+from .common import reset_range
+
 #: F_q is the variational free energy of each step's batch at that step's (jittered) training conditions: the engine
 #: logs no fixed-grid evaluation during training, so the curve carries the jitter; the EMA line is the headline
 METRICS = (("loss", "loss"), ("F_q", "F_q (variational free energy, training batch)"), ("ess_fraction", "ESS / n"),
@@ -92,7 +94,7 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         self._dirty = True
         self.redraw()
         for p in self.plots.values():  # the next run's curves are framed afresh, not inside the last run's range
-            p.enableAutoRange()
+            reset_range(p)
 
     def add_records(self, records: list[dict]) -> None:
         for key, title in OPTIONAL_METRICS:

@@ -17,8 +17,8 @@ from PySide6.QtGui import QColor
 
 from . import export
 from . import lattice
-from .common import (colour, dspin, error_label, fmt_eta, fmt_value, ispin, set_unit, show_error, show_warning,
-                     unit_text)
+from .common import (colour, dspin, error_label, fmt_eta, fmt_value, ispin, reset_range, set_unit, show_error,
+                     show_warning, unit_text)
 from .lattice import LatticeView
 from .models import ModelCombo
 from .phase import PhaseDiagramView
@@ -245,7 +245,7 @@ class SamplerPanel(QWidget):
         self.condition.blockSignals(False)
         for p in (self.hist_logf, self.hist_obs, self.free_energy):
             p.clear()
-            p.enableAutoRange()
+            reset_range(p)
         self.fe_legend.clear()
         self.xyz_btn.setEnabled(False)
         if self.job is None:
@@ -348,7 +348,8 @@ class SamplerPanel(QWidget):
             self.samples = {k: z[k] for k in z.files}
         self.samples_path = data["path"]
         self.xyz_btn.setEnabled(self.is_alloy())
-        text = (f"{len(self.table_rows)} conditions × {data['table'][0]['n_samples']} samples → "
+        k = len(self.table_rows)
+        text = (f"{k} condition{'s' if k != 1 else ''} × {data['table'][0]['n_samples']} samples → "
                 f"{Path(data['path']).name}")
         outside = [r for r in self.table_rows if r.get("extrapolation")]
         if outside:

@@ -282,3 +282,19 @@ def test_first_start_preview_is_drawn_at_once_and_sample_supersedes_it(qtbot):
     assert panel.job != preview and not panel.previewing and not panel.go.isEnabled()
     panel.on_event("finished", preview, {"table": [], "model": {}, "path": "/nonexistent"})  # the old job: ignored
     assert panel.samples is None and panel.job is not None
+
+
+def test_an_emptied_plot_forgets_the_last_range(qtbot, tmp_path):
+    from lattherm.engine import tasks
+
+    client = InProcessEngine()
+    panel = SamplerPanel(client)
+    qtbot.addWidget(panel)
+    panel.show()  # a view frames its data when it is on screen
+    panel.model.set_choices([("bundled: ising", ISING), ("bundled: cuau", CUAU)])
+    panel.job = "j"
+    panel.on_event("finished", "j", tasks.sample(ISING, conditions=[[2.5, 0.0]], n=16, device="cpu").to_dict())
+    qtbot.waitUntil(lambda: panel.hist_logf.getPlotItem().viewRange()[0][1] > 2)  # log f of 5x5 samples: ~10 nats
+    panel.model.select(CUAU)
+    (x0, x1), (y0, y1) = panel.hist_logf.getPlotItem().viewRange()
+    assert (x0, x1, y0, y1) == pytest.approx((0, 1, 0, 1), abs=0.05)
