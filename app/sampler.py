@@ -123,8 +123,11 @@ class SamplerPanel(QWidget):
         self.tabs.addTab(hist, "histograms")
         self.tabs.addTab(fe, "free energy vs T")
         self.tabs.addTab(self.table, "evaluation table")
-        self.phase = PhaseDiagramView(client)
-        self.tabs.addTab(self.phase, "phase diagram")
+        self._phase: PhaseDiagramView | None = None  # built when its tab is first opened (startup stays fast)
+        self._phase_page = QWidget()
+        QVBoxLayout(self._phase_page).setContentsMargins(0, 0, 0, 0)
+        self.tabs.addTab(self._phase_page, "phase diagram")
+        self.tabs.currentChanged.connect(lambda i: self.tabs.widget(i) is self._phase_page and self.phase)
         self.plots = {"log f": self.hist_logf, "observable": self.hist_obs, "free energy": self.free_energy}
         self.which = QComboBox()
         self.which.addItems(list(self.plots))
@@ -158,6 +161,15 @@ class SamplerPanel(QWidget):
         row.insertWidget(4, self.layer_label)
         self._update()
 
+    @property
+    def phase(self) -> PhaseDiagramView:
+        """The phase-diagram view, built on first use for the model chosen now."""
+        if self._phase is None:
+            self._phase = PhaseDiagramView(self.client)
+            self._phase_page.layout().addWidget(self._phase)
+            self._phase.set_model(self.model.current_ref(), self.info or None)
+        return self._phase
+
     # ---- model -------------------------------------------------------------------------------------------------
     def model_changed(self) -> None:
         """Another model: the old results go (an Ising table under a CuAu model misleads); its units, trained range,
@@ -166,7 +178,8 @@ class SamplerPanel(QWidget):
         ref = self.model.current_ref()
         self.info = {}
         self._condition_at_switch = (self.T.value(), self.mu.value())
-        self.phase.set_model(ref, None)
+        if self._phase is not None:
+            self._phase.set_model(ref, None)
         if ref and self.client.is_ready():
             self.client.request("model_info", {"model": ref}, lambda info, ref=ref: self._got_info(ref, info),
                                 lambda e: show_error(self.status, e))
@@ -182,7 +195,8 @@ class SamplerPanel(QWidget):
         if r and untouched:  # the middle of the trained range: a condition the model was trained for
             self.T.setValue(0.5 * (r["T"][0] + r["T"][1]))
             self.mu.setValue(0.0 if r["mu"][0] <= 0.0 <= r["mu"][1] else 0.5 * (r["mu"][0] + r["mu"][1]))
-        self.phase.set_model(ref, info)
+        if self._phase is not None:
+            self._phase.set_model(ref, info)
         self._units()
         self._placeholders()
         self._check_range()
@@ -318,11 +332,12 @@ class SamplerPanel(QWidget):
         self.job = None
         self.previewing = False
         self._idle()
-        self.phase.engine_lost()
+        if self._phase is not None:
+            self._phase.engine_lost()
         self._update()
 
     def on_event(self, name: str, job, data: dict) -> None:
-        if self.phase.on_event(name, job, data) or job is None or job != self.job:
+        if self._phase is not None and self._phase.on_event(name, job, data) or job is None or job != self.job:
             return
         if name == "progress":
             self.progress.setValue(int(1000 * data["fraction"]))

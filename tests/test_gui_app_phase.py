@@ -94,3 +94,15 @@ def test_cancel_and_failure_leave_the_view_idle(view):
     view.set_model(None, None)
     view.compute()
     assert "no model" in view.status.text() and view.job is None
+
+
+def test_the_sampler_builds_its_phase_view_on_first_use_for_the_chosen_model(qtbot):
+    from lattherm.app.sampler import SamplerPanel
+
+    panel = SamplerPanel(InProcessEngine())
+    qtbot.addWidget(panel)
+    panel.model.set_choices([("bundled: cuau", CUAU)])
+    assert panel._phase is None  # not built at startup
+    panel.tabs.setCurrentIndex(panel.tabs.count() - 1)
+    assert panel._phase is not None and panel.phase.model == CUAU and panel.phase.info["system"] == "cuau"
+    assert panel.phase.go.isEnabled()
