@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPro
                                QWidget)
 
 from . import export
-from .common import (colour, error_label, fmt_eta, fmt_value, ispin, reset_range, show_error, show_warning,
-                     unit_text)
+from .common import (colour, dspin, error_label, fmt_eta, fmt_value, ispin, reset_range, set_unit, show_error,
+                     show_warning, unit_text)
 
 
 class PhaseDiagramView(QWidget):
@@ -34,6 +34,10 @@ class PhaseDiagramView(QWidget):
         self.T_points = ispin(8, 2, 200, name="T points")
         self.mu_points = ispin(9, 2, 200, name="μ points")
         self.samples = ispin(200, 1, 100000, name="samples / condition")
+        self.T_lo, self.T_hi = dspin(1.0, 1e-3, 1e5, 0.1, 3, "T from"), dspin(2.0, 1e-3, 1e5, 0.1, 3, "T to")
+        self.mu_lo, self.mu_hi = dspin(-1.0, -1e3, 1e3, 0.01, 4, "μ from"), dspin(1.0, -1e3, 1e3, 0.01, 4, "μ to")
+        for box in (self.T_points, self.mu_points, self.samples, self.T_lo, self.T_hi, self.mu_lo, self.mu_hi):
+            box.refused.connect(lambda msg: show_error(self.status, msg))
         self.boundary = QCheckBox("Wang–Landau boundary")
         self.boundary.setToolTip("overlay the two-phase boundary from Wang–Landau over composition (slower)")
         self.go, self.cancel = QPushButton("Compute phase diagram"), QPushButton("Cancel")
@@ -63,9 +67,12 @@ class PhaseDiagramView(QWidget):
         csv.clicked.connect(self._export_csv)
         self.export_buttons = (png, svg, csv)
         top = QGridLayout()
-        for i, w in enumerate((QLabel("T points"), self.T_points, QLabel("μ points"), self.mu_points,
-                               QLabel("samples / condition"), self.samples, self.boundary, self.go, self.cancel)):
+        for i, w in enumerate((QLabel("T"), self.T_lo, self.T_hi, QLabel("points"), self.T_points,
+                               QLabel("samples / condition"), self.samples, self.go)):
             top.addWidget(w, 0, i)
+        for i, w in enumerate((QLabel("μ"), self.mu_lo, self.mu_hi, QLabel("points"), self.mu_points,
+                               self.boundary, QLabel(""), self.cancel)):
+            top.addWidget(w, 1, i)
         plots = QHBoxLayout()
         plots.addWidget(self.map_plot, 1)
         plots.addWidget(self.iso_plot, 1)
@@ -88,6 +95,15 @@ class PhaseDiagramView(QWidget):
         self.model, self.info = ref, info or {}
         self.clear()
         self._axes()
+        for box, unit in ((self.T_lo, "T_unit"), (self.T_hi, "T_unit"), (self.mu_lo, "mu_unit"),
+                          (self.mu_hi, "mu_unit")):
+            set_unit(box, self.info.get(unit, ""))
+        r = self.info.get("trained_range")
+        if r:  # the grid defaults to the range the model was trained on
+            self.T_lo.setValue(r["T"][0])
+            self.T_hi.setValue(r["T"][1])
+            self.mu_lo.setValue(r["mu"][0])
+            self.mu_hi.setValue(r["mu"][1])
 
     def clear(self) -> None:
         self.grid = None
@@ -115,6 +131,7 @@ class PhaseDiagramView(QWidget):
         self.out = Path(tempfile.mkdtemp(prefix="lattherm-phase-")) / "phase"
         return {"model": self.model, "out": str(self.out), "T_points": self.T_points.value(),
                 "mu_points": self.mu_points.value(), "samples": self.samples.value(),
+                "T_range": [self.T_lo.value(), self.T_hi.value()], "mu_range": [self.mu_lo.value(), self.mu_hi.value()],
                 "boundary": "wl" if self.boundary.isChecked() else "none"}
 
     def compute(self) -> None:

@@ -435,7 +435,10 @@ class TrainingPanel(QWidget):
             self.job = None
             self.stop_asked = 0
             self._stop_timer.stop()
-            if name != "finished":
+            if name == "finished":
+                self.progress.setValue(1000)
+                self.progress.setFormat(f"finished at step {data.get('step')}")
+            else:
                 self._idle_progress()
             if name == "failed":
                 show_error(self.status, f"training failed: {data.get('type')}: {data.get('message')}")

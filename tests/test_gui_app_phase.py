@@ -36,9 +36,13 @@ def test_phase_diagram_view_renders_a_small_grid_from_the_job(view, tmp_path):
     method, params = view.client.calls[-1]
     assert method == "phase_diagram" and view.job == "job-1" and not view.go.isEnabled()
     assert (params["T_points"], params["mu_points"], params["samples"], params["boundary"]) == (2, 3, 40, "none")
+    trained = view.info["trained_range"]  # the grid defaults to the model's trained range, in its units
+    assert params["T_range"] == list(trained["T"]) and params["mu_range"] == pytest.approx(list(trained["mu"]))
+    assert view.T_lo.suffix() == " K" and view.mu_hi.suffix() == " eV"
     view.on_event("progress", "job-1", {"step": 1, "total": 2, "fraction": 0.5, "eta_s": 1.0, "stage": "grid"})
     assert view.progress.value() == 500 and "grid" in view.progress.format()
-    res = tasks.phase_diagram(CUAU, params["out"], T_points=2, mu_points=3, samples=40, boundary="none", seed=1)
+    res = tasks.phase_diagram(CUAU, params["out"], T_points=2, mu_points=3, samples=40, boundary="none", seed=1,
+                              T_range=params["T_range"], mu_range=params["mu_range"])
     assert view.on_event("finished", "job-1", res.to_dict()) is True
     assert view.job is None and view.progress.format() == "idle" and view.go.isEnabled()
     g = view.grid
