@@ -21,6 +21,7 @@ from .common import (colour, dspin, error_label, fmt_eta, fmt_value, ispin, rese
                      show_warning, unit_text)
 from .lattice import LatticeView
 from .models import ModelCombo
+from .mcmc import MCMCView
 from .phase import PhaseDiagramView
 
 TABLE = (("T", "T"), ("mu", "mu"), ("F_q", "F_q"), ("F_q_stderr", "± F_q"), ("neg_log_Z_nis", "-log Z (NIS)"),
@@ -127,7 +128,11 @@ class SamplerPanel(QWidget):
         self._phase_page = QWidget()
         QVBoxLayout(self._phase_page).setContentsMargins(0, 0, 0, 0)
         self.tabs.addTab(self._phase_page, "phase diagram")
-        self.tabs.currentChanged.connect(lambda i: self.tabs.widget(i) is self._phase_page and self.phase)
+        self._mcmc: MCMCView | None = None  # likewise: the exact-estimates (MCMC) view
+        self._mcmc_page = QWidget()
+        QVBoxLayout(self._mcmc_page).setContentsMargins(0, 0, 0, 0)
+        self.tabs.addTab(self._mcmc_page, "exact estimates (MCMC)")
+        self.tabs.currentChanged.connect(self._tab_opened)
         self.plots = {"log f": self.hist_logf, "observable": self.hist_obs, "free energy": self.free_energy}
         self.which = QComboBox()
         self.which.addItems(list(self.plots))
@@ -161,6 +166,23 @@ class SamplerPanel(QWidget):
         row.insertWidget(4, self.layer_label)
         self._update()
 
+    def _tab_opened(self, i: int) -> None:
+        if self.tabs.widget(i) is self._phase_page:
+            self.phase
+        elif self.tabs.widget(i) is self._mcmc_page:
+            self.mcmc
+
+    @property
+    def mcmc(self) -> MCMCView:
+        if self._mcmc is None:
+            self._mcmc = MCMCView(self.client)
+            self._mcmc_page.layout().addWidget(self._mcmc)
+            self._mcmc.set_model(self.model.current_ref(), self.info or None)
+        return self._mcmc
+
+    def _views(self):
+        return [v for v in (self._phase, self._mcmc) if v is not None]
+
     @property
     def phase(self) -> PhaseDiagramView:
         """The phase-diagram view, built on first use for the model chosen now."""
@@ -178,8 +200,8 @@ class SamplerPanel(QWidget):
         ref = self.model.current_ref()
         self.info = {}
         self._condition_at_switch = (self.T.value(), self.mu.value())
-        if self._phase is not None:
-            self._phase.set_model(ref, None)
+        for v in self._views():
+            v.set_model(ref, None)
         if ref and self.client.is_ready():
             self.client.request("model_info", {"model": ref}, lambda info, ref=ref: self._got_info(ref, info),
                                 lambda e: show_error(self.status, e))
@@ -195,8 +217,8 @@ class SamplerPanel(QWidget):
         if r and untouched:  # the middle of the trained range: a condition the model was trained for
             self.T.setValue(0.5 * (r["T"][0] + r["T"][1]))
             self.mu.setValue(0.0 if r["mu"][0] <= 0.0 <= r["mu"][1] else 0.5 * (r["mu"][0] + r["mu"][1]))
-        if self._phase is not None:
-            self._phase.set_model(ref, info)
+        for v in self._views():
+            v.set_model(ref, info)
         self._units()
         self._placeholders()
         self._check_range()
@@ -332,12 +354,12 @@ class SamplerPanel(QWidget):
         self.job = None
         self.previewing = False
         self._idle()
-        if self._phase is not None:
-            self._phase.engine_lost()
+        for v in self._views():
+            v.engine_lost()
         self._update()
 
     def on_event(self, name: str, job, data: dict) -> None:
-        if self._phase is not None and self._phase.on_event(name, job, data) or job is None or job != self.job:
+        if any(v.on_event(name, job, data) for v in self._views()) or job is None or job != self.job:
             return
         if name == "progress":
             self.progress.setValue(int(1000 * data["fraction"]))

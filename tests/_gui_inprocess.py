@@ -34,8 +34,10 @@ class InProcessEngine:
                 result = {"job": f"job-{next(self._ids)}"}
             elif method in ("cancel", "pause", "resume"):
                 result = {}
-            else:
+            elif hasattr(handlers, f"do_{method}"):
                 result = getattr(handlers, f"do_{method}")(params)
+            else:
+                raise handlers.LatthermError(f"unknown method {method!r}")
         except handlers.USER_ERRORS as exc:
             if on_error:
                 on_error(EngineError(type(exc).__name__, handlers.error_text(exc)))

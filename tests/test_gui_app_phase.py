@@ -107,6 +107,6 @@ def test_the_sampler_builds_its_phase_view_on_first_use_for_the_chosen_model(qtb
     qtbot.addWidget(panel)
     panel.model.set_choices([("bundled: cuau", CUAU)])
     assert panel._phase is None  # not built at startup
-    panel.tabs.setCurrentIndex(panel.tabs.count() - 1)
+    panel.tabs.setCurrentWidget(panel._phase_page)
     assert panel._phase is not None and panel.phase.model == CUAU and panel.phase.info["system"] == "cuau"
     assert panel.phase.go.isEnabled()
