@@ -156,7 +156,8 @@ class SamplerPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(QLabel("condition"))
         row.addWidget(self.condition, 1)
-        row.addWidget(QLabel("fcc layer"))
+        self.layer_title = QLabel("fcc layer")
+        row.addWidget(self.layer_title)
         row.addWidget(self.layer)
         lay.addLayout(row)
         lay.addWidget(gal)
@@ -164,6 +165,7 @@ class SamplerPanel(QWidget):
         lay.addLayout(ex)
         self.layer_label = QLabel("")
         row.insertWidget(4, self.layer_label)
+        self._layers(False, 1)  # no layers to page through until an fcc model is chosen
         self._update()
 
     def _tab_opened(self, i: int) -> None:
@@ -258,8 +260,8 @@ class SamplerPanel(QWidget):
     def _layers(self, layered: bool, n: int) -> None:
         self.layer.setRange(0, n - 1 if layered else 0)
         self.layer.setEnabled(layered)
-        self.layer.setVisible(layered)
-        self.layer_label.setVisible(layered)
+        for w in (self.layer, self.layer_label, self.layer_title):
+            w.setVisible(layered)
         self._set_layer(self.layer.value())
 
     def _check_range(self) -> None:
