@@ -118,19 +118,24 @@ def test_a_typed_value_outside_the_range_is_refused_with_a_reason(qtbot, offline
 
 # ---- the out-of-memory guard and Stop ------------------------------------------------------------------------------
 def test_the_memory_guard_refuses_an_impossible_batch_before_anything_runs(qtbot, monkeypatch):
-    monkeypatch.setenv("LATTHERM_MEMORY_GB", "0.25")
+    """The issue's case: the bundled 5x5 AO-ARM preset with batch ~999999 on a 16 GiB machine. Its N = 25 kept
+    network passes need ~77 GB, so the engine refuses before building anything and the panel says why."""
+    from lattherm.engine import paths
+
+    monkeypatch.setenv("LATTHERM_MEMORY_GB", "16")
     client = InProcessEngine()
     panel = TrainingPanel(client)
     qtbot.addWidget(panel)
-    data = tomllib.loads(tiny_config("5x5", steps=5))
-    data["training"]["batch"] = 999_996  # the issue's absurd batch (a multiple of the 4 conditions)
-    data["model"]["hidden"] = 256
+    data = tomllib.loads((paths.RESOURCES / "configs" / "ising-5x5-ao-mlp-cpu.toml").read_text())
+    n_cond = data["conditions"]["T_points"] * data["conditions"]["mu_points"]
+    data["training"]["batch"] = 999_999 // n_cond * n_cond
     assert panel.set_config(data)
     panel.start()
-    assert "more than the memory limit" in panel.status.text() and "GiB" in panel.status.text()
+    text = panel.status.text()
+    assert "more than the memory limit of 16 GiB" in text and f"batch {data['training']['batch']}" in text
     assert panel.state == "idle" and panel.start_btn.isEnabled() and panel.progress.format() == "idle"
-    data["training"]["batch"] = 16  # a sensible batch starts
-    panel.set_config(data)
+    data["training"]["batch"] = 20 * n_cond  # a sensible batch starts
+    assert panel.set_config(data)
     panel.start()
     assert panel.job is not None and panel.state == "starting"
 
