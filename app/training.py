@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import tomli_w
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
@@ -18,7 +19,6 @@ from lattherm.engine import config as schema
 from lattherm.engine import paths
 from lattherm.engine.errors import LatthermError
 from lattherm.engine.systems import CATALOG
-from lattherm.engine.tomlwrite import toml_text
 
 from . import export
 from .common import dspin, error_label, fmt_eta, hrow, ispin, set_unit, show_error
@@ -318,7 +318,7 @@ class TrainingPanel(QWidget):
         return True
 
     def config_text(self) -> str:
-        return toml_text(self.form.values())
+        return tomli_w.dumps(self.form.values())
 
     # ---- actions -----------------------------------------------------------------------------------------------
     def start(self, config_text: str | None = None) -> None:
