@@ -33,6 +33,25 @@ class EngineCrashed(EngineError):
         super().__init__("EngineCrashed", message)
 
 
+#: signal numbers a dead engine is commonly killed by, and what each most likely means
+SIGNALS = {9: "SIGKILL", 6: "SIGABRT", 11: "SIGSEGV", 15: "SIGTERM", 7: "SIGBUS"}
+MEMORY_WORDS = ("MemoryError", "out of memory", "CUDA error: out of memory", "Cannot allocate memory")
+
+
+def exit_reason(info: dict) -> str:
+    """One line on why the engine died, for the crash banner: a kill by signal 9 (what the kernel's out-of-memory
+    killer sends) or a memory error in its stderr says "out of memory", not just an exit code."""
+    code, stderr = info.get("exit_code"), info.get("stderr") or ""
+    if any(w in stderr for w in MEMORY_WORDS):
+        return "out of memory: the engine could not allocate what the job needed"
+    if info.get("exit_status") == "crashed" and code in SIGNALS:
+        if code == 9:
+            return ("killed by signal 9 (SIGKILL): most likely out of memory (the kernel's out-of-memory killer "
+                    "sends this signal; a smaller batch, lattice or model needs less)")
+        return f"killed by signal {code} ({SIGNALS[code]})"
+    return f"{info.get('exit_status')}, exit code {code}"
+
+
 def engine_command() -> list[str]:
     """How to start the engine: this interpreter with ``-m``, or a frozen app relaunching itself with a flag."""
     if getattr(sys, "frozen", False):

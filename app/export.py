@@ -30,7 +30,12 @@ def ask_path(parent: QWidget, title: str, suggested: str, filters: str, key: str
 
 
 def _plot_item(plot):
-    return plot.getPlotItem() if isinstance(plot, pg.PlotWidget) else plot
+    """What an exporter draws: a PlotWidget's plot, a layout widget's whole scene (plot and legend), or the item."""
+    if isinstance(plot, pg.PlotWidget):
+        return plot.getPlotItem()
+    if isinstance(plot, pg.GraphicsLayoutWidget):
+        return plot.scene()
+    return plot
 
 
 def export_png(plot, path: str | Path, width: int = 1200) -> Path:

@@ -24,7 +24,7 @@ async def _main() -> int:
     app = QApplication.instance()
     done = asyncio.get_event_loop().create_future()
     app.aboutToQuit.connect(functools.partial(lambda f: f.done() or f.set_result(0), done))
-    window = MainWindow()
+    window = MainWindow(first_look=True)
     window.show()
     window.start_engine()
     result = await done

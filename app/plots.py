@@ -10,7 +10,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 
-METRICS = (("loss", "loss"), ("F_q", "F_q (variational free energy)"), ("ess_fraction", "ESS / n"),
+from .common import reset_range
+
+#: F_q is the variational free energy of each step's batch at that step's (jittered) training conditions: the engine
+#: logs no fixed-grid evaluation during training, so the curve carries the jitter; the EMA line is the headline
+METRICS = (("loss", "loss"), ("F_q", "F_q (variational free energy, training batch)"), ("ess_fraction", "ESS / n"),
            ("grad_norm", "gradient norm"))
 #: metrics drawn only once a record carries them (AO-MAM runs log ``self_consistency``; ARM runs never do)
 OPTIONAL_METRICS = (("self_consistency", "self-consistency"),)
@@ -47,6 +51,7 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         self.smoothing = smoothing  # EMA weight of the past: ema = s * ema + (1 - s) * y
         self.series = {key: Series() for key, _ in METRICS}
         self.plots, self.raw, self.smooth = {}, {}, {}
+        self.log_y: set[str] = set()  # plots drawn on a log y axis (their non-positive points are left out)
         self.plots_changed = None  # optional callback when an optional plot appears or goes
         for key, title in METRICS:
             self._add_plot(key, title)
@@ -63,7 +68,7 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         p.setClipToView(True)
         p.setDownsampling(auto=True, mode="peak")
         self.raw[key] = p.plot(pen=pg.mkPen((100, 150, 255, 70), width=1))
-        self.smooth[key] = p.plot(pen=pg.mkPen((30, 90, 230), width=1))
+        self.smooth[key] = p.plot(pen=pg.mkPen((30, 90, 230), width=1), symbolBrush=(30, 90, 230), symbolPen=None)
         self.plots[key] = p
         self.series.setdefault(key, Series())
         if self.plots_changed is not None:
@@ -88,6 +93,8 @@ class LiveCurves(pg.GraphicsLayoutWidget):
             self.series[key] = Series()
         self._dirty = True
         self.redraw()
+        for p in self.plots.values():  # the next run's curves are framed afresh, not inside the last run's range
+            reset_range(p)
 
     def add_records(self, records: list[dict]) -> None:
         for key, title in OPTIONAL_METRICS:
@@ -106,9 +113,16 @@ class LiveCurves(pg.GraphicsLayoutWidget):
             ser.recompute_ema(self.alpha)
         self._dirty = True
 
-    def set_log_y(self, on: bool) -> None:
-        for p in self.plots.values():
-            p.setLogMode(y=bool(on))
+    def set_log_y(self, on: bool, key: str | None = None) -> None:
+        """Log y on one plot (``key``) or on all; points <= 0 cannot be drawn on a log axis and are left out of that
+        plot (F_q and the loss are often negative: their plot then shows what is positive, or nothing)."""
+        for k in ([key] if key else list(self.plots)):
+            if k not in self.plots:
+                continue
+            (self.log_y.add if on else self.log_y.discard)(k)
+            self.plots[k].setLogMode(y=bool(on))
+        self._dirty = True
+        self.redraw()
 
     def n_points(self, key: str = "loss") -> int:
         ser = self.series.get(key)
@@ -119,7 +133,15 @@ class LiveCurves(pg.GraphicsLayoutWidget):
             return
         self._dirty = False
         for key, ser in self.series.items():
+            if key not in self.raw:
+                continue
             x, y, e = ser.data()
+            if key in self.log_y:
+                pos = (y > 0) & (e > 0)
+                x, y, e = x[pos], y[pos], e[pos]
+            # a lone point (log_every larger than the steps so far) is a marker, not an invisible line
+            self.smooth[key].setSymbol("o" if len(x) < 2 else None)
+            self.smooth[key].setSymbolSize(7)
             self.raw[key].setData(x, y)
             self.smooth[key].setData(x, e)
 

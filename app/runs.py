@@ -7,16 +7,24 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QHBoxLayout, QLabel, QMessageBox,
+                               QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from . import export
+from .common import colour, dspin
 
 #: what a glance needs first (status, progress) before what the run is; the dock is narrow beside the panels
 COLUMNS = ("id", "status", "step", "best_F_q", "system", "size", "model")
 HEADERS = ("run", "status", "step", "best F_q", "system", "size", "model")
-ID_WIDTH = 170  # px: ids elide in the middle, keeping the date and the hint-hex tail that tell runs apart
+ID_WIDTH = 230  # px: ids elide in the middle, keeping the date and the hint-hex tail that tell runs apart
+MIN_WIDTH = 64  # px: no column narrower (a short "step" header still reads)
 REFRESH_MS = 3000
+#: the metrics Compare can overlay (key -> plot title), as the engine's open_run carries them
+COMPARE_METRICS = {"F_q": "F_q (variational free energy, training batch)", "loss": "loss",
+                   "ess_fraction": "ESS / n", "grad_norm": "gradient norm", "self_consistency": "self-consistency",
+                   "lr": "learning rate", "sec_per_step": "seconds per step"}
 #: status cell colours: a glance tells live runs from ones that need attention
-STATUS_COLORS = {"running": "#dff3df", "interrupted": "#fff3c4", "failed": "#fde2e2"}
+STATUS_COLORS = {"running": "#dff3df", "paused": "#dbe9f7", "interrupted": "#fff3c4", "failed": "#fde2e2"}
 
 
 class RunBrowser(QWidget):
@@ -27,6 +35,7 @@ class RunBrowser(QWidget):
         super().__init__(parent)
         self.client = client
         self.rows: list[dict] = []
+        self.live: dict[str, str] = {}  # run id -> state of the run this window is training (paused shows)
         self.loaded = False  # the engine has answered list_runs at least once
         self._asking = False
         self._again = False
@@ -126,23 +135,38 @@ class RunBrowser(QWidget):
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             for j, key in enumerate(COLUMNS):
-                v = row.get(key)
+                v = self.status_of(row) if key == "status" else row.get(key)
                 text = "" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
                 item = QTableWidgetItem(text)
                 item.setData(Qt.UserRole, row["id"])
                 if key == "id":
                     item.setToolTip(f"{row['id']}\n{row.get('path', '')}")
                 if key == "status":
-                    if row.get("status") in STATUS_COLORS:
-                        item.setBackground(QColor(STATUS_COLORS[row["status"]]))
+                    if text in STATUS_COLORS:
+                        item.setBackground(QColor(STATUS_COLORS[text]))
                     if row.get("resumable"):
                         item.setToolTip("the training process is gone; open the run and press Resume run… to "
                                         "continue from its last checkpoint")
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        for j in range(len(COLUMNS)):
+            self.table.setColumnWidth(j, max(MIN_WIDTH, self.table.columnWidth(j) + 12))
         self.table.setColumnWidth(0, min(self.table.columnWidth(0), ID_WIDTH))
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.select_many(selected)
         self.runs_changed.emit(rows)
+
+    def set_live_state(self, run_id: str, state: str) -> None:
+        """The training panel's state of the run it drives: the store says "running" for a paused run (its
+        process is alive), so the browser shows the pause it knows of."""
+        self.live = {run_id: state} if run_id else {}
+        if self.loaded:
+            self.show_rows(self.rows, force=True)
+
+    def status_of(self, row: dict) -> str:
+        if row.get("status") == "running" and self.live.get(row["id"]) == "paused":
+            return "paused"
+        return str(row.get("status") or "")
 
     # ---- selection ---------------------------------------------------------------------------------------------
     def select(self, run_id: str | None) -> None:
@@ -205,32 +229,71 @@ class RunBrowser(QWidget):
 
 
 class CompareDialog(QDialog):
-    """F_q against step for several runs on one plot, one colour each, with a legend by run id. The curves come from
-    the engine's ``open_run`` (its scalar metrics); each fills in when its answer arrives."""
+    """One metric against step for several runs on one plot, one colour-blind-safe colour each, a legend by run id,
+    an EMA smoothing, and PNG/SVG/CSV export. The curves come from the engine's ``open_run`` (its scalar metrics);
+    each fills in when its answer arrives."""
 
     def __init__(self, run_ids: list[str], client, parent=None):
         super().__init__(parent)
-        self.setWindowTitle("Compare runs: F_q")
-        self.plot = pg.PlotWidget(title="F_q (variational free energy)")
+        self.setWindowTitle("Compare runs")
+        self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", "F_q")
-        self.legend = self.plot.addLegend()
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+        self.records: dict[str, list[dict]] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.pending = set(run_ids)
         self.message = QLabel("loading…")
+        self.metric_box = QComboBox()
+        self.metric_box.addItems([k for k in COMPARE_METRICS])
+        self.metric_box.currentTextChanged.connect(lambda _: self.redraw())
+        self.smoothing = dspin(0.0, 0.0, 0.999, 0.05, name="smoothing")
+        self.smoothing.setToolTip("EMA weight of the past (0 = raw values)")
+        self.smoothing.valueChanged.connect(lambda _: self.redraw())
+        png, svg, csv_btn = QPushButton("PNG…"), QPushButton("SVG…"), QPushButton("CSV…")
+        png.clicked.connect(lambda: self._export_figure("png"))
+        svg.clicked.connect(lambda: self._export_figure("svg"))
+        csv_btn.clicked.connect(self._export_csv)
         for k, rid in enumerate(run_ids):  # legend in selection order, whatever order the answers come in
-            pen = pg.mkPen(pg.intColor(k, hues=max(len(run_ids), 3)), width=1.5)
+            pen = pg.mkPen(colour(k), width=2)
             self.curves[rid] = self.plot.plot([], [], pen=pen, name=rid)
             client.request("open_run", {"run": rid}, lambda r, rid=rid: self._opened(rid, r),
                            lambda e, rid=rid: self._failed(rid, e))
+        top = QHBoxLayout()
+        for w in (QLabel("metric"), self.metric_box, QLabel("smoothing"), self.smoothing, png, svg, csv_btn):
+            top.addWidget(w)
+        top.addStretch(1)
         lay = QVBoxLayout(self)
+        lay.addLayout(top)
         lay.addWidget(self.plot)
         lay.addWidget(self.message)
-        self.resize(700, 450)
+        self.resize(760, 480)
+        self.redraw()
+
+    def series(self, rid: str) -> tuple[list[float], list[float]]:
+        """(steps, values) of the chosen metric of one run, EMA-smoothed as the box says."""
+        key, s = self.metric_box.currentText(), self.smoothing.value()
+        recs = [r for r in self.records.get(rid, []) if r.get(key) is not None and "step" in r]
+        xs, ys, ema = [], [], None
+        for r in recs:
+            v = float(r[key])
+            ema = v if ema is None else s * ema + (1 - s) * v
+            xs.append(float(r["step"]))
+            ys.append(ema)
+        return xs, ys
+
+    def redraw(self) -> None:
+        key = self.metric_box.currentText()
+        self.plot.setTitle(COMPARE_METRICS.get(key, key))
+        self.plot.setLabel("left", key)
+        for rid, curve in self.curves.items():
+            xs, ys = self.series(rid)
+            curve.setData(xs, ys)
+            curve.setSymbol("o" if len(xs) == 1 else None)
+        self.plot.enableAutoRange()
 
     def _opened(self, rid: str, result: dict) -> None:
-        recs = [r for r in result["metrics"] if r.get("F_q") is not None and "step" in r]
-        self.curves[rid].setData([float(r["step"]) for r in recs], [float(r["F_q"]) for r in recs])
+        self.records[rid] = result["metrics"]
+        self.redraw()
         self._done(rid)
 
     def _failed(self, rid: str, exc) -> None:
@@ -244,3 +307,23 @@ class CompareDialog(QDialog):
 
     def loaded(self) -> bool:
         return not self.pending
+
+    def table(self) -> tuple[list[str], list[list]]:
+        """CSV: step, then the (smoothed) metric of each run; blank where a run has no value at that step."""
+        cols = {rid: dict(zip(*self.series(rid))) for rid in self.curves}
+        steps = sorted(set().union(*[c.keys() for c in cols.values()])) if cols else []
+        key = self.metric_box.currentText()
+        return ["step"] + [f"{rid}:{key}" for rid in self.curves], [[int(s)] + [cols[r].get(s) for r in self.curves]
+                                                                     for s in steps]
+
+    def _export_figure(self, ext: str) -> None:
+        key = self.metric_box.currentText()
+        path = export.ask_path(self, f"Export compared {key}", f"compare_{key}.{ext}", f"{ext.upper()} (*.{ext})")
+        if path:
+            export.export_figure(self.plot, path)
+
+    def _export_csv(self) -> None:
+        path = export.ask_path(self, "Export compared curves", f"compare_{self.metric_box.currentText()}.csv",
+                               "CSV (*.csv)")
+        if path:
+            export.write_csv(path, *self.table())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
                                QLineEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
@@ -21,12 +21,15 @@ from lattherm.engine.systems import CATALOG
 from lattherm.engine.config import toml_text
 
 from . import export
-from .common import dspin, error_label, fmt_eta, hrow, show_error
+from .common import dspin, error_label, fmt_eta, hrow, ispin, set_unit, show_error
 from .plots import METRICS, LiveCurves
 
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
 FLOAT_MAX = 1e9
 DECIMALS = 6
+#: seconds Stop waits for the engine to end a job between steps before offering to end the engine process (a step
+#: with an absurd batch can run for minutes: the engine checks for a stop only between steps)
+STOP_GRACE_S = 10.0
 
 
 def presets() -> dict[str, Path]:
@@ -36,6 +39,8 @@ def presets() -> dict[str, Path]:
 
 class ConfigForm(QWidget):
     """One widget per key of the run-config schema, a tab per table; ``values()`` reads them back as a dict."""
+
+    refused = Signal(str)  # a typed value a field did not take, and why
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -49,6 +54,10 @@ class ConfigForm(QWidget):
                 forms[spec.section] = QFormLayout(page)
                 tabs.addTab(page, spec.section)
             w = self._make(spec)
+            for box in (w if isinstance(w, tuple) else (w,)):
+                if hasattr(box, "refused"):
+                    box.setObjectName(spec.key)
+                    box.refused.connect(self.refused)
             self.widgets[spec.section, spec.name] = w
             row = hrow(*w) if isinstance(w, tuple) else w
             row.setToolTip(spec.help)
@@ -60,6 +69,7 @@ class ConfigForm(QWidget):
         self.widget("model", "kind").currentTextChanged.connect(self._kind_changed)
         self.widget("model", "arch").currentTextChanged.connect(lambda _: self._model_changed(reset=True))
         self._kind_changed(self.widget("model", "kind").currentText(), reset=False)
+        self._show_units(self.widget("system", "name").currentText())
 
     def widget(self, section: str, name: str):
         return self.widgets[section, name]
@@ -70,10 +80,9 @@ class ConfigForm(QWidget):
         if spec.type is bool:
             w = QCheckBox()
         elif spec.type is int:
-            w = QSpinBox()
             lo = -INT_MAX if spec.low is None else int(spec.low) + int(spec.open_low)
             hi = INT_MAX if spec.high is None else int(spec.high) - int(spec.open_high)
-            w.setRange(lo, hi)
+            w = ispin(lo, lo, hi)
         elif spec.type is float or spec.type == "range":
             lo = -FLOAT_MAX if spec.low is None else spec.low + (10.0**-DECIMALS if spec.open_low else 0.0)
             hi = FLOAT_MAX if spec.high is None else spec.high - (10.0**-DECIMALS if spec.open_high else 0.0)
@@ -147,6 +156,7 @@ class ConfigForm(QWidget):
         finally:
             for w in self._signalling():
                 w.blockSignals(False)
+        self._show_units(cfg.system.name)
         self._model_changed(reset=False)
 
     def values(self) -> dict:
@@ -169,10 +179,25 @@ class ConfigForm(QWidget):
             arch.setCurrentText(current)
 
     def _system_changed(self, name: str) -> None:
+        """A user's switch of system: its default size and its own (T, mu) ranges (the paper's grid), in its units
+        (Ising kT/eps and eps; CuAu K and eV): Ising's 1.5..3.5 would mean a frozen alloy at a few kelvin."""
         info = CATALOG.get(name)
         if info is not None:
             self.widget("system", "size").setText(info.default_size)
+            if info.paper_T and ("conditions", "T") in self.widgets:
+                for key, values in (("T", info.paper_T), ("mu", info.paper_mu)):
+                    lo_box, hi_box = self.widget("conditions", key)
+                    lo_box.setValue(min(values))
+                    hi_box.setValue(max(values))
+        self._show_units(name)
         self._model_changed(reset=True)
+
+    def _show_units(self, name: str) -> None:
+        info = CATALOG.get(name)
+        for key, unit in (("T", info.T_unit if info else ""), ("mu", info.mu_unit if info else "")):
+            if ("conditions", key) in self.widgets:
+                for box in self.widget("conditions", key):
+                    set_unit(box, unit)
 
     def _kind_changed(self, kind: str, reset: bool = True) -> None:
         arch = self.widget("model", "arch")
@@ -198,6 +223,7 @@ class ConfigForm(QWidget):
 class TrainingPanel(QWidget):
     run_started = Signal(str)
     run_ended = Signal(str)
+    state_changed = Signal(str, str)  # run id ("" before the engine names it), state: the browser shows a pause
 
     def __init__(self, client, parent=None):
         super().__init__(parent)
@@ -211,6 +237,7 @@ class TrainingPanel(QWidget):
         self.preset.addItems(list(self._presets))
         self.preset.currentTextChanged.connect(self.load_preset)
         self.form = ConfigForm()
+        self.form.refused.connect(lambda msg: show_error(self.status, msg))
         box = QGroupBox("New run")
         box_lay = QVBoxLayout(box)
         box_lay.addWidget(hrow(QLabel("preset"), self.preset))
@@ -232,11 +259,18 @@ class TrainingPanel(QWidget):
         self.curves = LiveCurves()
         self.smoothing = dspin(0.9, 0.0, 0.999, 0.05)
         self.smoothing.valueChanged.connect(self.curves.set_smoothing)
-        self.log_y = QCheckBox("log y")
-        self.log_y.toggled.connect(self.curves.set_log_y)
+        self.log_y = QCheckBox("log y")  # on the plot chosen beside it; points <= 0 are left out of it
+        self.log_y.setToolTip("log scale on the chosen plot's y axis (values <= 0 are not drawn there)")
+        self.log_y.toggled.connect(lambda on: self.curves.set_log_y(on, self.which_plot.currentText()))
         self.which_plot = QComboBox()
         self.which_plot.addItems([k for k, _ in METRICS])
         self.curves.plots_changed = self._sync_plot_choices
+        self.which_plot.currentTextChanged.connect(
+            lambda k: self.log_y.setChecked(k in self.curves.log_y))  # the box shows the chosen plot's scale
+        self._stop_timer = QTimer(self)
+        self._stop_timer.setSingleShot(True)
+        self._stop_timer.timeout.connect(self._stop_overdue)
+        self.stop_asked = 0  # presses of Stop for the job now running
         png, svg, csv = QPushButton("PNG…"), QPushButton("SVG…"), QPushButton("CSV…")
         png.clicked.connect(lambda: self._export_figure("png"))
         svg.clicked.connect(lambda: self._export_figure("svg"))
@@ -249,8 +283,8 @@ class TrainingPanel(QWidget):
         left.addWidget(self.status)
         left.addStretch(1)
         right = QVBoxLayout()
-        right.addWidget(hrow(QLabel("EMA"), self.smoothing, self.log_y, QLabel("export"), self.which_plot, png,
-                                  svg, csv))
+        right.addWidget(hrow(QLabel("EMA"), self.smoothing, QLabel("plot"), self.which_plot, self.log_y,
+                             QLabel("export"), png, svg, csv))
         right.addWidget(self.curves, 1)
         lay = QHBoxLayout(self)
         lay.addLayout(left, 0)
@@ -314,10 +348,27 @@ class TrainingPanel(QWidget):
         self.curves.add_records(result.get("metrics", []))
 
     def stop(self) -> None:
+        """First press: ask the engine to stop after the step it is in (it saves a checkpoint). The engine looks
+        for a stop only between steps, so a step that never ends (an absurd batch) would hold it for ever: after
+        STOP_GRACE_S the panel says so, and a second press ends the engine process (the run keeps its last
+        checkpoint and can be resumed; the window restarts the engine)."""
+        if self.state == "stopping" and self.stop_asked and not self._stop_timer.isActive():
+            self.status.setText("ending the engine process: the step did not end (the run keeps its last "
+                                "checkpoint; Resume run continues it)")
+            self.client.restart()
+            return
         if self.job:
             self.state = "stopping"
+            self.stop_asked += 1
             self.status.setText("stopping: saving a checkpoint…")
             self.client.request("cancel", {"job": self.job}, None, self._failed_request)
+            self._stop_timer.start(int(STOP_GRACE_S * 1000))
+            self._update_buttons()
+
+    def _stop_overdue(self) -> None:
+        if self.state == "stopping":
+            self.status.setText(f"the engine is still inside one training step after {STOP_GRACE_S:g} s; press "
+                                "Stop again to end the engine process (the run keeps its last checkpoint)")
             self._update_buttons()
 
     def _control(self, method: str) -> None:
@@ -328,10 +379,17 @@ class TrainingPanel(QWidget):
         self.job = result["job"]
 
     def _failed_request(self, exc) -> None:
+        """An error reply: a refused config (the engine's memory estimate included: 'needs about 40 GiB, more
+        than the memory limit') is shown as the engine words it; nothing runs."""
         if self.state == "starting":
             self.state = "idle"
+            self._idle_progress()
         show_error(self.status, exc)
         self._update_buttons()
+
+    def _idle_progress(self) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
 
     def show_run(self, run_id: str) -> None:
         """Show the curves of a run from disk (the browser's Open)."""
@@ -375,6 +433,13 @@ class TrainingPanel(QWidget):
         elif name in ("finished", "cancelled", "failed"):
             self.state = "idle"
             self.job = None
+            self.stop_asked = 0
+            self._stop_timer.stop()
+            if name == "finished":
+                self.progress.setValue(1000)
+                self.progress.setFormat(f"finished at step {data.get('step')}")
+            else:
+                self._idle_progress()
             if name == "failed":
                 show_error(self.status, f"training failed: {data.get('type')}: {data.get('message')}")
             else:
@@ -392,17 +457,24 @@ class TrainingPanel(QWidget):
             show_error(self.status, f"training stopped: the engine process died (run {self.run_id}: its saved "
                        "checkpoints are kept; use Resume run to continue)")
         self.state, self.job = "idle", None
-        self.progress.setFormat("failed")
+        self.stop_asked = 0
+        self._stop_timer.stop()
+        self._idle_progress()
         self._update_buttons()
         return run
 
     def _update_buttons(self) -> None:
+        now = (self.run_id or "", self.state)
+        if now != getattr(self, "_announced", None):
+            self._announced = now
+            self.state_changed.emit(*now)
         busy = self.state in ("starting", "running", "paused", "stopping")
         self.start_btn.setEnabled(not busy)
         self.resume_run_btn.setEnabled(not busy and self.run_id is not None)
         self.pause_btn.setEnabled(self.state == "running")
         self.resume_btn.setEnabled(self.state == "paused")
-        self.stop_btn.setEnabled(self.state in ("running", "paused", "starting"))
+        self.stop_btn.setEnabled(self.state in ("running", "paused", "starting")
+                                 or (self.state == "stopping" and not self._stop_timer.isActive()))
 
     def _sync_plot_choices(self) -> None:
         keys = [k for k, _ in self.curves.metrics()]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow, QPlainTextEdit, QPushButton,
-                               QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPlainTextEdit,
+                               QPushButton, QTabWidget, QVBoxLayout, QWidget)
 
-from .client import EngineClient
+from lattherm.engine import __version__
+
+from .client import EngineClient, exit_reason
 from .models import model_choices
 from .painting import PaintingPanel
 from .runs import RunBrowser
@@ -38,8 +41,13 @@ class CrashBanner(QFrame):
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, engine_env: dict | None = None, auto_restart: bool = True):
+    _restarting_line = "Restarting the engine…"
+
+    def __init__(self, engine_env: dict | None = None, auto_restart: bool = True, first_look: bool = False):
+        """``first_look``: on a first start (no runs yet) draw the bundled model's samples at once (the app
+        does; tests that set the panels' state themselves do not want a job of their own running)."""
         super().__init__()
+        self.first_look = first_look
         self.setWindowTitle("lattherm")
         self.setObjectName("lattherm-main")
         self.resize(1400, 900)
@@ -63,7 +71,7 @@ class MainWindow(QMainWindow):
         cl.addWidget(self.banner)
         cl.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
-        dock = QDockWidget("Runs", self)
+        self.runs_dock = dock = QDockWidget("Runs", self)
         dock.setWidget(self.browser)
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
         self.addDockWidget(Qt.LeftDockWidgetArea, dock)
@@ -92,6 +100,55 @@ class MainWindow(QMainWindow):
         self.browser.runs_changed.connect(self.update_models)
         self.training.run_started.connect(lambda _: self.browser.refresh())
         self.training.run_ended.connect(lambda _: self.browser.refresh())
+        self.training.state_changed.connect(self.browser.set_live_state)
+        self._menus()
+
+    # ---- menus -------------------------------------------------------------------------------------------------
+    def _menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        restart = QAction("&Restart engine", self)
+        restart.triggered.connect(self.restart_engine)
+        quit_ = QAction("&Quit", self)
+        quit_.setShortcut(QKeySequence.Quit)
+        quit_.triggered.connect(self.close)
+        file_menu.addAction(restart)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_)
+        view = bar.addMenu("&View")
+        for dock in (self.runs_dock, self.log_dock):
+            view.addAction(dock.toggleViewAction())
+        view.addSeparator()
+        for i in range(self.tabs.count()):
+            act = QAction(self.tabs.tabText(i), self)
+            act.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            act.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
+            view.addAction(act)
+        help_menu = bar.addMenu("&Help")
+        about = QAction("&About lattherm", self)
+        about.triggered.connect(self.show_about)
+        help_menu.addAction(about)
+        self.about_box: QMessageBox | None = None
+
+    def about_text(self) -> str:
+        """Versions of the app and of the engine process (from its hello answer: engine, Python, torch, device)."""
+        h = self.client.hello or {}
+        lines = [f"<b>lattherm</b> {__version__}: learning lattice thermodynamics with autoregressive models",
+                 f"app (GUI) {__version__}"]
+        if h:
+            device = "CUDA available" if h.get("cuda") else "CPU only"
+            lines += [f"engine {h.get('engine', '?')} {h.get('version', '?')} (protocol {h.get('protocol')}, pid "
+                      f"{h.get('pid')})", f"Python {h.get('python', '?')}, torch {h.get('torch', '?')}, "
+                      f"{h.get('threads', '?')} threads", f"device: {device}"]
+        else:
+            lines.append(f"engine: {self.client.state} (versions appear once it has answered)")
+        return "<br>".join(lines)
+
+    def show_about(self) -> None:
+        self.about_box = box = QMessageBox(QMessageBox.Information, "About lattherm", self.about_text(),
+                                           QMessageBox.Ok, self)
+        box.setTextFormat(Qt.RichText)
+        box.open()
 
     # ---- engine ------------------------------------------------------------------------------------------------
     def start_engine(self) -> None:
@@ -107,6 +164,9 @@ class MainWindow(QMainWindow):
     def on_ready(self, hello: dict) -> None:
         self.last_beat = time.monotonic()
         self.banner.restart.setEnabled(True)
+        if self.banner.isVisible() and self._restarting_line in self.banner.text.text():
+            self.banner.text.setText(self.banner.text.text().replace(
+                self._restarting_line, f"The engine was restarted at {time.strftime('%H:%M:%S')} and is ready."))
         self.engine_label.setText(f"engine: ready (torch {hello.get('torch')}, pid {hello.get('pid')})")
         self.client.request("bundled_models", {}, self._got_bundled,
                             lambda e: self.log.appendPlainText(f"[bundled models] {e}"))
@@ -133,8 +193,9 @@ class MainWindow(QMainWindow):
         self.training.engine_lost()
         self.sampler.engine_lost()
         self.painting.engine_lost()
-        parts = [f"<b>The engine process stopped unexpectedly</b> ({info['exit_status']}, exit code "
-                 f"{info['exit_code']}). Saved runs and checkpoints are kept."]
+        parts = [f"<b>The engine process stopped unexpectedly</b>: {_esc(exit_reason(info))} (exit code "
+                 f"{info['exit_code']}). Saved runs and checkpoints are kept; the engine's last words are in the "
+                 "Engine log below."]
         if info.get("stderr"):
             tail = info["stderr"].splitlines()[-8:]
             parts.append("<pre>" + "\n".join(_esc(t) for t in tail) + "</pre>")
@@ -143,10 +204,12 @@ class MainWindow(QMainWindow):
         now = time.monotonic()
         self.restarts = [t for t in self.restarts if now - t < 60] + [now]
         if self.auto_restart and len(self.restarts) <= 3:
-            parts.append("Restarting the engine…")
+            parts.append(self._restarting_line)
             QTimer.singleShot(300, self.restart_engine)
         self.banner.text.setText("<br>".join(parts))
         self.banner.show()
+        self.log.appendPlainText(f"---- engine stopped: {exit_reason(info)} (exit code {info['exit_code']})")
+        self.log_dock.show()  # the stderr lines the client streamed in are the story of the crash
 
     # ---- runs and models ---------------------------------------------------------------------------------------
     def _got_bundled(self, models: list) -> None:
@@ -167,6 +230,8 @@ class MainWindow(QMainWindow):
                 self.painting.model.select(preferred)
             if not rows and self.bundled:
                 self.tabs.setCurrentWidget(self.sampler)  # first start: sample the bundled model right away
+                if self.first_look:
+                    self.sampler.preview_when_ready()
 
     def open_run(self, run_id: str) -> None:
         self.training.show_run(run_id)

@@ -84,14 +84,17 @@ def model_parameters(arch: str, n_sites: int, hidden: int, layers: int, n_specie
     return layers * per_layer + io
 
 
-def model_bytes(arch: str, n_sites: int, hidden: int, layers: int, batch: int = 1, training: bool = False) -> float:
-    """Weights (times 4 when training: gradient and Adam's two moments) plus one batch of activations."""
+def model_bytes(arch: str, n_sites: int, hidden: int, layers: int, batch: int = 1, training: bool = False,
+                passes: int = 1) -> float:
+    """Weights (times 4 when training: gradient and Adam's two moments) plus one batch of activations, ``passes``
+    times over when the network runs that often on the batch with every pass kept for the backward pass."""
     weights = model_parameters(arch, n_sites, hidden, layers) * FLOAT * (4 if training else 1)
     tokens = n_sites if arch == "transformer" else 1
-    return weights + float(batch) * tokens * hidden * max(layers, 1) * FLOAT
+    return weights + float(batch) * max(int(passes), 1) * tokens * hidden * max(layers, 1) * FLOAT
 
 
-def check_model(hp: dict, n_sites: int, batch: int = 1, training: bool = False, what: str = "the model") -> None:
+def check_model(hp: dict, n_sites: int, batch: int = 1, training: bool = False, what: str = "the model",
+                passes: int = 1) -> None:
     """Refuse a model (from a config or a checkpoint's hyper-parameters) too large to build."""
     try:
         hidden, layers = int(hp.get("hidden", 1)), int(hp.get("layers", 1))
@@ -102,15 +105,18 @@ def check_model(hp: dict, n_sites: int, batch: int = 1, training: bool = False, 
         raise LatthermError(f"{what}: hidden and layers must be >= 1, got {hidden}, {layers}")
     arch = str(hp.get("arch", "mlp"))
     require_memory(f"{what} ({arch}, hidden {hidden}, layers {layers}, {n_sites:,} sites, batch {batch})",
-                   model_bytes(arch, n_sites, hidden, layers, batch, training))
+                   model_bytes(arch, n_sites, hidden, layers, batch, training, passes))
 
 
 def check_config(cfg) -> None:
     """A run config's lattice, model and one training batch against the memory limit, before anything is built."""
     n = check_lattice(cfg.system.name, cfg.system.size)
     m = cfg.model
+    # an AO-ARM's differentiable log q sums N conditionals, one network pass per generation step, all kept for
+    # the gradient (K of them with reinforce_steps = K): batch 999999 on 5x5 is ~77 GB, not the 3 GB of one pass
+    passes = (cfg.training.reinforce_steps or n) if m.kind == "ao-arm" else 1
     check_model({"arch": m.arch, "hidden": m.hidden, "layers": m.layers}, n, cfg.training.batch, training=True,
-                what="training this config")
+                what="training this config", passes=passes)
     check_samples(cfg.training.batch, n, what="a training batch of")
 
 
