@@ -2,10 +2,10 @@
 lattice or in blocks) and Metropolis / Wolff from the engine's ``mcmc`` job, side by side in one table with
 standard errors; the reference column says whether it is exact or a tensor-network value.
 
-Protocol (the job another helper adds to the engine): request ``{"type": "mcmc", "model_or_method", "size", "T",
-"mu", "steps", "chains", "block"}`` as the ``mcmc`` method; the job's ``finished`` data is the JSON that
-``lattherm mcmc`` prints. That JSON is shown as it comes: one row per estimate (a list under ``results``, or the
-object itself), a value with its ``<key>_stderr`` as "value ± error", so new fields need no change here.
+The engine's ``mcmc`` job takes ``{"model": a model or one of metropolis / wolff / swendsen-wang, "T", "mu",
+"steps", "chains", "size", "block": "WxH"}`` and finishes with the JSON ``lattherm mcmc --json`` prints
+({"method", "acceptance", "observables": {name: {"mean", "stderr", "tau_int"}}, "seconds",
+"effective_samples_per_second", "reference": {"method", "error", name: value}}); each finished job adds one row.
 """
 
 from __future__ import annotations
@@ -17,17 +17,35 @@ from .common import dspin, error_label, fmt_eta, ispin, set_unit, show_error
 
 #: what the method box offers: "model" runs neural MCMC with the chosen model; the others need no model
 METHODS = (("neural MCMC (model proposals)", "model"), ("block neural MCMC", "model-block"),
-           ("Metropolis", "metropolis"), ("Wolff clusters (Ising)", "wolff"))
+           ("Metropolis", "metropolis"), ("Wolff clusters (Ising)", "wolff"),
+           ("Swendsen–Wang clusters (Ising)", "swendsen-wang"))
 
 
-REFERENCE_KEYS = ("reference_method", "exact_method")
+REFERENCE_KEYS = ("reference_method", "exact_method", "reference_error")
 
 
 def estimate_rows(result) -> list[dict]:
-    """The rows of a ``lattherm mcmc`` JSON answer: its ``results`` list, else the object as one row."""
-    if isinstance(result, dict) and isinstance(result.get("results"), list):
-        return [r for r in result["results"] if isinstance(r, dict)]
-    return [result] if isinstance(result, dict) else []
+    """One table row per ``mcmc`` answer: each observable as ``name`` with ``name_stderr`` and ``name_tau``, the
+    reference's value as ``name_reference`` and its method as ``reference_method``."""
+    if not isinstance(result, dict):
+        return []
+    row = {"method": result.get("method"), "acceptance": result.get("acceptance")}
+    ref = result.get("reference") or {}
+    for name, est in (result.get("observables") or {}).items():
+        if not isinstance(est, dict):
+            continue
+        row[name] = est.get("mean")
+        row[f"{name}_stderr"] = est.get("stderr")
+        row[f"{name} τ_int"] = est.get("tau_int")
+        if ref.get(name) is not None:
+            row[f"{name} (reference)"] = ref[name]
+    row["effective samples/s"] = result.get("effective_samples_per_second")
+    row["seconds"] = result.get("seconds")
+    if ref:
+        row["reference_method"] = ref.get("method")
+        if ref.get("error") is not None:
+            row["reference_error"] = ref["error"]
+    return [row]
 
 
 def columns(rows: list[dict]) -> list[str]:
@@ -57,7 +75,10 @@ def reference_label(row: dict) -> str:
     method = str(row.get("reference_method") or row.get("exact_method") or "")
     if not method:
         return ""
-    return "tensor network" if "tensor" in method or method in ("trg", "ctmrg", "hotrg") else f"exact ({method})"
+    if "tensor" in method:
+        err = row.get("reference_error")
+        return "tensor network" + (f" (± {err:.1e} per site)" if isinstance(err, (int, float)) else "")
+    return f"exact ({method})"
 
 
 class MCMCView(QWidget):
@@ -77,8 +98,9 @@ class MCMCView(QWidget):
         self.mu = dspin(0.0, -1e3, 1e3, 0.01, 4, "μ")
         self.steps = ispin(1000, 1, 10_000_000, "steps")
         self.chains = ispin(16, 1, 100_000, "chains")
-        self.block = ispin(0, 0, 1_000_000, "block")
-        self.block.setToolTip("block neural MCMC: sites re-drawn per proposal (0 = the whole lattice)")
+        self.block = ispin(0, 0, 1_000, "block")
+        self.block.setToolTip("block neural MCMC: the side of the square block re-painted per proposal (at most "
+                              "the model's window; 0 = the model's window)")
         self.status = error_label()
         for box in (self.T, self.mu, self.steps, self.chains, self.block):
             box.refused.connect(lambda msg: show_error(self.status, msg))
@@ -117,12 +139,13 @@ class MCMCView(QWidget):
     def params(self) -> dict:
         key = self.method.currentData()
         needs_model = key.startswith("model")
-        p = {"type": "mcmc", "model_or_method": self.model if needs_model else key, "T": self.T.value(),
-             "mu": self.mu.value(), "steps": self.steps.value(), "chains": self.chains.value(),
-             "block": self.block.value() if key == "model-block" else 0}
+        p = {"model": self.model if needs_model else key, "T": self.T.value(), "mu": self.mu.value(),
+             "steps": self.steps.value(), "chains": self.chains.value()}
         size = self.size.text().strip() or ("x".join(str(v) for v in self.info.get("size", [])) or None)
         if size:
             p["size"] = size
+        if key == "model-block" and self.block.value() > 0:
+            p["block"] = "x".join([str(self.block.value())] * max(1, len(self.info.get("size", [0, 0]))))
         return p
 
     def run(self) -> None:

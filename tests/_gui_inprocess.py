@@ -29,7 +29,7 @@ class InProcessEngine:
         params = dict(params or {})
         self.calls.append((method, params))
         try:
-            if method in ("start_training", "resume_training", "sample", "paint", "evaluate", "phase_diagram"):
+            if method in ("start_training", "resume_training", "sample", "paint", "evaluate", "phase_diagram", "mcmc"):
                 handlers.validate_job(method, params)
                 result = {"job": f"job-{next(self._ids)}"}
             elif method in ("cancel", "pause", "resume"):
