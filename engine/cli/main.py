@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--json", action="store_true")
     v.add_argument("--out", help="also write the JSON result to this file")
+    v.add_argument("--nproc", type=int, metavar="N",
+                   help="split the conditions over N processes (torch's elastic launcher); the same table as one")
 
     s = sub.add_parser("sample", help="draw configurations at one condition into an .npz file")
     s.add_argument("model", metavar="RUN_OR_MODEL")
@@ -335,12 +337,33 @@ def _note_extrapolation(trained_range, T: float, mu: float) -> None:
 
 
 def cmd_evaluate(a) -> int:
+    from ..distributed import RankFailed, check_nproc, detect_world, init_world, launch, teardown
     from ..tasks import evaluate
 
     _at_least_one(batch=a.batch)
-    ev = _run_with_bar("chunk", evaluate, model=a.model, grid=a.grid, samples=a.samples, batch=a.batch,
-                       exact=not a.no_exact, device=_device(a.device), seed=a.seed, size=a.size, layout=a.layout,
-                       stride=a.stride, views=a.views, method=a.method).to_dict()
+    if a.nproc is not None:
+        check_nproc(a.nproc)
+        if detect_world().distributed:
+            raise LatthermError("--nproc launches the processes itself: under torchrun (or srun) leave it out")
+        if a.nproc > 1:
+            _device(a.device)
+            try:
+                launch(a.argv, a.nproc)
+            except RankFailed as exc:
+                if 2 in exc.codes:
+                    return 2  # a user error: rank 0 said it
+                raise
+            return 0
+    device = _device(a.device)
+    world = init_world(device)
+    try:
+        ev = _run_with_bar("chunk", evaluate, model=a.model, grid=a.grid, samples=a.samples, batch=a.batch,
+                           exact=not a.no_exact, device=device, seed=a.seed, size=a.size, layout=a.layout,
+                           stride=a.stride, views=a.views, method=a.method).to_dict()
+    finally:
+        teardown()
+    if not world.is_main:
+        return 0
     if a.out:
         from ..store import atomic_write_json
         from ..tasks._common import write_guarded
