@@ -79,19 +79,24 @@ def current_world() -> World:
     return SINGLE
 
 
+#: on a node with GPUs: NCCL for CUDA tensors (gradients, samples), gloo for the small CPU ones (stop flags, objects)
+MIXED = "cpu:gloo,cuda:nccl"
+
+
 def backend_for(device: str | None) -> str:
-    """NCCL when the ranks run on CUDA, gloo on CPU; ``LATTHERM_DIST_BACKEND`` overrides (and is checked)."""
+    """NCCL when the ranks may run on CUDA (as ``cpu:gloo,cuda:nccl``: the few CPU tensors go through gloo), gloo on
+    CPU; ``LATTHERM_DIST_BACKEND`` overrides (and is checked: NCCL without a GPU is a one-line error)."""
     asked = os.environ.get("LATTHERM_DIST_BACKEND", "").strip().lower()
     if asked:
         if asked not in BACKENDS:
             raise LatthermError(f"LATTHERM_DIST_BACKEND must be gloo or nccl, got {asked!r}")
         if asked == "nccl" and not torch.cuda.is_available():
             raise LatthermError("the NCCL backend was requested but no CUDA GPU is available here (use gloo)")
-        return asked
-    want_cuda = device not in (None, "cpu") and torch.cuda.is_available()
+        return MIXED if asked == "nccl" else asked
     if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
         raise LatthermError(f"device {device!r} requested but CUDA is not available here")
-    return "nccl" if want_cuda else "gloo"
+    want_cuda = device not in (None, "cpu") and torch.cuda.is_available()
+    return MIXED if want_cuda else "gloo"
 
 
 def rank_device(device: str | None, world: World) -> str | None:
@@ -117,8 +122,8 @@ def init_world(device: str | None = None) -> World:
     if dist.is_initialized():
         return current_world()
     backend = backend_for(device)
-    if backend == "nccl":
-        torch.cuda.set_device(world.local_rank)
+    if "nccl" in backend:
+        torch.cuda.set_device(world.local_rank % max(1, torch.cuda.device_count()))
     try:
         dist.init_process_group(backend=backend)
     except (RuntimeError, ValueError) as exc:

@@ -320,6 +320,8 @@ class Trainer:
     def _rank_state_from(self, tensors: dict, saved_world: int) -> dict[str, torch.Tensor]:
         """This rank's state from a checkpoint written by ``saved_world`` ranks: its own keys when the world is the
         same; otherwise fresh random streams (from the seed and the step) and the chains of all ranks re-split."""
+        if saved_world == 1 == self.world.size:
+            return tensors  # the single-process checkpoint, read as it always was
         if saved_world == 1:
             by_rank = [{k: v for k, v in tensors.items() if k in RANK_RNG_KEYS or k.startswith("mam.")}]
         else:
