@@ -331,6 +331,7 @@ def launch(argv: list[str], nproc: int, run_id: str | None = None) -> None:
     the others)."""
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -350,3 +351,12 @@ def launch(argv: list[str], nproc: int, run_id: str | None = None) -> None:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         raise RankFailed(f"rank {rank} of {nproc} {how}; the other ranks were stopped",
                          [f.exitcode for f in exc.failures.values()]) from None
+    except SignalException as exc:  # Ctrl-C / SIGTERM to the launcher: the agent passed it on to the ranks
+        sig = int(exc.sigval)
+        raise RankFailed(f"interrupted ({signal_name(sig)}): the ranks were stopped", [128 + sig]) from None
+
+
+def signal_name(sig: int) -> str:
+    import signal
+
+    return "Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name
