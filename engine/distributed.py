@@ -342,7 +342,9 @@ def launch(argv: list[str], nproc: int, run_id: str | None = None) -> None:
     args = ["-m", f"{__package__}.cli", *strip_nproc(argv)]
     import logging
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the agent's chatter: ours is one line
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the agent's chatter (it sets levels per module): ours
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # is one line
     try:
         elastic_launch(config, entrypoint=sys.executable)(*args)
     except ChildFailedError as exc:

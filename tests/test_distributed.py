@@ -340,7 +340,7 @@ def test_resume_with_one_rank_works_and_says_so(two_rank_run):
 
 @pytest.mark.slow
 def test_mam_chains_are_sharded_and_resplit_on_resume(tmp_path, lattherm_home):
-    """MaM's persistent chains: per-rank rows in the checkpoint; a 1-rank resume takes all of them in condition order."""
+    """MaM's persistent chains: per-rank rows in the checkpoint; a 1-rank resume takes them all, in condition order."""
     cfg = tmp_path / "mam.toml"
     cfg.write_text(_configs.tiny_config(kind="ao-mam", steps=4, **{"training.log_every": 2,
                                                                     "training.checkpoint_every": 2}))

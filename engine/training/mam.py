@@ -21,6 +21,9 @@ empty-set penalty at mu and -mu) acts on the component, and the mixture is used 
 the logged diagnostics). The mixture's KL is at most the mean of its components' (convexity), and at low T it
 recovers the ordered state a mode-seeking component dropped.
 Samples come from phi-driven chains, i.e. off-policy for p_theta, with no importance correction (§8.4).
+Data parallel: each rank keeps M / W chains of every condition (its own stream refreshes and moves them), the
+per-condition standardisation uses the whole batch's mean and std (all-reduced), and checkpoints keep every rank's
+chains (``ROW_KEYS``), re-split by condition when a run resumes with another number of ranks.
 
 Logged diagnostics (every log step): ``self_consistency`` (N mean Delta^2 on this step's chains), ``empty_set_drift``
 (max over conditions of |log p_theta(empty; c)|), ``marginal_vs_path_gap`` (mean |log p_theta(x) - log p_phi,sigma(x)|
@@ -170,7 +173,8 @@ class MAMObjective:
             sb = tr.model.sample(T, mu)
         log_f = tr.system.log_f(sb.spins, T, mu)
         g = tr.model.model_marginal_log_prob(tokens_from_spins(sb.spins), T, mu).double()
-        return {**batch_metrics(sb.log_p, log_f, G, tr.world), "marginal_vs_path_gap": float((g - sb.log_p).abs().mean()),
+        return {**batch_metrics(sb.log_p, log_f, G, tr.world),
+                "marginal_vs_path_gap": float((g - sb.log_p).abs().mean()),
                 "marginal_minus_path_mean": float((g - sb.log_p).mean())}
 
     # ---- checkpoint state -----------------------------------------------------------------------------------------

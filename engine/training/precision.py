@@ -27,6 +27,9 @@ import logging
 import torch
 
 from ..config import PRECISIONS
+
+__all__ = ["PRECISIONS", "Precision", "compile_sampling"]
+
 #: the modules whose forward is one network pass of a sampling step
 COMPILED_MODULES = ("ResidualStack", "_Block", "MaskedLinear")
 

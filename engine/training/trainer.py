@@ -457,8 +457,8 @@ class Trainer:
         except BaseException as exc:  # Ctrl-C, a crash: keep what was learned, say what happened
             if run is not None:
                 # a distributed run cannot gather the ranks' states any more: its last good checkpoint stays
-                self._finish("stopped" if isinstance(exc, KeyboardInterrupt) else "failed", failure_text(exc, self.world),
-                             save=not self.world.distributed)
+                self._finish("stopped" if isinstance(exc, KeyboardInterrupt) else "failed",
+                             failure_text(exc, self.world), save=not self.world.distributed)
             raise
         finally:
             if run is not None and run.lock is not None:
