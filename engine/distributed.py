@@ -4,7 +4,8 @@ A process is one rank of a world when torchrun (or torch's elastic launcher behi
 set ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in its environment; without them
 it is the single rank of a world of one, and every helper here is a no-op (the single-process code path is the
 one that always ran). The backend is chosen from the device: NCCL for CUDA, gloo on CPU
-(``LATTHERM_DIST_BACKEND`` asks for one; NCCL without a GPU is a one-line error).
+(``LATTHERM_DIST_BACKEND`` asks for one; NCCL without a GPU is a one-line error). ``LATTHERM_DIST_TIMEOUT_S``
+(default 3600) bounds how long a rank waits in a collective for a peer that hangs.
 
 Why the helpers look as they do (ALGORITHMS.md's estimators over a batch split across ranks): each rank draws
 ``M / W`` of the ``M`` samples of every condition, rows grouped by condition as in one process. Per-condition sums
@@ -21,6 +22,7 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 
@@ -124,8 +126,8 @@ def init_world(device: str | None = None) -> World:
     backend = backend_for(device)
     if "nccl" in backend:
         torch.cuda.set_device(world.local_rank % max(1, torch.cuda.device_count()))
-    try:
-        dist.init_process_group(backend=backend)
+    try:  # a long timeout: rank 0 may make a Monte Carlo data set while the others wait (a dead peer is seen at once)
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=_env_int("LATTHERM_DIST_TIMEOUT_S", 3600)))
     except (RuntimeError, ValueError) as exc:
         raise LatthermError(f"rank {world.rank} could not join the {world.size}-process world "
                             f"({backend}): {str(exc).splitlines()[0]}") from None

@@ -213,6 +213,17 @@ def test_bad_nproc_is_one_line_and_creates_nothing(tmp_path, lattherm_home, caps
     assert not (lattherm_home / "runs").exists() or not any((lattherm_home / "runs").iterdir())
 
 
+def test_nproc_one_trains_in_this_process(tmp_path, lattherm_home, capsys):
+    from lattherm.engine.cli.main import main
+
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(_configs.tiny_config(steps=2, **{"training.log_every": 1}))
+    assert main(["train", str(cfg), "--nproc", "1"]) == 0
+    (run,) = (lattherm_home / "runs").iterdir()
+    assert json.loads((run / "status.json").read_text())["status"] == "finished"
+    assert _ckpt(run, 2)[1]["world_size"] == 1 and "x 1 processes" not in capsys.readouterr().err
+
+
 def test_world_size_the_batch_cannot_share_fails_in_the_trainer_too():
     with pytest.raises(LatthermError, match="5 processes cannot share the batch"):
         Trainer(parse_config(_configs.tiny_config()), None, "cpu", World(0, 5))
