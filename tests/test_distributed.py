@@ -210,6 +210,9 @@ def test_bad_nproc_is_one_line_and_creates_nothing(tmp_path, lattherm_home, caps
     assert "\n" not in err and "3 processes cannot share the batch" in err and "4 samples per condition" in err
     assert main(["evaluate", "ising-5x5-ao-mlp", "--nproc", "0"]) == 2
     assert "--nproc must be >= 1" in capsys.readouterr().err
+    assert main(["evaluate", "no-such-model", "--nproc", "2"]) == 2  # refused before any rank starts
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lattherm: error: no run or model 'no-such-model'") and "\n" not in err
     assert not (lattherm_home / "runs").exists() or not any((lattherm_home / "runs").iterdir())
 
 

@@ -346,7 +346,11 @@ def cmd_evaluate(a) -> int:
         if detect_world().distributed:
             raise LatthermError("--nproc launches the processes itself: under torchrun (or srun) leave it out")
         if a.nproc > 1:
+            from ..tasks._common import load
+            from ..training import parse_grid
+
             _device(a.device)
+            parse_grid(a.grid, load(a.model, "cpu").system.name)  # a typo is one line here, not one per rank
             try:
                 launch(a.argv, a.nproc)
             except RankFailed as exc:
