@@ -4,6 +4,7 @@ same or another world size), stops together, and reports a dead rank; bad input 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -259,7 +260,11 @@ def test_tf32_is_a_no_op_on_cpu_and_bf16_keeps_sampling_exact():
         parse_config(_configs.tiny_config(**{"training.precision": "fp8"}))
 
 
-def test_bf16_training_closes_the_exact_gap_as_float32_does():
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_training_closes_the_exact_gap_as_float32_does(device):
     """KL(q || p) by enumeration on 3x3 after 80 steps: bf16 autocast of the gradient passes learns as float32 does
     (the estimator and the sampler's log p stay in full precision), and q stays normalised."""
     import _training
@@ -268,11 +273,14 @@ def test_bf16_training_closes_the_exact_gap_as_float32_does():
     gaps = {}
     for precision in ("float32", "bf16"):
         over = {"training.precision": precision, "training.lr": 3e-3, "training.batch": 64}
-        tr = Trainer(parse_config(_configs.tiny_config(steps=80, **over)), None, "cpu")
-        start = [_training.enumerated_F_q(tr.model, tr.system, T, mu) for T, mu in conds]
+        tr = Trainer(parse_config(_configs.tiny_config(steps=80, **over)), None, device)
+        def exact(model):  # enumeration runs on the CPU, in float32
+            return [_training.enumerated_F_q(copy.deepcopy(model).cpu(), tr.system, T, mu) for T, mu in conds]
+
+        start = exact(tr.model)
         for _ in range(80):
             tr.train_step(log=False)
-        end = [_training.enumerated_F_q(tr.model, tr.system, T, mu) for T, mu in conds]
+        end = exact(tr.model)
         assert all(abs(total - 1.0) < 1e-5 for _, total, _ in end)
         gaps[precision] = [(a[0] - a[2], b[0] - b[2]) for a, b in zip(start, end)]
     for (g0, f32), (_, bf16) in zip(gaps["float32"], gaps["bf16"]):
@@ -280,12 +288,13 @@ def test_bf16_training_closes_the_exact_gap_as_float32_does():
 
 
 @pytest.mark.slow
-def test_compiled_sampler_matches_eager_or_falls_back_with_one_line():
-    tr = Trainer(parse_config(_configs.tiny_config(steps=2, **{"training.compile": True})), None, "cpu")
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_sampler_matches_eager_or_falls_back_with_one_line(device):
+    tr = Trainer(parse_config(_configs.tiny_config(steps=2, **{"training.compile": True})), None, device)
     assert tr.compiled.startswith("compiled ") or "sampling runs eagerly" in tr.compiled
-    eager = Trainer(parse_config(_configs.tiny_config(steps=2)), None, "cpu")
-    T, mu = torch.full((6,), 2.5), torch.full((6,), 0.1)
-    ranks = torch.arange(9).repeat(6, 1)
+    eager = Trainer(parse_config(_configs.tiny_config(steps=2)), None, device)
+    T, mu = torch.full((6,), 2.5, device=device), torch.full((6,), 0.1, device=device)
+    ranks = torch.arange(9, device=device).repeat(6, 1)
     torch.manual_seed(5)
     a = tr.model.sample(T, mu, ranks=ranks)
     torch.manual_seed(5)
