@@ -137,6 +137,12 @@ def _world_worker(rank, store, home, out):
             result[case] = all_gather_objects(_one_step(Trainer(parse_config(_step_config(case)), None, "cpu",
                                                                 World(rank, 2))))
         result["evaluate"] = tasks.evaluate("ising-5x5-ao-mlp", EVAL_GRID, 40, batch=16, seed=7).to_dict()
+        from lattherm.engine.training.mam import standardise_per_condition
+        from lattherm.engine.training.reinforce import leave_one_out_advantage
+
+        x = torch.randn(3 * 5, dtype=torch.float64, generator=torch.Generator().manual_seed(rank))  # 3 x 5 per rank
+        result["estimators"] = all_gather_objects((x, standardise_per_condition(x, 3, World(rank, 2)),
+                                                   leave_one_out_advantage(x, 3, World(rank, 2))))
         if rank == 0:
             torch.save(result, out)
     finally:
@@ -181,6 +187,17 @@ def test_two_rank_step_equals_one_rank_step_on_the_union_batch(two_rank_world, c
                 continue  # MLE logs F_q from fresh model samples, not from the data rows
             assert parts[r]["record"][k] == pytest.approx(v, rel=1e-6, abs=1e-6), k
     assert max(float(g.abs().max()) for g in one["grads"]) > 1e-3  # a real gradient, not a vacuous match
+
+
+def test_mam_standardisation_and_leave_one_out_over_ranks_are_those_of_the_union(two_rank_world):
+    from lattherm.engine.training.mam import standardise_per_condition
+    from lattherm.engine.training.reinforce import leave_one_out_advantage
+
+    parts = two_rank_world["estimators"]
+    union = _union([(p[0], p[1], p[2]) for p in parts], 3)  # x, standardised, advantage: (3 x 10) condition-major
+    assert torch.allclose(union[1], standardise_per_condition(union[0], 3), atol=1e-12)
+    assert torch.allclose(union[2], leave_one_out_advantage(union[0], 3), atol=1e-12)
+    assert not torch.allclose(parts[0][1], standardise_per_condition(parts[0][0], 3))  # not the per-rank value
 
 
 def test_gather_by_condition_is_condition_major_in_a_world_of_one():
