@@ -231,8 +231,8 @@ def _launch_train(a) -> int:
         return 0
     except RankFailed as exc:
         codes = set(exc.codes)
-        if codes <= {130, 143}:  # interrupted on purpose: the ranks stopped with their checkpoint
-            return 143 if 143 in codes else 130
+        if codes <= {130, 143, -signal.SIGINT, -signal.SIGTERM}:  # interrupted on purpose (a rank the launcher
+            return 130 if codes & {130, -signal.SIGINT} else 143  # ended after its last write reads as killed)
         path = open(run_file, encoding="utf-8").read().strip() if os.path.getsize(run_file) else ""
         if path:
             run = Run(path)

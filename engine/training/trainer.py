@@ -30,7 +30,7 @@ import torch
 
 from .. import __version__
 from ..devices import pick_device
-from ..distributed import (World, average_gradients, broadcast_object, broadcast_parameters, current_world,
+from ..distributed import (World, average_gradients, barrier, broadcast_object, broadcast_parameters, current_world,
                            follower_error, gather_objects, max_over_ranks, mean_of_floats, rank_device, rank_seed,
                            sum_over_ranks)
 from ..errors import CheckpointError, LatthermError
@@ -444,6 +444,7 @@ class Trainer:
                 self._finish(status, reason)
             elif self.run is not None:
                 self.save_checkpoint()  # the other ranks' part of rank 0's final checkpoint
+            barrier(self.world)  # no rank leaves (and looks finished to a launcher) before rank 0 has written
         except Diverged as exc:  # the last finite checkpoint stays the latest: nothing is saved
             if run is not None:
                 run.set_status("failed", step=self.step, reason="diverged", message=str(exc),
