@@ -218,9 +218,7 @@ def _launch_train(a) -> int:
     from ..store import Run
     from ..tasks.train import check_launch
 
-    check_launch(a.nproc, config_path=a.config, resume=a.resume, init=a.init)
-    if a.device is not None:
-        _device(a.device)
+    check_launch(a.nproc, config_path=a.config, resume=a.resume, init=a.init, device=_device(a.device))
     if a.nproc == 1:
         return _train_here(a)
     fd, run_file = tempfile.mkstemp(prefix="lattherm-launch-", suffix=".txt")

@@ -51,7 +51,7 @@ def open_trainer(config: str | None = None, *, config_path=None, resume=None, na
     return Trainer.create(config, name_hint=name, device=device, init=init)
 
 
-def check_launch(nproc: int, config_path=None, resume=None, init=None) -> None:
+def check_launch(nproc: int, config_path=None, resume=None, init=None, device: str | None = None) -> None:
     """Everything that can be checked before ``nproc`` ranks are launched: the count, the config (or the run to
     resume) and whether the batch splits over that many ranks. One line, and nothing created, when it cannot."""
     from ..config import parse_config, read_config_text
@@ -72,6 +72,18 @@ def check_launch(nproc: int, config_path=None, resume=None, init=None) -> None:
         raise LatthermError("train needs CONFIG.toml or --resume RUN")
     check_config(cfg)
     check_shares(cfg, nproc)
+    check_gpus(nproc, device or cfg.training.device)
+
+
+def check_gpus(nproc: int, device: str) -> None:
+    """One GPU per rank: ``nproc`` CUDA ranks on a node with fewer GPUs is a one-line error before any starts."""
+    import torch
+
+    from ..devices import pick_device
+
+    if nproc > 1 and pick_device(device).type == "cuda" and torch.cuda.device_count() < nproc:
+        raise LatthermError(f"{nproc} processes need {nproc} GPUs on this node, found {torch.cuda.device_count()} "
+                            "(launch fewer, or train on the CPU with --device cpu)")
 
 
 def train(trainer, progress=None, control: Control | None = None) -> TrainResult:
