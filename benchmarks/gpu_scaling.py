@@ -2,12 +2,19 @@
 
     python benchmarks/gpu_scaling.py painting --minutes 5 --out DIR   # 10x10 AO-ARM MLP -> painted 20x20
     python benchmarks/gpu_scaling.py mam --size 20x20 --minutes 6 --out DIR   # AO-MAM Transformer at 20x20
+    python benchmarks/gpu_scaling.py ddp --sizes 5x5,10x10 --steps 30 --out DIR  # data parallel vs threads (CPU)
 
 The run starts from the paper's config (resources/configs), measures the time of a few steps, and sets `steps` so
 the cosine learning-rate decay ends inside the budget. Evaluation: F_q, -log Z_nis and ESS per condition of the
 25-condition paper grid; exact -log Z where one exists (transfer matrix up to width 14, Kaufman at mu = 0 for any
 size). At 20x20 with a field there is no exact method here, so the average is compared with SCIENCE.md's floor
 -418.7087. Writes DIR/<name>.json (every condition) and the trained model folder DIR/model.
+
+``ddp``: steps/s of the paper's AO-ARM MLP (batch 1250 over 25 conditions) trained by ``lattherm train`` as one
+process with 2 torch threads against ``lattherm train --nproc 2`` (gloo, one thread per rank), at each size; the
+time of a step is the median ``sec_per_step`` of the logged records after the first few (rank 0's: it includes the
+all-reduces). ``--precision`` / ``--compile`` time the GPU fast path the same way (``--device cuda``; with several
+GPUs ``--nproc`` gives one rank per GPU). Writes DIR/ddp.json.
 """
 
 from __future__ import annotations
@@ -96,9 +103,64 @@ def table(label: str, ev, size: tuple[int, ...]) -> dict:
     return out
 
 
+def cli_steps_per_s(text: str, nproc: int, home: Path, warmup: int) -> dict:
+    """Train ``text`` through the CLI (``--nproc`` when > 1) in a fresh LATTHERM_HOME; the median seconds per step
+    of the records after ``warmup`` steps."""
+    import os
+    import statistics
+    import subprocess
+
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "config.toml"
+    cfg.write_text(text)
+    args = [sys.executable, "-m", "lattherm.engine.cli", "train", str(cfg)] + (["--nproc", str(nproc)] if nproc > 1
+                                                                               else [])
+    env = {**os.environ, "LATTHERM_HOME": str(home), "OMP_NUM_THREADS": tomllib.loads(text)["training"].get(
+        "threads", 1).__str__()}
+    t0 = time.perf_counter()
+    p = subprocess.run(args, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if p.returncode:
+        raise SystemExit(f"training failed ({p.returncode}): {p.stderr.strip().splitlines()[-1:]}")
+    (run,) = (home / "runs").iterdir()
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    secs = [r["sec_per_step"] for r in recs if r["step"] > warmup]
+    med = statistics.median(secs)
+    return {"sec_per_step": med, "steps_per_s": 1.0 / med, "records": len(secs), "wall_s": wall}
+
+
+def ddp_scaling(a) -> dict:
+    """1 process x 2 threads against 2 processes x 1 thread (or --nproc ranks on GPUs), per size."""
+    out = Path(a.out)
+    results = {"host_cpus": __import__("os").cpu_count(), "torch": torch.__version__, "device": a.device,
+               "precision": a.precision, "compile": a.compile, "sizes": {}}
+    for size in a.sizes.split(","):
+        over = {"training.steps": a.steps, "training.log_every": 1, "training.checkpoint_every": a.steps,
+                "training.device": a.device, "training.precision": a.precision, "training.compile": a.compile}
+        if a.batch:
+            over["training.batch"] = a.batch
+        row = {}
+        for label, nproc, threads in (("1 process x 2 threads", 1, 2), (f"{a.nproc} processes x 1 thread", a.nproc,
+                                                                          1)):
+            text = config_text("ising-10x10-ao-mlp", size, {**over, "training.threads": threads})
+            row[label] = cli_steps_per_s(text, nproc, out / f"home-{size}-{nproc}", a.warmup)
+            print(f"{size}: {label}: {row[label]['steps_per_s']:.3f} steps/s "
+                  f"({row[label]['sec_per_step'] * 1000:.0f} ms/step, median of {row[label]['records']})",
+                  flush=True)
+        results["sizes"][size] = row
+        (out / "ddp.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["painting", "mam"])
+    ap.add_argument("what", choices=["painting", "mam", "ddp"])
+    ap.add_argument("--sizes", default="5x5,10x10", help="ddp: training lattices")
+    ap.add_argument("--steps", type=int, default=30, help="ddp: steps per measurement")
+    ap.add_argument("--warmup", type=int, default=3, help="ddp: first steps left out of the median")
+    ap.add_argument("--nproc", type=int, default=2, help="ddp: processes of the data-parallel run")
+    ap.add_argument("--precision", default="float32", choices=["float32", "tf32", "bf16"], help="ddp")
+    ap.add_argument("--compile", action="store_true", help="ddp: torch.compile the sampling passes")
     ap.add_argument("--size", help="training lattice (painting: 10x10; mam: 20x20)")
     ap.add_argument("--target", default="20x20", help="painting target")
     ap.add_argument("--minutes", type=float, default=5.0, help="training budget")
@@ -114,6 +176,9 @@ def main() -> None:
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.what == "ddp":
+        ddp_scaling(a)
+        return 0
     if a.device != "auto" or not torch.cuda.is_available():
         print(f"note: device {a.device}, CUDA available: {torch.cuda.is_available()}")
     if torch.cuda.is_available():

@@ -29,6 +29,8 @@ DEVICES = ("auto", "cpu", "cuda")
 #: training objectives: on-policy REINFORCE (reverse KL), maximum likelihood on Monte Carlo data (forward KL), or
 #: MLE until ``switch_step`` and REINFORCE after it
 OBJECTIVES = ("reinforce", "mle", "mle+reinforce")
+#: arithmetic of the training step (lattherm.engine.training.precision): TF32 and bf16 act on GPUs only
+PRECISIONS = ("float32", "tf32", "bf16")
 #: Monte Carlo samplers a data set can be drawn with (cluster updates: square-lattice Ising only)
 MC_SAMPLERS = ("metropolis", "wolff", "swendsen-wang")
 
@@ -131,6 +133,10 @@ class TrainingConfig:
                              "steps)", low=0)
     reinforce_steps: int = _spec(0, "REINFORCE steps K", "AO-ARM: gradient from K random generation steps of "
                                  "the N, scaled N/K (unbiased); 0 = all N", low=0, applies=_ao_arm)
+    precision: str = _spec("float32", "precision", "float32, tf32 (CUDA matmuls) or bf16 (autocast of the gradient "
+                           "passes; sampling and log p stay float32)", choices=PRECISIONS)
+    compile: bool = _spec(False, "compile sampler", "torch.compile the network passes of sampling (a GPU speed-up; "
+                          "falls back to eager where the compiler fails)")
 
 
 @dataclass
@@ -312,6 +318,8 @@ def validate(cfg: RunConfig) -> None:
                           f"each (per-condition baselines), got {t.batch}")
     if t.device not in DEVICES and not t.device.startswith("cuda:"):
         raise ConfigError(f"[training] device must be auto, cpu or cuda, got {t.device!r}")
+    if t.precision not in PRECISIONS:
+        raise ConfigError(f"[training] precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
     if m.arch == "transformer" and m.hidden % m.heads:
         raise ConfigError(f"[model] hidden ({m.hidden}) must be a multiple of heads ({m.heads})")
     if m.symmetric and not info.energy_even:

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
     t.add_argument("--name", help="name hint for the run folder")
     t.add_argument("--init", metavar="MODEL", help="start from the weights of this run or model (same architecture)")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train data-parallel on N processes of this machine (torch's elastic launcher, as torchrun; "
+                        "one GPU each where there are GPUs); under torchrun leave it out")
 
     v = sub.add_parser("evaluate", help="free energies of a run or model over a condition grid")
     v.add_argument("model", metavar="RUN_OR_MODEL")
@@ -70,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--json", action="store_true")
     v.add_argument("--out", help="also write the JSON result to this file")
+    v.add_argument("--nproc", type=int, metavar="N",
+                   help="split the conditions over N processes (torch's elastic launcher); the same table as one")
 
     s = sub.add_parser("sample", help="draw configurations at one condition into an .npz file")
     s.add_argument("model", metavar="RUN_OR_MODEL")
@@ -191,38 +196,123 @@ def cmd_exact(a) -> int:
     return 0
 
 
+#: where rank 0 of a launched training writes its run folder (so the launcher can tell a failure's run)
+RUN_FILE_ENV = "LATTHERM_LAUNCH_RUN_FILE"
+
+
 def cmd_train(a) -> int:
+    from ..distributed import detect_world
+
+    if a.config is None and a.resume is None:
+        raise LatthermError("train needs CONFIG.toml or --resume RUN")
+    if a.nproc is not None:
+        if detect_world().distributed:
+            raise LatthermError("--nproc launches the processes itself: under torchrun (or srun) leave it out")
+        return _launch_train(a)
+    return _train_here(a)
+
+
+def _launch_train(a) -> int:
+    """``--nproc N``: check what can be checked, then run this very command as N ranks (torch's elastic agent)."""
+    import os
+    import tempfile
+
+    from ..distributed import RankFailed, launch
+    from ..store import Run
+    from ..tasks.train import check_launch
+
+    check_launch(a.nproc, config_path=a.config, resume=a.resume, init=a.init, device=_device(a.device))
+    if a.nproc == 1:
+        return _train_here(a)
+    fd, run_file = tempfile.mkstemp(prefix="lattherm-launch-", suffix=".txt")
+    os.close(fd)
+    os.environ[RUN_FILE_ENV] = run_file
+    try:
+        launch(a.argv, a.nproc)
+        return 0
+    except RankFailed as exc:
+        codes = set(exc.codes)
+        if codes <= {130, 143, -signal.SIGINT, -signal.SIGTERM}:  # interrupted on purpose (a rank the launcher
+            return 130 if codes & {130, -signal.SIGINT} else 143  # ended after its last write reads as killed)
+        path = open(run_file, encoding="utf-8").read().strip() if os.path.getsize(run_file) else ""
+        if path:
+            run = Run(path)
+            st = run.recorded_status()
+            if st.get("status") in ("running", "created"):  # rank 0 could not say it: the launcher does
+                ck = run.latest_checkpoint()
+                run.set_status("failed", message=f"{exc}; the run keeps its last good checkpoint "
+                               f"({ck.name if ck else 'none'})", pid=None)
+            print(f"lattherm: run {run.id}: {exc}", file=sys.stderr)
+        elif 2 in codes:  # a user error before any run existed: the rank said it already
+            return 2
+        else:
+            print(f"lattherm: error: {exc}", file=sys.stderr)
+        return 1 if 2 not in codes else 2
+    finally:
+        os.environ.pop(RUN_FILE_ENV, None)
+        try:
+            os.unlink(run_file)
+        except OSError:
+            pass
+
+
+def _train_here(a) -> int:
+    """Train in this process: alone, or as one rank of the world torchrun's environment describes."""
+    import os
+
+    from ..distributed import init_world, teardown
     from ..progress import Control
     from ..tasks import open_trainer, train
     from .progress import Bar
 
-    if a.config is None and a.resume is None:
-        raise LatthermError("train needs CONFIG.toml or --resume RUN")
-    trainer = open_trainer(config_path=a.config, resume=a.resume, name=a.name, device=_device(a.device),
-                           init=a.init)
-    control = Control()
-
-    def on_signal(signum, frame):
-        """Ctrl-C and SIGTERM (what SLURM and systemd send) stop after this step with one checkpoint."""
-        if control.stop:
-            raise KeyboardInterrupt
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        control.request_stop(f"interrupted ({name})")
-        print(f"\nstopping after this step and saving a checkpoint ({name} again to abort)", file=sys.stderr)
-
-    old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    bar = Bar("step")
-    print(f"run {trainer.run.id} in {trainer.run.path} on {trainer.device} (step {trainer.step})", file=sys.stderr)
+    device = _device(a.device)
+    world = init_world(device or "auto")
     try:
-        res = train(trainer, progress=bar, control=control)
+        trainer = open_trainer(config_path=a.config, resume=a.resume, name=a.name, device=device, init=a.init)
+        main = world.is_main
+        if main and os.environ.get(RUN_FILE_ENV):
+            with open(os.environ[RUN_FILE_ENV], "w", encoding="utf-8") as f:
+                f.write(str(trainer.run.path))
+        control = Control()
+
+        def on_signal(signum, frame):
+            """Ctrl-C and SIGTERM (what SLURM and systemd send) stop after this step with one checkpoint; on any
+            rank, all ranks stop after the same step. Ctrl-C twice aborts (a repeated SIGTERM, as a launcher
+            forwards it, does not)."""
+            if control.stop:
+                if signum == signal.SIGINT:
+                    raise KeyboardInterrupt
+                return
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            control.request_stop(f"interrupted ({name})")
+            if main or not world.distributed:
+                print(f"\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        bar = Bar("step") if main else None
+        if main:
+            ranks = f" x {world.size} processes" if world.distributed else ""
+            print(f"run {trainer.run.id} in {trainer.run.path} on {trainer.device}{ranks} (step {trainer.step})",
+                  file=sys.stderr)
+            if trainer.resumed_world is not None and trainer.resumed_world != world.size:
+                print(f"note: resuming with {world.size} process(es) a run checkpointed by {trainer.resumed_world}: "
+                      "new random streams, chains re-split", file=sys.stderr)
+            if trainer.compiled:
+                print(f"compile: {trainer.compiled}", file=sys.stderr)
+        try:
+            res = train(trainer, progress=bar, control=control)
+        finally:
+            if bar is not None:
+                bar.close()
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        if main:
+            print(f"{res.status}: run {res.run}, step {res.step}, checkpoint {res.checkpoint}", file=sys.stderr)
+        if res.status == "stopped" and (res.reason.startswith("interrupted") or "another rank" in res.reason):
+            return 143 if "SIGTERM" in res.reason or "another rank" in res.reason else 130
+        return 0
     finally:
-        bar.close()
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-    print(f"{res.status}: run {res.run}, step {res.step}, checkpoint {res.checkpoint}", file=sys.stderr)
-    if res.status == "stopped" and res.reason.startswith("interrupted"):
-        return 143 if "SIGTERM" in res.reason else 130
-    return 0
+        teardown()
 
 
 def _pm(value, stderr, width: int = 19) -> str:
@@ -259,12 +349,37 @@ def _note_extrapolation(trained_range, T: float, mu: float) -> None:
 
 
 def cmd_evaluate(a) -> int:
+    from ..distributed import RankFailed, check_nproc, detect_world, init_world, launch, teardown
     from ..tasks import evaluate
 
     _at_least_one(batch=a.batch)
-    ev = _run_with_bar("chunk", evaluate, model=a.model, grid=a.grid, samples=a.samples, batch=a.batch,
-                       exact=not a.no_exact, device=_device(a.device), seed=a.seed, size=a.size, layout=a.layout,
-                       stride=a.stride, views=a.views, method=a.method).to_dict()
+    if a.nproc is not None:
+        check_nproc(a.nproc)
+        if detect_world().distributed:
+            raise LatthermError("--nproc launches the processes itself: under torchrun (or srun) leave it out")
+        if a.nproc > 1:
+            from ..tasks._common import load
+            from ..training import parse_grid
+
+            _device(a.device)
+            parse_grid(a.grid, load(a.model, "cpu").system.name)  # a typo is one line here, not one per rank
+            try:
+                launch(a.argv, a.nproc)
+            except RankFailed as exc:
+                if 2 in exc.codes:
+                    return 2  # a user error: rank 0 said it
+                raise
+            return 0
+    device = _device(a.device)
+    world = init_world(device)
+    try:
+        ev = _run_with_bar("chunk", evaluate, model=a.model, grid=a.grid, samples=a.samples, batch=a.batch,
+                           exact=not a.no_exact, device=device, seed=a.seed, size=a.size, layout=a.layout,
+                           stride=a.stride, views=a.views, method=a.method).to_dict()
+    finally:
+        teardown()
+    if not world.is_main:
+        return 0
     if a.out:
         from ..store import atomic_write_json
         from ..tasks._common import write_guarded
@@ -376,11 +491,18 @@ COMMANDS = {"exact": cmd_exact, "train": cmd_train, "evaluate": cmd_evaluate, "s
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a launcher hands on to the ranks it starts
     commands = dict(COMMANDS, **{m.NAME: m.run for m in _command_modules()})
     try:
         return commands[args.command](args)
     except LatthermError as exc:
-        print(f"lattherm: error: {exc}", file=sys.stderr)
+        from ..distributed import detect_world
+
+        world = detect_world()
+        if getattr(exc, "from_rank0", False) and not world.is_main:
+            return exc.exit_code  # rank 0 says it (one line, not one per rank)
+        where = f"rank {world.rank}: " if world.distributed and not world.is_main else ""
+        print(f"lattherm: {where}error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("lattherm: interrupted", file=sys.stderr)

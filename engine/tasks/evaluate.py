@@ -1,10 +1,19 @@
-"""Evaluate a model's free energies over a condition grid: on its own lattice, or on a larger one it paints."""
+"""Evaluate a model's free energies over a condition grid: on its own lattice, or on a larger one it paints.
+
+Condition i is drawn from its own generator, seeded from (seed, i), so the table does not depend on which process
+drew which condition: in a distributed world (torchrun, or ``lattherm evaluate --nproc N``) the conditions are
+split over the ranks (strided), every rank draws its own, and the rows are gathered in grid order into the table
+one process writes for the same seed.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import DEFAULT_BATCH, check_positive, draw_conditions, load, model_draw, seeded
+import torch
+
+from ..progress import Meter
+from ._common import DEFAULT_BATCH, check_positive, chunks, load, model_draw, seeded
 from .limits import check_lattice, check_samples
 from .sample import estimate_table, resolve_conditions
 
@@ -28,6 +37,31 @@ def painted_draw(lm, target, generator, **options):
     return draw
 
 
+def condition_seed(seed: int, i: int) -> int:
+    """The seed of condition i's generator (condition 0 keeps the task's seed)."""
+    return int(seed) + 1_000_003 * int(i)
+
+
+@torch.no_grad()
+def draw_shard(make_draw, conditions, indices, n: int, batch: int, progress=None, control=None):
+    """Yield (T, mu, spins, log_p, order) for the conditions at ``indices``, ``n`` samples each in chunks of at
+    most ``batch``, condition i drawn by ``make_draw(i)`` (its own generator); progress per chunk, cancel between."""
+    sizes = chunks(n, batch)
+    meter = Meter(len(indices) * len(sizes), progress, control=control)
+    done = 0
+    for j, i in enumerate(indices):
+        T, mu = conditions[i]
+        draw = make_draw(i)
+        parts = []
+        for k in sizes:
+            if control is not None:
+                control.raise_if_stopped()
+            parts.append([t.cpu() for t in draw(float(T), float(mu), k)])
+            done += 1
+            meter.update(done, extra={"condition": j + 1, "conditions": len(indices)})
+        yield (float(T), float(mu), *(torch.cat(ts) for ts in zip(*parts)))
+
+
 def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_BATCH, exact: bool = True,
              device: str | None = "cpu", seed: int = 0, size=None, layout: str = "auto", stride: int | None = None,
              views: int | None = None, method: str = "auto", progress=None, control=None) -> EvaluateResult:
@@ -35,11 +69,13 @@ def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_B
     by the model, or painted on a ``size`` lattice (``layout``, ``stride``, ``views``, ``method`` as in painting);
     F_q, -log Z_nis, ESS and, with ``exact``, the gap to the exact reference per condition."""
     from ..analysis.free_energy import Evaluation
+    from ..distributed import all_gather_objects, current_world, rank_device, shard
     from ..lattices import parse_size
     from ..systems import make_system
     from ..training import parse_grid
 
-    lm = load(model, device)
+    world = current_world()
+    lm = load(model, rank_device(device, world))
     system = lm.system
     painted = bool(size) and parse_size(size) != lm.system.lattice.size
     if painted:
@@ -48,11 +84,22 @@ def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_B
     conds = resolve_conditions(parse_grid(grid, system.name) if isinstance(grid, str) else grid, system)
     check_positive(samples=samples, batch=batch)
     check_samples(int(samples), system.n_sites, len(conds), what="evaluating with")
-    gen = seeded(seed)
-    draw = (painted_draw(lm, system, gen, layout=layout, stride=stride, views=views, method=method) if painted
-            else model_draw(lm, gen))
-    estimates, rows = estimate_table(lm, system, draw_conditions(draw, conds, samples, batch, progress, control),
-                                     exact)
+
+    def make_draw(i):
+        gen = seeded(condition_seed(seed, i))
+        return (painted_draw(lm, system, gen, layout=layout, stride=stride, views=views, method=method) if painted
+                else model_draw(lm, gen))
+
+    mine = list(shard(len(conds), world))
+    estimates, rows = estimate_table(lm, system, draw_shard(make_draw, conds, mine, samples, batch, progress,
+                                                            control), exact)
+    if world.distributed:  # every rank's rows, back in grid order
+        got = {}
+        for part in all_gather_objects(list(zip(mine, [e[0] for e in estimates], rows)), world):
+            for i, est, row in part:
+                got[i] = (est, row)
+        estimates = [(got[i][0],) for i in range(len(conds))]
+        rows = [got[i][1] for i in range(len(conds))]
     ev = Evaluation(system=system.describe(), model=lm.model.hparams(), conditions=[e[0] for e in estimates])
     out = ev.to_dict()
     out["conditions"] = rows

@@ -51,6 +51,41 @@ def open_trainer(config: str | None = None, *, config_path=None, resume=None, na
     return Trainer.create(config, name_hint=name, device=device, init=init)
 
 
+def check_launch(nproc: int, config_path=None, resume=None, init=None, device: str | None = None) -> None:
+    """Everything that can be checked before ``nproc`` ranks are launched: the count, the config (or the run to
+    resume) and whether the batch splits over that many ranks. One line, and nothing created, when it cannot."""
+    from ..config import parse_config, read_config_text
+    from ..distributed import check_nproc
+    from ..store import Run
+    from ..training.trainer import check_shares
+    from .limits import check_config
+
+    nproc = check_nproc(nproc)
+    if resume is not None:
+        if config_path or init:
+            raise LatthermError("--resume continues a run as it was: it takes neither CONFIG.toml nor --init")
+        run = Run.open(resume)
+        cfg = parse_config(read_config_text(run.config_path), source=str(run.config_path))
+    elif config_path is not None:
+        cfg = parse_config(read_config_text(config_path), source=str(config_path))
+    else:
+        raise LatthermError("train needs CONFIG.toml or --resume RUN")
+    check_config(cfg)
+    check_shares(cfg, nproc)
+    check_gpus(nproc, device or cfg.training.device)
+
+
+def check_gpus(nproc: int, device: str) -> None:
+    """One GPU per rank: ``nproc`` CUDA ranks on a node with fewer GPUs is a one-line error before any starts."""
+    import torch
+
+    from ..devices import pick_device
+
+    if nproc > 1 and pick_device(device).type == "cuda" and torch.cuda.device_count() < nproc:
+        raise LatthermError(f"{nproc} processes need {nproc} GPUs on this node, found {torch.cuda.device_count()} "
+                            "(launch fewer, or train on the CPU with --device cpu)")
+
+
 def train(trainer, progress=None, control: Control | None = None) -> TrainResult:
     """Run ``trainer`` (from :func:`open_trainer`) to its step count or time budget. ``progress`` gets one
     ``Progress`` per logged record (the record is its ``extra``); ETA from wall seconds per step since the start or

@@ -43,20 +43,22 @@ def parse_grid(text: str, system_name: str) -> list[tuple[float, float]]:
 class ConditionSchedule:
     """The G training conditions at each step, and the (B,) condition tensors of a batch grouped by condition."""
 
-    def __init__(self, T_range, T_points, mu_range, mu_points, jitter_T, jitter_mu, samples_per_epoch, batch, seed):
+    def __init__(self, T_range, T_points, mu_range, mu_points, jitter_T, jitter_mu, samples_per_epoch, batch, seed,
+                 shares: int = 1):
         self.base = torch.tensor(grid(np.linspace(*T_range, T_points), np.linspace(*mu_range, mu_points)),
                                  dtype=torch.float64)
         self.jitter = torch.tensor([jitter_T, jitter_mu], dtype=torch.float64)
         self.T_floor = 0.5 * float(T_range[0])
         self.steps_per_epoch = max(1, math.ceil(samples_per_epoch / batch))
-        self.per_condition = batch // len(self.base)
+        self.per_condition = batch // len(self.base) // int(shares)  # this rank's share of the M per condition
         self.seed = int(seed)
 
     @classmethod
-    def from_config(cls, cfg) -> "ConditionSchedule":
+    def from_config(cls, cfg, shares: int = 1) -> "ConditionSchedule":
+        """The run's schedule; ``shares`` ranks split each condition's samples (the conditions are the same on all)."""
         c = cfg.conditions
         return cls(c.T, c.T_points, c.mu, c.mu_points, c.jitter_T, c.jitter_mu, c.samples_per_epoch,
-                   cfg.training.batch, cfg.training.seed)
+                   cfg.training.batch, cfg.training.seed, shares)
 
     @property
     def n_conditions(self) -> int:
@@ -76,6 +78,6 @@ class ConditionSchedule:
         return c
 
     def batch(self, step: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B,) T and mu, condition g occupying rows g*M .. (g+1)*M - 1."""
+        """(B,) T and mu, condition g occupying rows g*M .. (g+1)*M - 1 (B and M this rank's share)."""
         c = self.conditions(step).repeat_interleave(self.per_condition, 0)
         return c[:, 0].to(device), c[:, 1].to(device)

@@ -21,6 +21,9 @@ empty-set penalty at mu and -mu) acts on the component, and the mixture is used 
 the logged diagnostics). The mixture's KL is at most the mean of its components' (convexity), and at low T it
 recovers the ordered state a mode-seeking component dropped.
 Samples come from phi-driven chains, i.e. off-policy for p_theta, with no importance correction (§8.4).
+Data parallel: each rank keeps M / W chains of every condition (its own stream refreshes and moves them), the
+per-condition standardisation uses the whole batch's mean and std (all-reduced), and checkpoints keep every rank's
+chains (``ROW_KEYS``), re-split by condition when a run resumes with another number of ranks.
 
 Logged diagnostics (every log step): ``self_consistency`` (N mean Delta^2 on this step's chains), ``empty_set_drift``
 (max over conditions of |log p_theta(empty; c)|), ``marginal_vs_path_gap`` (mean |log p_theta(x) - log p_phi,sigma(x)|
@@ -33,19 +36,31 @@ from __future__ import annotations
 
 import torch
 
+from ..distributed import current_world, sum_over_ranks
 from ..models.base import random_ranks, tokens_from_spins
 from ..models.mam import MarginalizationModel, block_gibbs
-from .reinforce import sample_metrics
+from .reinforce import batch_metrics
 
 EPS = 1e-6
-#: fresh ancestral samples per condition for the logged diagnostics (N passes of phi without gradient each log step)
+#: fresh ancestral samples per condition for the logged diagnostics (N passes of phi without gradient each log step;
+#: split over the ranks of a distributed run)
 DIAGNOSTIC_SAMPLES = 16
+#: checkpointed chain state with one row per chain (rows grouped by condition): re-split when the world size changes
+ROW_KEYS = ("mam.chains", "mam.chain_T", "mam.chain_mu", "mam.chain_sign")
 
 
-def standardise_per_condition(a: torch.Tensor, groups: int) -> torch.Tensor:
-    """(a - mean) / (std + eps) within each condition group (rows grouped contiguously, M = B / groups)."""
+def standardise_per_condition(a: torch.Tensor, groups: int, world=None) -> torch.Tensor:
+    """(a - mean) / (std + eps) within each condition group (rows grouped contiguously, M = B / groups); over a
+    ``world`` of ranks holding M / W rows of each condition, mean and std (two passes, Bessel's M - 1) are those
+    of the whole batch."""
+    world = world or current_world()
     x = a.view(groups, -1)
-    return ((x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + EPS)).reshape(-1)
+    if not world.distributed:
+        return ((x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + EPS)).reshape(-1)
+    M = x.shape[1] * world.size
+    mean = sum_over_ranks(x.sum(1, keepdim=True), world) / M
+    var = sum_over_ranks(((x - mean) ** 2).sum(1, keepdim=True), world) / (M - 1)
+    return ((x - mean) / (var.sqrt() + EPS)).reshape(-1)
 
 
 def self_consistency_residual(model: MarginalizationModel, tokens: torch.Tensor, T: torch.Tensor, mu: torch.Tensor,
@@ -91,7 +106,8 @@ class MAMObjective:
         if model.symmetric:
             sign = torch.where(torch.rand(mu.shape[0], device=mu.device) < 0.5, -1.0, 1.0)
         # the conditional net alone is the (non-symmetric) component
-        self.chains = tokens_from_spins(model.conditional_net.sample(T, mu * sign).spins)
+        with self.trainer.full_precision():
+            self.chains = tokens_from_spins(model.conditional_net.sample(T, mu * sign).spins)
         self.chain_sign = sign
         self.chain_T, self.chain_mu, self.chain_epoch = T.clone(), mu.clone(), int(epoch)
 
@@ -123,7 +139,8 @@ class MAMObjective:
         # orientation would stay untrained.)
         g_x = model.marginal_log_prob(x, T, mu_c)
         with torch.no_grad():
-            adv = standardise_per_condition(g_x.detach().double() - tr.beta_factor(step) * log_f, G).to(g_x.dtype)
+            adv = standardise_per_condition(g_x.detach().double() - tr.beta_factor(step) * log_f, G,
+                                            tr.world).to(g_x.dtype)
         kl_term = (adv * g_x).mean()
 
         t = torch.randint(0, N, (B,), device=tr.device)  # the same order R as the Gibbs block
@@ -143,7 +160,8 @@ class MAMObjective:
                 "chain_mean_log_f": float(log_f.mean())}
         if log:
             M = B // G
-            keep = torch.arange(B, device=tr.device).view(G, M)[:, :min(M, DIAGNOSTIC_SAMPLES)].reshape(-1)
+            share = max(1, DIAGNOSTIC_SAMPLES // tr.world.size)
+            keep = torch.arange(B, device=tr.device).view(G, M)[:, :min(M, share)].reshape(-1)
             info.update(self.diagnostics(T[keep], mu[keep], G))
         return loss, info
 
@@ -151,10 +169,12 @@ class MAMObjective:
     def diagnostics(self, T: torch.Tensor, mu: torch.Tensor, G: int) -> dict:
         """F_q, ESS and the marginal-vs-path gap on fresh ancestral samples of the conditional net."""
         tr = self.trainer
-        sb = tr.model.sample(T, mu)
+        with tr.full_precision():
+            sb = tr.model.sample(T, mu)
         log_f = tr.system.log_f(sb.spins, T, mu)
         g = tr.model.model_marginal_log_prob(tokens_from_spins(sb.spins), T, mu).double()
-        return {**sample_metrics(sb.log_p, log_f, G), "marginal_vs_path_gap": float((g - sb.log_p).abs().mean()),
+        return {**batch_metrics(sb.log_p, log_f, G, tr.world),
+                "marginal_vs_path_gap": float((g - sb.log_p).abs().mean()),
                 "marginal_minus_path_mean": float((g - sb.log_p).mean())}
 
     # ---- checkpoint state -----------------------------------------------------------------------------------------

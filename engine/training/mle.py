@@ -36,7 +36,7 @@ from ..models.base import random_ranks, tokens_from_spins
 from ..montecarlo.dataset import DATASET_FILE, Dataset, check_dataset, load_dataset, mc_dataset, mc_sampler, \
     save_dataset
 from .mam import self_consistency_residual
-from .reinforce import sample_metrics
+from .reinforce import batch_metrics
 
 
 def random_known_sets(batch: int, n_sites: int, device=None, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,13 +115,15 @@ class MLEObjective:
         if stored is not None and not stored.is_file():
             save_dataset(stored, self.data)
         dev = tr.device
-        self._tensors = (torch.as_tensor(self.data.spins, dtype=torch.float32).to(dev),
-                         torch.as_tensor(self.data.T, dtype=torch.float32).to(dev),
-                         torch.as_tensor(self.data.mu, dtype=torch.float32).to(dev))
+        rows = slice(tr.world.rank, None, tr.world.size)  # this rank's shard: every W-th row (all conditions)
+        self._tensors = (torch.as_tensor(self.data.spins[rows], dtype=torch.float32).to(dev),
+                         torch.as_tensor(self.data.T[rows], dtype=torch.float32).to(dev),
+                         torch.as_tensor(self.data.mu[rows], dtype=torch.float32).to(dev))
         return made
 
     def batch(self, size: int):
-        """``size`` rows drawn uniformly with replacement (global torch generator), Z2-augmented where exact."""
+        """``size`` rows drawn uniformly with replacement (global torch generator), Z2-augmented where exact; in a
+        distributed run from this rank's shard of the data, with its own stream."""
         spins, T, mu = self._tensors
         idx = torch.randint(0, spins.shape[0], (size,)).to(spins.device)
         s, t, m = spins[idx], T[idx], mu[idx]
@@ -136,7 +138,7 @@ class MLEObjective:
         tr = self.trainer
         model = tr.model
         N = tr.system.n_sites
-        s, T, mu = self.batch(self.data_cfg.batch or tr.cfg.training.batch)
+        s, T, mu = self.batch((self.data_cfg.batch or tr.cfg.training.batch) // tr.world.size)
         info: dict = {}
         if model.kind == "ao-mam":
             ll = forward_log_likelihood(model.conditional_net, s, T, mu)
@@ -174,8 +176,9 @@ class MLEObjective:
         tr = self.trainer
         G = tr.schedule.n_conditions
         T, mu = tr.schedule.batch(step, tr.device)
-        sb = tr.model.sample(T, mu)
-        return sample_metrics(sb.log_p, tr.system.log_f(sb.spins, T, mu), G)
+        with tr.full_precision():
+            sb = tr.model.sample(T, mu)
+        return batch_metrics(sb.log_p, tr.system.log_f(sb.spins, T, mu), G, tr.world)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {}

@@ -20,14 +20,25 @@ import math
 
 import torch
 
+from ..distributed import current_world, gather_by_condition, sum_over_ranks
 from ..models.base import tokens_from_spins
 
 
-def leave_one_out_advantage(l: torch.Tensor, groups: int) -> torch.Tensor:
-    """l - mean of the other samples of the same condition; rows are grouped contiguously, M = B / groups."""
+def leave_one_out_advantage(l: torch.Tensor, groups: int, world=None) -> torch.Tensor:
+    """l - mean of the other samples of the same condition; rows are grouped contiguously, M = B / groups.
+    Over a ``world`` of ranks each holding M / W rows of every condition, the sums run over all of them, so the
+    baseline is the single-process one of the whole batch."""
+    world = world or current_world()
     x = l.view(groups, -1)
-    M = x.shape[1]
-    return (x - (x.sum(1, keepdim=True) - x) / (M - 1)).reshape(-1)
+    total = sum_over_ranks(x.sum(1, keepdim=True), world)
+    M = x.shape[1] * world.size
+    return (x - (total - x) / (M - 1)).reshape(-1)
+
+
+def batch_metrics(log_p: torch.Tensor, log_f: torch.Tensor, groups: int, world=None) -> dict:
+    """:func:`sample_metrics` of the whole batch: this rank's rows gathered with the others' first."""
+    return sample_metrics(gather_by_condition(log_p, groups, world), gather_by_condition(log_f, groups, world),
+                          groups)
 
 
 def sample_metrics(log_p: torch.Tensor, log_f: torch.Tensor, groups: int) -> dict:
@@ -98,7 +109,8 @@ class ReinforceObjective:
         tr = self.trainer
         G = tr.schedule.n_conditions
         T, mu = tr.schedule.batch(step, tr.device)
-        sample = tr.model.sample(T, mu)
+        with tr.full_precision():
+            sample = tr.model.sample(T, mu)
         K = tr.cfg.training.reinforce_steps
         if K and K < tr.model.n_sites and tr.model.any_order:
             log_q = subsampled_score(tr.model, sample.spins, T, mu, sample.ranks, K, log_q=sample.log_p)
@@ -109,8 +121,8 @@ class ReinforceObjective:
         log_f = tr.system.log_f(sample.spins, T, mu)
         with torch.no_grad():
             l = reward_log_q - tr.beta_factor(step) * log_f
-            adv = leave_one_out_advantage(l, G).to(log_q.dtype)
-            info = sample_metrics(sample.log_p, log_f, G)
+            adv = leave_one_out_advantage(l, G, tr.world).to(log_q.dtype)
+            info = batch_metrics(sample.log_p, log_f, G, tr.world)
         return (adv * log_q).mean(), info
 
     def state_tensors(self) -> dict[str, torch.Tensor]:

@@ -8,6 +8,15 @@ likelihood on Monte Carlo data (:mod:`.mle`). ``[training] objective`` picks the
 are reset (the two losses have unrelated gradient scales); the reset happens at that step itself, so a run resumed
 on either side of the switch continues exactly. Every record carries its ``phase`` and, where an exact method is
 cheap, ``exact_gap`` (mean F_q - (-log Z) over the logged conditions).
+
+Data parallel (:mod:`lattherm.engine.distributed`): in a world of W ranks every rank builds the same model from the
+run's seed, then draws from its own seed stream its M / W share of each condition's samples; the objectives
+all-reduce their per-condition sums and gather what the logged metrics need, gradients are averaged, so a step is
+the single-process step of the union batch. Rank 0 owns the run folder (lock, metrics, status, checkpoints); a
+checkpoint records the world size and every rank's random state and objective state (MaM's chains, re-split by
+condition when a run resumes with another world size, which the run's log then says). A stop requested on any rank
+(Ctrl-C, SIGTERM, the time budget) is agreed by all before the step, so all stop after the same step with one
+checkpoint; a failing rank stops the others at their next collective, and the run keeps its last good checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +30,9 @@ import torch
 
 from .. import __version__
 from ..devices import pick_device
+from ..distributed import (World, average_gradients, barrier, broadcast_object, broadcast_parameters, current_world,
+                           follower_error, gather_objects, max_over_ranks, mean_of_floats, rank_device, rank_seed,
+                           sum_over_ranks)
 from ..errors import CheckpointError, LatthermError
 from ..models import model_for_system
 from ..models.io import model_from_tensors, model_meta, model_tensors
@@ -33,7 +45,11 @@ from ..systems import make_system
 from .conditions import ConditionSchedule
 from ..config import RunConfig, parse_config
 from .exact_gap import ExactBounds
+from .precision import Precision, compile_sampling
 from .reinforce import ReinforceObjective
+
+#: checkpoint keys of one rank's own state (besides its objectives'): its random streams
+RANK_RNG_KEYS = ("rng.torch", "rng.cuda")
 
 
 def make_objective(trainer: "Trainer"):
@@ -57,26 +73,77 @@ def make_objectives(trainer: "Trainer") -> dict:
     return out
 
 
+def check_shares(cfg: RunConfig, nproc: int) -> None:
+    """Each of ``nproc`` ranks draws the same share of every condition's samples (and of an MLE batch): a world the
+    batch cannot be split over evenly is a one-line error."""
+    if nproc <= 1:
+        return
+    c, t = cfg.conditions, cfg.training
+    G = c.T_points * c.mu_points
+    M = t.batch // G
+    if M % nproc:
+        raise LatthermError(f"{nproc} processes cannot share the batch: [training] batch {t.batch} over {G} "
+                            f"conditions is {M} samples per condition, not a multiple of {nproc} (use a divisor of "
+                            f"{M} processes, or a batch that {nproc} divides per condition)")
+    if t.objective in ("mle", "mle+reinforce"):
+        b = cfg.data.batch or t.batch
+        if b % nproc:
+            raise LatthermError(f"{nproc} processes cannot share the MLE batch of {b} rows evenly")
+
+
 class Trainer:
-    def __init__(self, cfg: RunConfig, run: Run | None = None, device: str | None = None):
+    def __init__(self, cfg: RunConfig, run: Run | None = None, device: str | None = None, world: World | None = None):
         self.cfg = cfg
         self.run = run
+        self.world = world or current_world()
         t = cfg.training
+        check_shares(cfg, self.world.size)
         if t.threads:
             torch.set_num_threads(t.threads)
-        self.device = pick_device(device or t.device)
+        self.device = pick_device(rank_device(device or t.device, self.world))
+        self.precision = Precision(t.precision, self.device)
+        self.precision.apply()
         torch.manual_seed(t.seed)
         self.system = make_system(cfg.system.name, cfg.system.size)
         m = cfg.model
         self.model = model_for_system(m.kind, m.arch, self.system, m.hidden, m.layers, m.symmetric,
                                       m.heads).to(self.device)
+        if self.world.distributed:
+            broadcast_parameters(self.model, self.world)
+            torch.manual_seed(rank_seed(t.seed, self.world.rank))  # this rank's own stream from here on
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
-        self.schedule = ConditionSchedule.from_config(cfg)
+        self.schedule = ConditionSchedule.from_config(cfg, self.world.size)
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
         self.best_F_q = math.inf
         self.objectives = make_objectives(self)
         self.bounds = ExactBounds(self.system)
+        self.compiled = self._compile() if t.compile else None
+        self.resumed_world: int | None = None  # the world size of the checkpoint this trainer resumed from
+
+    @property
+    def writes(self) -> bool:
+        """Whether this process writes the run's files: rank 0 of a run that has a folder."""
+        return self.run is not None and self.world.is_main
+
+    def full_precision(self):
+        """A context in which sampling and exact log p run in full precision (whatever ``precision`` says)."""
+        return self.precision.full()
+
+    def _compile(self) -> str:
+        """Compile the sampling passes (``[training] compile``); a trial sample checks it, else eager. One line."""
+        T = torch.full((2,), float(self.cfg.conditions.T[1]), device=self.device)
+        mu = torch.zeros(2, device=self.device)
+        state = torch.get_rng_state()
+
+        def trial():
+            with torch.no_grad():
+                self.model.sample(T, mu)
+
+        try:
+            return compile_sampling(self.model, trial)
+        finally:
+            torch.set_rng_state(state)  # the trial draws nothing from the run's stream
 
     # ---- phases -----------------------------------------------------------------------------------------------
     def phase_at(self, step: int) -> str:
@@ -102,9 +169,24 @@ class Trainer:
         extra = {}
         if init is not None:
             extra["init_from"] = trainer.init_weights(init)
-        trainer.run = Run.create(config_text, hint, root=root, owned=True)  # owned until its training ends
-        trainer.run.set_status("created", system=cfg.system.name, size=cfg.system.size,
-                               model=f"{cfg.model.kind}/{cfg.model.arch}", step=0, **extra)
+        world = trainer.world
+        made = None
+        if world.is_main:  # rank 0 makes the folder; the others learn its path (or rank 0's error)
+            try:
+                trainer.run = Run.create(config_text, hint, root=root, owned=True)  # owned until training ends
+                trainer.run.set_status("created", system=cfg.system.name, size=cfg.system.size,
+                                       model=f"{cfg.model.kind}/{cfg.model.arch}", step=0, world_size=world.size,
+                                       **extra)
+                made = ("ok", str(trainer.run.path))
+            except LatthermError as exc:
+                made = ("error", str(exc))
+                broadcast_object(made, world)
+                raise
+        made = broadcast_object(made, world)
+        if made[0] == "error":
+            raise follower_error(made[1])
+        if not world.is_main:
+            trainer.run = Run(made[1])
         return trainer
 
     def init_weights(self, ref) -> str:
@@ -124,16 +206,31 @@ class Trainer:
         return str(lm.source.path)
 
     @classmethod
-    def resume(cls, ref, device: str | None = None, root=None):
-        run = Run.open(ref, root=root)
-        run.lock = RunLock(run.path).acquire()  # a second process resuming the run is refused here
+    def resume(cls, ref, device: str | None = None, root=None, world: World | None = None):
+        world = world or current_world()
+        opened = None
+        if world.is_main:  # rank 0 owns the run; the others follow it (or stop with its error)
+            try:
+                run = Run.open(ref, root=root)
+                run.lock = RunLock(run.path).acquire()  # a second process resuming the run is refused here
+                opened = ("ok", str(run.path))
+            except LatthermError as exc:
+                broadcast_object(("error", str(exc)), world)
+                raise
+        opened = broadcast_object(opened, world)
+        if opened[0] == "error":
+            raise follower_error(opened[1])
+        if not world.is_main:
+            run = Run(opened[1])
         try:
             cfg = parse_config(run.config_text(), source=str(run.config_path))
-            trainer = cls(cfg, run, device)
+            trainer = cls(cfg, run, device, world)
             trainer._load_latest_valid()
-            run.truncate_metrics(trainer.step)  # the steps after the checkpoint are trained (and logged) again
+            if world.is_main:
+                run.truncate_metrics(trainer.step)  # the steps after the checkpoint are trained (and logged) again
         except BaseException:
-            run.lock.release()
+            if run.lock is not None:
+                run.lock.release()
             raise
         return trainer
 
@@ -153,23 +250,38 @@ class Trainer:
             return
 
     # ---- checkpoints ------------------------------------------------------------------------------------------
+    def rank_state(self) -> dict[str, torch.Tensor]:
+        """This rank's own state: its random streams and its objectives' state (MaM's chains)."""
+        tensors = {"rng.torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        for objective in self.objectives.values():
+            tensors.update({k: v.cpu() for k, v in objective.state_tensors().items()})
+        return tensors
+
     def save_checkpoint(self, name: str | None = None):
+        """Write a checkpoint (rank 0; in a distributed run every rank must call it: it gathers their states).
+        World size 1 stores the rank state under its plain keys, a larger world under ``rank<r>.<key>``."""
         if self.run is None:
             return None
         check_weights_finite(self.model, self.step)  # diverged weights never replace the last good checkpoint
+        states = gather_objects(self.rank_state(), self.world)
+        if not self.world.is_main:
+            return None
         tensors = model_tensors(self.model)
         opt = self.optimizer.state_dict()
         for pid, st in opt["state"].items():
             for k, v in st.items():
                 tensors[f"optim.state.{pid}.{k}"] = torch.as_tensor(v)
-        tensors["rng.torch"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        for objective in self.objectives.values():
-            tensors.update(objective.state_tensors())
+        if self.world.size == 1:
+            tensors.update(states[0])
+        else:
+            for r, st in enumerate(states):
+                tensors.update({f"rank{r}.{k}": v for k, v in st.items()})
         meta = {**model_meta(self.model, self.system), "type": "training-checkpoint", "step": self.step,
                 "elapsed_s": self.elapsed, "best_F_q": None if math.isinf(self.best_F_q) else self.best_F_q,
-                "optim_param_groups": opt["param_groups"], "config": self.cfg.to_dict(), "version": __version__}
+                "optim_param_groups": opt["param_groups"], "config": self.cfg.to_dict(), "version": __version__,
+                "world_size": self.world.size}
         path = self.run.named_checkpoint_path(name) if name else self.run.checkpoint_path(self.step)
         save_tensors(path, tensors, meta)
         self.run.prune_checkpoints(self.cfg.training.keep_checkpoints)
@@ -192,12 +304,44 @@ class Trainer:
         self.elapsed = float(meta.get("elapsed_s", 0.0))
         best = meta.get("best_F_q")
         self.best_F_q = math.inf if best is None else float(best)
-        if "rng.torch" in tensors:
-            torch.set_rng_state(tensors["rng.torch"].to(torch.uint8))
-        if "rng.cuda" in tensors and self.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"].to(torch.uint8), self.device)
+        saved_world = int(meta.get("world_size", 1))
+        mine = self._rank_state_from(tensors, saved_world)
+        if "rng.torch" in mine:
+            torch.set_rng_state(mine["rng.torch"].to(torch.uint8))
+        if "rng.cuda" in mine and self.device.type == "cuda":
+            torch.cuda.set_rng_state(mine["rng.cuda"].to(torch.uint8), self.device)
         for objective in self.objectives.values():
-            objective.load_state_tensors(tensors)
+            objective.load_state_tensors(mine)
+        self.resumed_world = saved_world
+        if saved_world != self.world.size and self.world.is_main and self.run is not None:
+            _note(self.run, f"resumed with {self.world.size} process(es) from a checkpoint of {saved_world}: every "
+                            "rank draws a new random stream; the persistent chains are re-split by condition")
+
+    def _rank_state_from(self, tensors: dict, saved_world: int) -> dict[str, torch.Tensor]:
+        """This rank's state from a checkpoint written by ``saved_world`` ranks: its own keys when the world is the
+        same; otherwise fresh random streams (from the seed and the step) and the chains of all ranks re-split."""
+        if saved_world == 1 == self.world.size:
+            return tensors  # the single-process checkpoint, read as it always was
+        if saved_world == 1:
+            by_rank = [{k: v for k, v in tensors.items() if k in RANK_RNG_KEYS or k.startswith("mam.")}]
+        else:
+            by_rank = [{k[len(f"rank{r}."):]: v for k, v in tensors.items() if k.startswith(f"rank{r}.")}
+                       for r in range(saved_world)]
+        if saved_world == self.world.size:
+            return by_rank[self.world.rank]
+        from .mam import ROW_KEYS
+
+        out = {k: v for k, v in by_rank[0].items() if k not in RANK_RNG_KEYS and k not in ROW_KEYS}
+        G, W, r = self.schedule.n_conditions, self.world.size, self.world.rank
+        for k in ROW_KEYS:
+            if all(k in st for st in by_rank):  # (G, M_old) per old rank -> (G, M) -> this rank's (G, M / W)
+                parts = [st[k].reshape(G, -1, *st[k].shape[1:]) for st in by_rank]
+                whole = torch.cat(parts, 1)
+                share = whole.shape[1] // W
+                out[k] = whole[:, r * share:(r + 1) * share].reshape(-1, *whole.shape[2:])
+        seed = rank_seed(self.cfg.training.seed * 1_000_003 + self.step, r)
+        out["rng.torch"] = torch.Generator().manual_seed(seed).get_state()
+        return out
 
     # ---- one step ---------------------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -223,7 +367,8 @@ class Trainer:
             self.optimizer.state.clear()  # fresh Adam moments for the new loss (see the module docstring)
         self.model.train()
         try:
-            loss, info = self.objectives[phase].loss(self.step, log)
+            with self.precision.autocast():
+                loss, info = self.objectives[phase].loss(self.step, log)
         except RuntimeError as exc:  # sampling from diverged weights fails inside torch: name the divergence
             check_weights_finite(self.model, self.step)
             if "nan" in str(exc).lower() or "inf" in str(exc).lower():
@@ -232,6 +377,10 @@ class Trainer:
             raise
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self.model.parameters(), self.world)  # the gradient of the whole batch's mean loss
+        if self.world.distributed:  # the logged loss and scalars: means over the whole batch
+            loss = sum_over_ranks(loss.detach().float(), self.world) / self.world.size
+            info = mean_of_floats(info, self.world)
         clip = self.cfg.training.clip_grad
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else float("inf"))
         check_finite(self.step, loss=loss, grad_norm=gnorm)  # divergence guard: nothing non-finite is applied
@@ -254,22 +403,25 @@ class Trainer:
         """Train until ``steps`` or the time budget; returns the final status ('finished' or 'stopped')."""
         t = self.cfg.training
         control = control or Control()
-        run = self.run
+        run = self.run if self.writes else None  # rank 0 writes; the others train and take part in checkpoints
         budget = t.max_minutes * 60.0
         if run is not None:
             if run.lock is None or not run.lock.held:
                 run.lock = RunLock(run.path).acquire()  # whoever trains the run owns it
-            run.set_status("running", step=self.step, pid=os.getpid(), host=this_host(), device=str(self.device))
+            world = {"world_size": self.world.size} if self.world.distributed else {}
+            run.set_status("running", step=self.step, pid=os.getpid(), host=this_host(), device=str(self.device),
+                           **world)
         pending: list[dict] = []
         status, reason = "finished", "steps reached"
         try:
             self._prepare_data()
             while self.step < t.steps:
                 control.wait_if_paused(self.step)
-                if control.stop:
-                    status, reason = "stopped", control.reason or "stopped"
+                stop, over = self._agree(control.stop, bool(budget and self.elapsed >= budget))
+                if stop:
+                    status, reason = "stopped", control.reason or stop_reason(stop)
                     break
-                if budget and self.elapsed >= budget:
+                if over:
                     reason = f"time budget of {t.max_minutes:g} min reached"
                     break
                 nxt = self.step + 1
@@ -283,12 +435,16 @@ class Trainer:
                     pending = []
                     if on_log:
                         on_log(rec)
-                if run is not None and self.step % t.checkpoint_every == 0:
-                    self.save_checkpoint()
-                    run.set_status("running", step=self.step,  # an interrupted run reads as resumable from here
-                                   best_F_q=None if math.isinf(self.best_F_q) else self.best_F_q)
+                if self.run is not None and self.step % t.checkpoint_every == 0:
+                    self.save_checkpoint()  # every rank: rank 0 gathers their states
+                    if run is not None:  # an interrupted run reads as resumable from here
+                        run.set_status("running", step=self.step,
+                                       best_F_q=None if math.isinf(self.best_F_q) else self.best_F_q)
             if run is not None:
                 self._finish(status, reason)
+            elif self.run is not None:
+                self.save_checkpoint()  # the other ranks' part of rank 0's final checkpoint
+            barrier(self.world)  # no rank leaves (and looks finished to a launcher) before rank 0 has written
         except Diverged as exc:  # the last finite checkpoint stays the latest: nothing is saved
             if run is not None:
                 run.set_status("failed", step=self.step, reason="diverged", message=str(exc),
@@ -301,23 +457,40 @@ class Trainer:
             raise RunFilesError(f"{text}; the run resumes from its last checkpoint") from None
         except BaseException as exc:  # Ctrl-C, a crash: keep what was learned, say what happened
             if run is not None:
-                self._finish("stopped" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
+                # a distributed run cannot gather the ranks' states any more: its last good checkpoint stays
+                self._finish("stopped" if isinstance(exc, KeyboardInterrupt) else "failed",
+                             failure_text(exc, self.world), save=not self.world.distributed)
             raise
         finally:
             if run is not None and run.lock is not None:
                 run.lock.release()  # the run may be deleted or resumed by anyone from now on
         return status
 
+    def _agree(self, stop: bool, over_budget: bool) -> tuple[int, bool]:
+        """(stop, over budget) as all ranks see them together: a stop asked on any rank stops every rank after the
+        same step (rank 0's clock decides the budget). ``stop`` is 1 for a local request, 2 when it came from
+        another rank."""
+        if not self.world.distributed:
+            return int(stop), over_budget
+        flags = torch.tensor([float(stop), float(over_budget and self.world.is_main)])
+        agreed = max_over_ranks(flags, self.world)
+        return (int(stop) or 2 * int(agreed[0] > 0)), bool(agreed[1] > 0)
+
     def _prepare_data(self) -> None:
         """Make or read back the MC data set when an MLE phase is still ahead; its generation time counts in the
-        run's elapsed time (the wall cost of the data is part of the cost of the model)."""
+        run's elapsed time (the wall cost of the data is part of the cost of the model). In a distributed run
+        rank 0 makes it (into the run folder) while the others wait, then they read it back."""
         mle = self.objectives.get("mle")
         if mle is None or self.phase_at(self.step) != "mle":
             return
-        made = mle.prepare()
+        made = mle.prepare() if self.world.is_main else None
+        if self.world.distributed:
+            made = broadcast_object(made, self.world)  # the others wait here for rank 0's data set
+            if not self.world.is_main:
+                mle.prepare()
         if made is not None:
             self.elapsed += made["seconds"]
-            if self.run is not None:
+            if self.writes:
                 self.run.set_status("running", step=self.step, message="training", dataset=made)
 
     def _finish(self, status: str, message: str, save: bool = True) -> None:
@@ -331,6 +504,19 @@ class Trainer:
                                 best_F_q=None if math.isinf(self.best_F_q) else self.best_F_q)
         except OSError:  # the disk is full: status.json keeps its last good state (and the lock tells it's dead)
             pass
+
+
+def stop_reason(code: int) -> str:
+    return "stopped on another rank" if code == 2 else "stopped"
+
+
+def failure_text(exc: BaseException, world: World) -> str:
+    """What the status says about a failed step: in a distributed run a lost peer is named as such."""
+    text = repr(exc)
+    if world.distributed and isinstance(exc, RuntimeError) and any(
+            w in str(exc).lower() for w in ("connection", "peer", "closed", "gloo", "nccl", "timed out", "broken")):
+        return f"another rank of the {world.size} stopped responding ({str(exc).splitlines()[0][:200]})"
+    return text
 
 
 # ---- divergence guard --------------------------------------------------------------------------------------------

@@ -1,0 +1,366 @@
+"""Data parallelism over processes, GPUs and nodes with torch.distributed: the one place that knows about ranks.
+
+A process is one rank of a world when torchrun (or torch's elastic launcher behind ``lattherm train --nproc N``)
+set ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` in its environment; without them
+it is the single rank of a world of one, and every helper here is a no-op (the single-process code path is the
+one that always ran). The backend is chosen from the device: NCCL for CUDA, gloo on CPU
+(``LATTHERM_DIST_BACKEND`` asks for one; NCCL without a GPU is a one-line error). ``LATTHERM_DIST_TIMEOUT_S``
+(default 3600) bounds how long a rank waits in a collective for a peer that hangs.
+
+Why the helpers look as they do (ALGORITHMS.md's estimators over a batch split across ranks): each rank draws
+``M / W`` of the ``M`` samples of every condition, rows grouped by condition as in one process. Per-condition sums
+(:func:`sum_over_ranks`) give baselines, standardisation and F_q equal to the single-process ones with the whole
+batch; :func:`gather_by_condition` puts the union batch in condition-major, rank-minor order (what an ESS needs);
+:func:`average_gradients` averages the gradient of each rank's local mean loss, which is the gradient of the
+global mean. Gradients are all-reduced explicitly (one flat buffer) rather than by DDP's forward hooks: the models
+are sampled and scored through methods other than ``forward``, which DDP would not see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+
+from .errors import LatthermError
+
+BACKENDS = ("gloo", "nccl")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in the world: ``rank`` of ``size`` (``local_rank`` on its node)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one rank that writes metrics, checkpoints and status."""
+        return self.rank == 0
+
+
+SINGLE = World()
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise LatthermError(f"environment variable {name}={text!r} is not an integer") from None
+
+
+def detect_world() -> World:
+    """The world torchrun's environment describes (RANK, WORLD_SIZE, LOCAL_RANK); a world of one without it."""
+    size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local = _env_int("LOCAL_RANK", rank)
+    if size < 1 or not 0 <= rank < size:
+        raise LatthermError(f"RANK={rank} and WORLD_SIZE={size} do not describe a rank of a world")
+    return World(rank, size, local)
+
+
+def current_world() -> World:
+    """The initialised process group's world, else the single process (helpers below take it when not told)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return World(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", dist.get_rank()))
+    return SINGLE
+
+
+#: on a node with GPUs: NCCL for CUDA tensors (gradients, samples), gloo for the small CPU ones (stop flags, objects)
+MIXED = "cpu:gloo,cuda:nccl"
+
+
+def backend_for(device: str | None) -> str:
+    """NCCL when the ranks may run on CUDA (as ``cpu:gloo,cuda:nccl``: the few CPU tensors go through gloo), gloo on
+    CPU; ``LATTHERM_DIST_BACKEND`` overrides (and is checked: NCCL without a GPU is a one-line error)."""
+    asked = os.environ.get("LATTHERM_DIST_BACKEND", "").strip().lower()
+    if asked:
+        if asked not in BACKENDS:
+            raise LatthermError(f"LATTHERM_DIST_BACKEND must be gloo or nccl, got {asked!r}")
+        if asked == "nccl" and not torch.cuda.is_available():
+            raise LatthermError("the NCCL backend was requested but no CUDA GPU is available here (use gloo)")
+        return MIXED if asked == "nccl" else asked
+    if device is not None and str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise LatthermError(f"device {device!r} requested but CUDA is not available here")
+    want_cuda = device not in (None, "cpu") and torch.cuda.is_available()
+    return MIXED if want_cuda else "gloo"
+
+
+def rank_device(device: str | None, world: World) -> str | None:
+    """One GPU per rank: 'cuda'/'auto' on a node with GPUs becomes cuda:LOCAL_RANK; CPU stays CPU."""
+    if not world.distributed or device is None:
+        return device
+    if (device == "cuda" or device == "auto") and torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        if world.local_rank >= n:
+            raise LatthermError(f"local rank {world.local_rank} has no GPU of its own ({n} on this node): launch at "
+                                f"most {n} processes per node")
+        return f"cuda:{world.local_rank}"
+    return device
+
+
+def init_world(device: str | None = None) -> World:
+    """Join the world torchrun's environment describes (once per process); a world of one does nothing."""
+    import torch.distributed as dist
+
+    world = detect_world()
+    if not world.distributed:
+        return world
+    if dist.is_initialized():
+        return current_world()
+    backend = backend_for(device)
+    if "nccl" in backend:
+        torch.cuda.set_device(world.local_rank % max(1, torch.cuda.device_count()))
+    try:  # a long timeout: rank 0 may make a Monte Carlo data set while the others wait (a dead peer is seen at once)
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=_env_int("LATTHERM_DIST_TIMEOUT_S", 3600)))
+    except (RuntimeError, ValueError) as exc:
+        raise LatthermError(f"rank {world.rank} could not join the {world.size}-process world "
+                            f"({backend}): {str(exc).splitlines()[0]}") from None
+    return world
+
+
+def teardown() -> None:
+    """Leave the process group (if this process joined one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.destroy_process_group()
+        except (RuntimeError, ValueError):  # a peer is gone already: nothing left to tear down
+            pass
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s own random stream, from the run's seed: distinct per rank, stable across runs
+    (a hash, so streams of nearby seeds and ranks share nothing)."""
+    digest = hashlib.sha256(f"lattherm:{int(seed)}:{int(rank)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+# ---- collectives (no-ops in a world of one) ----------------------------------------------------------------------
+def sum_over_ranks(x: torch.Tensor, world: World | None = None) -> torch.Tensor:
+    """The elementwise sum of ``x`` over all ranks (a new tensor; ``x`` itself in a world of one)."""
+    world = world or current_world()
+    if not world.distributed:
+        return x
+    import torch.distributed as dist
+
+    out = x.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    return out
+
+
+def max_over_ranks(x: torch.Tensor, world: World | None = None) -> torch.Tensor:
+    world = world or current_world()
+    if not world.distributed:
+        return x
+    import torch.distributed as dist
+
+    out = x.detach().clone()
+    dist.all_reduce(out, op=dist.ReduceOp.MAX)
+    return out
+
+
+def mean_of_floats(values: dict, world: World | None = None) -> dict:
+    """The float entries of ``values`` averaged over ranks (others kept as this rank has them): the logged scalars
+    of per-rank means over equal shares, i.e. the means over the whole batch."""
+    world = world or current_world()
+    if not world.distributed:
+        return values
+    keys = [k for k, v in values.items() if isinstance(v, float)]
+    if not keys:
+        return values
+    t = sum_over_ranks(torch.tensor([values[k] for k in keys], dtype=torch.float64), world) / world.size
+    return {**values, **{k: float(v) for k, v in zip(keys, t)}}
+
+
+def gather_by_condition(x: torch.Tensor, groups: int, world: World | None = None) -> torch.Tensor:
+    """The union batch of a per-rank tensor whose rows are grouped by condition (``groups`` groups of M/W rows):
+    condition-major, rank-minor, so row g*M + r*(M/W) + i is rank r's i-th sample of condition g."""
+    world = world or current_world()
+    if not world.distributed:
+        return x
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(x) for _ in range(world.size)]
+    dist.all_gather(parts, x.contiguous())
+    stacked = torch.stack([p.reshape(groups, -1, *x.shape[1:]) for p in parts], 1)  # (G, W, M/W, ...)
+    return stacked.reshape(-1, *x.shape[1:])
+
+
+def average_gradients(parameters, world: World | None = None) -> None:
+    """Replace every gradient by its mean over ranks (one flat all-reduce; a missing gradient counts as zero, so
+    every rank takes part in the same collective)."""
+    world = world or current_world()
+    if not world.distributed:
+        return
+    import torch.distributed as dist
+
+    params = [p for p in parameters if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= world.size
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad.copy_(flat[offset:offset + n].view_as(p.grad))
+        offset += n
+
+
+def broadcast_parameters(module: torch.nn.Module, world: World | None = None) -> None:
+    """Every rank starts from rank 0's weights (the same seed builds the same model; this makes it certain)."""
+    world = world or current_world()
+    if not world.distributed:
+        return
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def broadcast_object(obj, world: World | None = None):
+    """Rank 0's ``obj`` on every rank (a run path, an error message)."""
+    world = world or current_world()
+    if not world.distributed:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj if world.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_objects(obj, world: World | None = None) -> list | None:
+    """Every rank's ``obj`` on rank 0 (a list by rank), None elsewhere; ``[obj]`` in a world of one."""
+    world = world or current_world()
+    if not world.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * world.size if world.is_main else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def all_gather_objects(obj, world: World | None = None) -> list:
+    world = world or current_world()
+    if not world.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    out = [None] * world.size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(world: World | None = None) -> None:
+    world = world or current_world()
+    if world.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def shard(n: int, world: World | None = None) -> range:
+    """The indices 0..n-1 this rank handles (strided, so every rank gets a mix of the items: a grid of conditions
+    split this way costs about the same on each rank)."""
+    world = world or current_world()
+    return range(world.rank, n, world.size)
+
+
+# ---- the launcher ------------------------------------------------------------------------------------------------
+def check_nproc(nproc: int) -> int:
+    if nproc is None or int(nproc) < 1:
+        raise LatthermError(f"--nproc must be >= 1, got {nproc}")
+    return int(nproc)
+
+
+def strip_nproc(argv: list[str]) -> list[str]:
+    """``argv`` without ``--nproc N`` / ``--nproc=N`` (what each launched rank is given)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        out.append(a)
+    return out
+
+
+class RankFailed(LatthermError):
+    """A launched rank exited with an error: the others were stopped by the launcher. ``codes``: the exit codes of
+    the ranks that failed."""
+
+    def __init__(self, message: str, codes=()):
+        super().__init__(message)
+        self.codes = tuple(codes)
+
+
+def follower_error(message: str) -> LatthermError:
+    """Rank 0's error as the other ranks raise it: the CLI lets rank 0 alone print it."""
+    exc = LatthermError(message)
+    exc.from_rank0 = True
+    return exc
+
+
+def launch(argv: list[str], nproc: int, run_id: str | None = None) -> None:
+    """Run ``python -m lattherm.engine.cli ARGV`` as ``nproc`` ranks on this node through torch's elastic launcher
+    (the agent torchrun uses: a local c10d rendezvous on a free port, no restarts); returns when all ranks
+    finished, raises :class:`RankFailed` naming the first failed rank otherwise (the agent has then stopped
+    the others)."""
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    nproc = check_nproc(nproc)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=run_id or uuid.uuid4().hex[:12],
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+                          start_method="spawn")
+    args = ["-m", f"{__package__}.cli", *strip_nproc(argv)]
+    import logging
+
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the agent's chatter (it sets levels per module): ours
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # is one line
+    try:
+        elastic_launch(config, entrypoint=sys.executable)(*args)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        code = failure.exitcode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        raise RankFailed(f"rank {rank} of {nproc} {how}; the other ranks were stopped",
+                         [f.exitcode for f in exc.failures.values()]) from None
+    except SignalException as exc:  # Ctrl-C / SIGTERM to the launcher: the agent passed it on to the ranks
+        sig = int(exc.sigval)
+        raise RankFailed(f"interrupted ({signal_name(sig)}): the ranks were stopped", [128 + sig]) from None
+
+
+def signal_name(sig: int) -> str:
+    import signal
+
+    return "Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name
