@@ -20,7 +20,8 @@ ID_WIDTH = 230  # px: ids elide in the middle, keeping the date and the hint-hex
 MIN_WIDTH = 64  # px: no column narrower (a short "step" header still reads)
 REFRESH_MS = 3000
 #: the metrics Compare can overlay (key -> plot title), as the engine's open_run carries them
-COMPARE_METRICS = {"F_q": "F_q (variational free energy, training batch)", "loss": "loss",
+COMPARE_METRICS = {"exact_gap": "gap to the exact free energy, F_q − F", "F_q":
+                   "F_q (variational free energy, training batch)", "loss": "loss",
                    "ess_fraction": "ESS / n", "grad_norm": "gradient norm", "self_consistency": "self-consistency",
                    "lr": "learning rate", "sec_per_step": "seconds per step"}
 #: status cell colours: a glance tells live runs from ones that need attention
@@ -245,6 +246,7 @@ class CompareDialog(QDialog):
         self.message = QLabel("loading…")
         self.metric_box = QComboBox()
         self.metric_box.addItems([k for k in COMPARE_METRICS])
+        self.metric_box.setCurrentText("F_q")  # until the runs arrive; exact_gap when they all log it
         self.metric_box.currentTextChanged.connect(lambda _: self.redraw())
         self.smoothing = dspin(0.0, 0.0, 0.999, 0.05, name="smoothing")
         self.smoothing.setToolTip("EMA weight of the past (0 = raw values)")
@@ -293,6 +295,9 @@ class CompareDialog(QDialog):
 
     def _opened(self, rid: str, result: dict) -> None:
         self.records[rid] = result["metrics"]
+        if not self.pending - {rid} and all(any(r.get("exact_gap") is not None for r in recs)
+                                            for recs in self.records.values()):
+            self.metric_box.setCurrentText("exact_gap")  # the jitter-free learning curve, where every run has it
         self.redraw()
         self._done(rid)
 

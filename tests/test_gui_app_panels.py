@@ -303,3 +303,15 @@ def test_an_emptied_plot_forgets_the_last_range(qtbot, tmp_path):
     panel.model.select(CUAU)
     (x0, x1), (y0, y1) = panel.hist_logf.getPlotItem().viewRange()
     assert (x0, x1, y0, y1) == pytest.approx((0, 1, 0, 1), abs=0.05)
+
+
+def test_compare_headlines_the_exact_gap_when_every_run_logs_it(qtbot):
+    recs = {"a": [{"step": s, "F_q": -1.0 - s, "exact_gap": 1.0 / s} for s in range(1, 4)],
+            "b": [{"step": 2, "F_q": -2.0, "exact_gap": 0.3}]}
+    dlg = CompareDialog(["a", "b"], _Runs(recs))
+    qtbot.addWidget(dlg)
+    assert dlg.loaded() and dlg.metric_box.currentText() == "exact_gap"
+    assert list(dlg.curves["a"].getData()[1]) == pytest.approx([1.0, 0.5, 1.0 / 3])
+    only_fq = CompareDialog(["a"], _Runs({"a": [{"step": 1, "F_q": -1.0}]}))
+    qtbot.addWidget(only_fq)
+    assert only_fq.loaded() and only_fq.metric_box.currentText() == "F_q"
