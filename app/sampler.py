@@ -240,7 +240,7 @@ class SamplerPanel(QWidget):
             u = unit_text(self.info.get(UNIT_COLUMNS[key], "")) if key in UNIT_COLUMNS else ""
             headers.append(f"{'μ' if key == 'mu' else head} ({u})" if u else head)
         self.table.setHorizontalHeaderLabels(headers)
-        labels, species = self.info.get("labels") or [], self.info.get("species") or []
+        labels = self.info.get("labels") or []
         colors = getattr(lattice, "COLORS", {})
         if len(labels) == 2 and colors:
             swatch = "<span style='background:{}'>&nbsp;&nbsp;&nbsp;</span> {}"

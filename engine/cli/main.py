@@ -286,7 +286,7 @@ def _train_here(a) -> int:
             name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
             control.request_stop(f"interrupted ({name})")
             if main or not world.distributed:
-                print(f"\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+                print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
         old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         bar = Bar("step") if main else None

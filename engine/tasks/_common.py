@@ -38,21 +38,33 @@ def chunks(n: int, batch: int) -> list[int]:
 
 
 @torch.no_grad()
-def draw_conditions(draw, conditions, n: int, batch: int, progress=None, control: Control | None = None):
-    """Yield (T, mu, spins, log_p, order) per condition, ``n`` samples each drawn as ``draw(T, mu, k) -> (spins,
-    log_p, order)`` in chunks of at most ``batch``; one progress report per chunk, cancel honoured between chunks."""
+def condition_seed(seed: int, i: int) -> int:
+    """The seed of condition i's own generator (condition 0 keeps the task's seed): each condition's draws then do
+    not depend on which conditions came before it or on which process of a sharded task draws it."""
+    return int(seed) + 1_000_003 * int(i)
+
+
+@torch.no_grad()
+def draw_conditions(make_draw, conditions, n: int, batch: int, progress=None, control: Control | None = None,
+                    indices=None):
+    """Yield (T, mu, spins, log_p, order) for the conditions at ``indices`` (default all), ``n`` samples each in
+    chunks of at most ``batch``, condition i drawn by ``make_draw(i)(T, mu, k) -> (spins, log_p, order)`` (its own
+    generator, seeded by :func:`condition_seed`); one progress report per chunk, cancel honoured between chunks."""
     check_positive(samples=n, batch=batch)
+    indices = range(len(conditions)) if indices is None else list(indices)
     sizes = chunks(n, batch)
-    meter = Meter(len(conditions) * len(sizes), progress, control=control)
+    meter = Meter(len(indices) * len(sizes), progress, control=control)
     done = 0
-    for i, (T, mu) in enumerate(conditions):
+    for j, i in enumerate(indices):
+        T, mu = conditions[i]
+        draw = make_draw(i)
         parts = []
         for k in sizes:
             if control is not None:
                 control.raise_if_stopped()
             parts.append([t.cpu() for t in draw(float(T), float(mu), k)])
             done += 1
-            meter.update(done, extra={"condition": i + 1, "conditions": len(conditions)})
+            meter.update(done, extra={"condition": j + 1, "conditions": len(indices)})
         yield (float(T), float(mu), *(torch.cat(ts) for ts in zip(*parts)))
 
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
-from ..progress import Meter
-from ._common import DEFAULT_BATCH, check_positive, chunks, load, model_draw, seeded
+from ._common import DEFAULT_BATCH, check_positive, condition_seed, draw_conditions, load, model_draw, seeded
 from .limits import check_lattice, check_samples
 from .sample import estimate_table, resolve_conditions
 
@@ -35,31 +32,6 @@ def painted_draw(lm, target, generator, **options):
         return res.spins, res.log_p, res.order
 
     return draw
-
-
-def condition_seed(seed: int, i: int) -> int:
-    """The seed of condition i's generator (condition 0 keeps the task's seed)."""
-    return int(seed) + 1_000_003 * int(i)
-
-
-@torch.no_grad()
-def draw_shard(make_draw, conditions, indices, n: int, batch: int, progress=None, control=None):
-    """Yield (T, mu, spins, log_p, order) for the conditions at ``indices``, ``n`` samples each in chunks of at
-    most ``batch``, condition i drawn by ``make_draw(i)`` (its own generator); progress per chunk, cancel between."""
-    sizes = chunks(n, batch)
-    meter = Meter(len(indices) * len(sizes), progress, control=control)
-    done = 0
-    for j, i in enumerate(indices):
-        T, mu = conditions[i]
-        draw = make_draw(i)
-        parts = []
-        for k in sizes:
-            if control is not None:
-                control.raise_if_stopped()
-            parts.append([t.cpu() for t in draw(float(T), float(mu), k)])
-            done += 1
-            meter.update(done, extra={"condition": j + 1, "conditions": len(indices)})
-        yield (float(T), float(mu), *(torch.cat(ts) for ts in zip(*parts)))
 
 
 def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_BATCH, exact: bool = True,
@@ -91,8 +63,8 @@ def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_B
                 else model_draw(lm, gen))
 
     mine = list(shard(len(conds), world))
-    estimates, rows = estimate_table(lm, system, draw_shard(make_draw, conds, mine, samples, batch, progress,
-                                                            control), exact)
+    estimates, rows = estimate_table(lm, system, draw_conditions(make_draw, conds, samples, batch, progress,
+                                                                 control, indices=mine), exact)
     if world.distributed:  # every rank's rows, back in grid order
         got = {}
         for part in all_gather_objects(list(zip(mine, [e[0] for e in estimates], rows)), world):

@@ -10,7 +10,8 @@ import torch
 
 from ..errors import LatthermError
 from .limits import check_samples
-from ._common import DEFAULT_BATCH, draw_conditions, load, model_draw, npz_out, samples_path, seeded, write_guarded
+from ._common import (DEFAULT_BATCH, condition_seed, draw_conditions, load, model_draw, npz_out, samples_path,
+                      seeded, write_guarded)
 
 
 def resolve_conditions(conditions, system) -> list[tuple[float, float]]:
@@ -72,8 +73,8 @@ def sample(model, conditions, n: int = 1000, *, size=None, batch: int = DEFAULT_
                             f"not {size} (larger lattices need painting)")
     conds = resolve_conditions([conditions] if single else conditions, system)
     check_samples(int(n), system.n_sites, len(conds))
-    gen = seeded(seed)
-    drawn = draw_conditions(model_draw(lm, gen), conds, n, batch, progress, control)
+    drawn = draw_conditions(lambda i: model_draw(lm, seeded(condition_seed(seed, i))), conds, n, batch, progress,
+                            control)
     estimates, table = estimate_table(lm, system, drawn)
     spins, log_p, order = (torch.stack([e[k] for e in estimates]) for k in (1, 2, 3))
     log_f = torch.stack([system.log_f(s, T, mu) for (T, mu), s in zip(conds, spins)])
