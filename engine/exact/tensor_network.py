@@ -12,14 +12,20 @@ the other direction is contracted exactly as Tr M^n of a chi x chi transfer matr
 chosen over TRG because it keeps the lattice axes (any L1 x L2, not just 2^k x 2^k rotated lattices) and over
 CTMRG/boundary MPS because the torus's periodic boundaries are exact in it, not an environment approximation.
 
-Derivatives: forward-mode Leibniz "jets" (T, dT/dK, dT/dH, d^2T/dK^2) are carried through every contraction with
-the projectors held fixed (they are chosen from the value tensors), so <E>, <M> and C are the exact derivatives of
-the contracted network with those projectors: no finite-difference step, one pass, memory of the forward pass.
+Derivatives: <E>, <M> and C by 5-point central finite differences of log Z in K = eps/kT and H = mu/kT with step
+h = FD_STEP = 1e-3, the projectors re-chosen at every point. Why not differentiate through the contraction: with the
+projectors held fixed (autograd through the contraction, or impurity tensors) the derivative is only first order in
+the truncation - measured on 12x12 at kT 2.5, mu 0.2, chi 24: <E>/N off by 1e-5 while log Z/N was off by 8e-9.
+Why h = 1e-3: the 5-point error h^4 f^(5)/30 is ~1e-11 per site, round-off ~1e-16/h = 1e-13 per site; the 3-point
+error h^2 f'''/6 (~7e-6 on 12x12 near T_c, measured) serves as a check. At mu = 0, <M> = 0 exactly (Z(H) = Z(-H),
+and the network keeps that symmetry).
 
-Error: the same contraction at a larger bond dimension chi_check; the result reported is the chi_check one and
-``errors`` holds |chi_check - chi| of log Z / N and of each derivative, an estimate that the tests check bounds the
-true error against Kaufman and the transfer matrix (the error falls fast with chi, so the difference overestimates
-the chi_check error).
+Error: the same contraction at a larger bond dimension chi_check; the result reported is the chi_check one, with
+|chi_check - chi| of log Z / N as ``error`` and of each quantity in ``errors`` (derivatives also add a tenth of their
+3-point-minus-5-point difference, which bounds the 5-point stencil's own error). HOTRG's error falls fast with chi,
+so the difference overestimates the chi_check error; the tests check it bounds the true error against Kaufman and
+the transfer matrix. Cost: chi^7 per merge, ~log2(L1 L2) merges; log Z at 64x64, chi 24 takes seconds on one
+thread; <E>, <M> and C take nine contractions per chi.
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ from ._threads import single_threaded
 from .result import ExactResult
 
 #: default bond dimension, and the larger one whose difference is the error estimate
-DEFAULT_CHI = 24
-DEFAULT_CHI_CHECK = 32
+DEFAULT_CHI = 16
+DEFAULT_CHI_CHECK = 24
 #: largest bond dimension accepted (a merge holds a few chi^5 float64 tensors)
 MAX_CHI = 64
 
