@@ -123,13 +123,13 @@ def test_field_reversal_symmetry():
 
 
 def test_auto_picks_tensor_network_only_where_nothing_exact_applies():
-    big = Ising((20, 20))
+    big = Ising((16, 16))
     assert exact_reference(Ising((12, 12)), 2.5, 0.2).method == "transfer_matrix"
     assert exact_reference(big, 2.5, 0.0).method == "kaufman"
-    r = exact_reference(big, 2.5, 0.2, chi=8, chi_check=12)
+    r = exact_reference(big, 2.5, 0.2, chi=6, chi_check=8)
     assert r.method == "tensor_network" and r.error > 0 and not r.is_exact
     d = r.to_dict()
-    assert d["method"] == "tensor_network" and d["error"] == r.error and d["chi"] == [8, 12]
+    assert d["method"] == "tensor_network" and d["error"] == r.error and d["chi"] == [6, 8]
     assert set(d["errors"]) == {"log_Z_per_site", "mean_energy_per_site", "mean_observable", "heat_capacity_per_site"}
     exact = exact_reference(big, 2.5, 0.0).to_dict()
     assert exact["error"] == 0.0 and exact["errors"] is None and exact["chi"] is None
@@ -151,8 +151,8 @@ def test_bad_requests_are_one_line_errors():
 def test_evaluation_rows_carry_the_reference_method_and_error():
     from lattherm.engine.analysis.free_energy import estimate_condition
 
-    system = Ising((20, 20))
-    ref = exact_reference(system, 2.5, 0.2, chi=8, chi_check=12)
+    system = Ising((16, 16))
+    ref = exact_reference(system, 2.5, 0.2, chi=6, chi_check=8)
     spins = torch.ones(4, system.n_sites, dtype=torch.long)
     row = estimate_condition(system, 2.5, 0.2, spins, torch.zeros(4), ref).to_dict()
     assert row["reference_method"] == row["exact_method"] == "tensor_network"
@@ -172,7 +172,7 @@ def test_cli_exact_64x64_json_names_the_method(capsys):
                         "--chi", "8", "--chi-check", "12")
     assert rc == 0, err
     d = json.loads(out)
-    assert d["method"] == "tensor_network" and 0 < d["error"] < 1e-6 and d["size"] == "64x64"
+    assert d["method"] == "tensor_network" and 0 < d["error"] < 1e-4 and d["size"] == "64x64"
     # the 64x64 torus at kT 2.5, mu 0.2 is near its bulk value: magnetised along the field
     assert 0.5 < d["mean_observable"] < 1 and -2 < d["mean_energy_per_site"] < -1
 

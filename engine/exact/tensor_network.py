@@ -180,8 +180,11 @@ def hotrg_log_z(L1: int, L2: int, K: float, H: float, chi: int = DEFAULT_CHI, in
         extent = [1, 1]                        # block extent along axis 0 (rows, L1) and axis 1 (columns, L2)
         todo = [_prime_factors(L1), _prime_factors(L2)]
         discarded = 0.0
+        sides = (L1, L2)
         while todo[0] and todo[1]:
-            axis = 0 if extent[0] <= extent[1] else 1
+            # the shorter block side grows; a tie goes to the longer side of the torus, so L1 x L2 and L2 x L1
+            # run the same merges transposed
+            axis = min((0, 1), key=lambda a: (extent[a], -sides[a], a))
             p = todo[axis].pop(0)
             cuts: list[float] = []
             t, c = _normalise(_power(t, p, chi, axis, cuts))
@@ -197,7 +200,7 @@ def hotrg_log_z(L1: int, L2: int, K: float, H: float, chi: int = DEFAULT_CHI, in
         axis = 0 if todo[0] else 1
         m, c = _normalise(torch.einsum("llud->ud" if axis == 0 else "lruu->lr", t))
         log_z += (n_sites // (extent[0] * extent[1])) * c
-        return log_z + _log_trace_power(m, (L1, L2)[axis] // extent[axis])
+        return log_z + _log_trace_power(m, sides[axis] // extent[axis])
 
 
 def check_chi(chi, chi_check=None) -> tuple[int, int]:
