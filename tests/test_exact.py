@@ -226,7 +226,7 @@ def test_inapplicable_methods_raise_clear_errors():
     with pytest.raises(LatthermError, match="zero field"):
         exact_reference(Ising((4, 4)), 2.0, 0.1, method="kaufman")
     with pytest.raises(LatthermError, match=f"<= {MAX_TM_WIDTH}"):
-        exact_reference(Ising((MAX_TM_WIDTH + 1, 40)), 2.0, 0.1)
+        exact_reference(Ising((MAX_TM_WIDTH + 1, 40)), 2.0, 0.1, method="transfer_matrix")
     with pytest.raises(LatthermError, match="Ising"):
         exact_reference(FieldSpins([0.1, 0.2]), 1.0, 0.0, method="transfer_matrix")
     with pytest.raises(LatthermError, match="no exact method"):
