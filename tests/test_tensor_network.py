@@ -45,6 +45,14 @@ def test_untruncated_network_is_exact(size, T, mu):
     assert hotrg_log_z(*size, 1.0 / T, mu / T, chi=64) == pytest.approx(ref.log_Z, abs=1e-11)
 
 
+@pytest.mark.parametrize("size", [(13, 3), (3, 13)])
+def test_narrow_torus_with_a_prime_side_is_exact(size):
+    """A 3-wide torus is completed first without truncation (2^3 <= chi), and its 13-fold remainder is the exact
+    Tr M^13 - whichever way round the torus is given."""
+    exact = transfer_matrix(Ising(size), 2.0, 0.2).log_Z
+    assert hotrg_log_z(*size, 0.5, 0.1, chi=8) == pytest.approx(exact, abs=1e-10)
+
+
 @pytest.mark.parametrize("T", [1.5, 3.5])
 def test_matches_kaufman_at_32_away_from_tc(T):
     r = tensor_network(Ising((32, 32)), T, 0.0, chi=16, chi_check=24, derivatives=False)
