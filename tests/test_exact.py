@@ -198,8 +198,9 @@ def test_result_is_json_ready():
     r = exact_reference(Ising((4, 4)), 2.0, 0.2)
     d = json.loads(json.dumps(r.to_dict()))
     assert set(d) == {"log_Z", "free_energy_per_site", "mean_energy_per_site", "mean_observable",
-                      "heat_capacity_per_site", "method", "T", "mu", "n_sites"}
+                      "heat_capacity_per_site", "method", "error", "errors", "chi", "T", "mu", "n_sites"}
     assert d["method"] == "transfer_matrix" and d["n_sites"] == 16
+    assert d["error"] == 0.0 and d["errors"] is None and d["chi"] is None
     assert d["free_energy_per_site"] == pytest.approx(-2.0 * d["log_Z"] / 16)
 
 
