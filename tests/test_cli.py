@@ -177,7 +177,7 @@ def test_exact_cuau_2x2x4_keys_and_partition_sum(capsys):
     (["ising", "--size", "3x3x3", "--T", "2"], ["3x3x3"]),
     (["cuau", "--size", "4x4", "--T", "600"], ["4x4"]),
     (["ising", "--size", "0x3", "--T", "2"], ["0x3"]),
-    (["ising", "--size", "30x30", "--T", "2", "--mu", "0.1"], ["30x30"]),
+    (["cuau", "--size", "4x4x8", "--T", "600"], ["4x4x8", "no exact method"]),
     (["ising", "--size", "3x3", "--T", "2", "--mu", "0.1", "--method", "kaufman"], ["mu=0.1"]),
 ])
 def test_exact_bad_input_is_one_line_exit_2(capsys, args, needles):

@@ -198,8 +198,9 @@ def test_result_is_json_ready():
     r = exact_reference(Ising((4, 4)), 2.0, 0.2)
     d = json.loads(json.dumps(r.to_dict()))
     assert set(d) == {"log_Z", "free_energy_per_site", "mean_energy_per_site", "mean_observable",
-                      "heat_capacity_per_site", "method", "T", "mu", "n_sites"}
+                      "heat_capacity_per_site", "method", "error", "errors", "chi", "T", "mu", "n_sites"}
     assert d["method"] == "transfer_matrix" and d["n_sites"] == 16
+    assert d["error"] == 0.0 and d["errors"] is None and d["chi"] is None
     assert d["free_energy_per_site"] == pytest.approx(-2.0 * d["log_Z"] / 16)
 
 
@@ -226,7 +227,7 @@ def test_inapplicable_methods_raise_clear_errors():
     with pytest.raises(LatthermError, match="zero field"):
         exact_reference(Ising((4, 4)), 2.0, 0.1, method="kaufman")
     with pytest.raises(LatthermError, match=f"<= {MAX_TM_WIDTH}"):
-        exact_reference(Ising((MAX_TM_WIDTH + 1, 40)), 2.0, 0.1)
+        exact_reference(Ising((MAX_TM_WIDTH + 1, 40)), 2.0, 0.1, method="transfer_matrix")
     with pytest.raises(LatthermError, match="Ising"):
         exact_reference(FieldSpins([0.1, 0.2]), 1.0, 0.0, method="transfer_matrix")
     with pytest.raises(LatthermError, match="no exact method"):

@@ -43,6 +43,8 @@ class ConditionEstimate:
     exact_free_energy_per_site: float | None = None
     exact_mean_observable: float | None = None
     exact_method: str | None = None
+    reference_method: str | None = None   # same as exact_method; with reference_error so front ends can label it
+    reference_error: float | None = None  # 0.0 exact, else the tensor network's |error of log Z| / N
 
     @property
     def gap(self) -> float | None:
@@ -117,7 +119,8 @@ def estimate_condition(system: System, T: float, mu: float, spins: torch.Tensor,
         est.exact_neg_log_Z = -exact.log_Z
         est.exact_free_energy_per_site = exact.free_energy_per_site
         est.exact_mean_observable = exact.mean_observable
-        est.exact_method = exact.method
+        est.exact_method = est.reference_method = exact.method
+        est.reference_error = exact.error
     return est
 
 

@@ -37,12 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"lattherm {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    e = sub.add_parser("exact", help="exact log Z, free energy, <E>, <M>/<x_Au>, C of a small lattice")
+    e = sub.add_parser("exact", help="exact log Z, free energy, <E>, <M>/<x_Au>, C (tensor network for a large "
+                                     "Ising torus in a field, with its error)")
     e.add_argument("system", help="ising or cuau")
     e.add_argument("--size", required=True, help="e.g. 10x10 (Ising) or 2x2x4 (CuAu)")
     e.add_argument("--T", type=_number, required=True, help="temperature (kT/eps for Ising, kelvin for CuAu)")
     e.add_argument("--mu", type=_number, default=0.0, help="field / chemical potential (eps or eV)")
-    e.add_argument("--method", default="auto", choices=["auto", "kaufman", "transfer_matrix", "enumeration"])
+    e.add_argument("--method", default="auto",
+                   choices=["auto", "kaufman", "transfer_matrix", "enumeration", "tensor_network"])
+    e.add_argument("--chi", type=int, help="tensor network bond dimension (default 16)")
+    e.add_argument("--chi-check", type=int, help="larger bond dimension for the error estimate (default 24)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
 
     t = sub.add_parser("train", help="train a model from a TOML config, or resume a run")
@@ -187,7 +191,7 @@ def _run_with_bar(unit: str, task, **kwargs):
 def cmd_exact(a) -> int:
     from ..tasks import exact
 
-    d = exact(a.system, a.size, a.T, a.mu, method=a.method).to_dict()
+    d = exact(a.system, a.size, a.T, a.mu, method=a.method, chi=a.chi, chi_check=a.chi_check).to_dict()
     if a.json:
         print(json.dumps(d))
     else:

@@ -1,7 +1,9 @@
 """Pick the exact method a system and condition allow, so callers ask for "the exact answer" and nothing else.
 
 Order of preference for the square-lattice Ising torus: Kaufman at mu = 0 (any size, closed form), the row transfer
-matrix with a field (shorter side <= MAX_TM_WIDTH); for any system, enumeration when N <= 24.
+matrix with a field (shorter side <= MAX_TM_WIDTH); for any system, enumeration when N <= 24; and last, for the Ising
+torus in a field at any larger size, the HOTRG tensor network, whose result says so (method "tensor_network") and
+carries its error estimate (``error``; 0.0 for the exact methods).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..systems.base import System, check_condition
 from .enumeration import MAX_ENUMERATION_SITES, enumerate_exact
 from .kaufman import kaufman_exact
 from .result import METHODS, ExactResult
+from .tensor_network import DEFAULT_CHI, DEFAULT_CHI_CHECK, tensor_network
 from .transfer import MAX_TM_WIDTH, transfer_matrix
 
 
@@ -29,12 +32,14 @@ def _is_square_ising(system: System) -> bool:
     return system.square_ising_coupling is not None
 
 
-def exact_reference(system: System, T, mu, method: str = "auto") -> ExactResult:
-    """Exact thermodynamics of ``system`` at (T, mu).
+def exact_reference(system: System, T, mu, method: str = "auto", chi: int = DEFAULT_CHI,
+                    chi_check: int = DEFAULT_CHI_CHECK) -> ExactResult:
+    """Exact (or tensor-network) thermodynamics of ``system`` at (T, mu).
 
     method: "auto" (Kaufman for Ising at mu = 0, else the transfer matrix when the torus is narrow enough, else
-    enumeration when N <= 24), or force "kaufman", "transfer_matrix" or "enumeration". Raises LatthermError when
-    the condition is invalid or no exact method applies.
+    enumeration when N <= 24, else the tensor network for Ising), or force "kaufman", "transfer_matrix",
+    "enumeration" or "tensor_network" (bond dimensions chi and chi_check). Raises LatthermError when the condition
+    is invalid or no method applies.
     """
     check_condition(T, mu)
     T, mu = _scalar(T, "T"), _scalar(mu, "mu")
@@ -47,10 +52,11 @@ def exact_reference(system: System, T, mu, method: str = "auto") -> ExactResult:
             method = "transfer_matrix"
         elif n <= MAX_ENUMERATION_SITES:
             method = "enumeration"
+        elif ising:
+            method = "tensor_network"
         else:
-            why = (f"the transfer matrix needs the shorter side <= {MAX_TM_WIDTH}" if ising
-                   else "Kaufman and the transfer matrix cover only the square-lattice Ising model")
-            raise LatthermError(f"no exact method for {system!r} (N={n}) at T={T:g}, mu={mu:g}: {why}, "
+            raise LatthermError(f"no exact method for {system!r} (N={n}) at T={T:g}, mu={mu:g}: Kaufman, the "
+                                f"transfer matrix and the tensor network cover only the square-lattice Ising model, "
                                 f"enumeration needs N <= {MAX_ENUMERATION_SITES}")
     if method == "kaufman":
         if not ising:
@@ -63,12 +69,15 @@ def exact_reference(system: System, T, mu, method: str = "auto") -> ExactResult:
         return transfer_matrix(system, T, mu)
     if method == "enumeration":
         return enumerate_exact(system, T, mu)
+    if method == "tensor_network":
+        return tensor_network(system, T, mu, chi=chi, chi_check=chi_check)
     raise LatthermError(f"unknown exact method {method!r} (choose from: auto, {', '.join(METHODS)})")
 
 
-def exact_grid(system: System, conditions: Iterable[tuple[float, float]], method: str = "auto") -> list[ExactResult]:
+def exact_grid(system: System, conditions: Iterable[tuple[float, float]], method: str = "auto",
+               **options) -> list[ExactResult]:
     """exact_reference at each (T, mu) in ``conditions``, in order; all are validated before any is computed."""
     conds = [(T, mu) for T, mu in conditions]
     for T, mu in conds:
         check_condition(T, mu)
-    return [exact_reference(system, T, mu, method=method) for T, mu in conds]
+    return [exact_reference(system, T, mu, method=method, **options) for T, mu in conds]

@@ -20,16 +20,23 @@ class ExactResult:
                 "energy_unit": self.energy_unit}
 
 
-def exact(system: str, size: str, T: float, mu: float = 0.0, method: str = "auto") -> ExactResult:
-    """The exact reference at one condition; a size no exact method serves is an error."""
-    from ..exact import exact_reference
+def exact(system: str, size: str, T: float, mu: float = 0.0, method: str = "auto", chi: int | None = None,
+          chi_check: int | None = None) -> ExactResult:
+    """The exact reference at one condition (the tensor network's, with its error, for a large Ising torus in a
+    field); a size no method serves is an error. chi / chi_check: the tensor network's bond dimensions."""
+    from ..exact import DEFAULT_CHI, DEFAULT_CHI_CHECK, exact_reference
+    from ..exact.tensor_network import check_chi
     from ..systems import make_system
     from .limits import check_lattice
 
     check_lattice(system, size)
     s = make_system(system, size)
     s.check(T, mu)
-    ref = exact_reference(s, T, mu, method=method)
+    chi = DEFAULT_CHI if chi is None else chi
+    if chi_check is None:
+        chi_check = DEFAULT_CHI_CHECK if chi == DEFAULT_CHI else None     # None: tensor_network's chi + chi/3
+    chi, chi_check = check_chi(chi, chi_check)
+    ref = exact_reference(s, T, mu, method=method, chi=chi, chi_check=chi_check)
     d = ref.to_dict()
     _check_finite(d, T, mu)
     return ExactResult(d, s.name, s.lattice.label, s.temperature_unit, s.mu_unit)
@@ -50,7 +57,8 @@ def _check_finite(d: dict, T, mu) -> None:
 
 
 def exact_references(system: str, size: str, Ts, mu: float = 0.0) -> list:
-    """Exact references at each T (e.g. for a plot), None where no exact method applies."""
+    """Exact references at each T (e.g. for a plot), None where no exact method applies. A large Ising torus in a
+    field gets the tensor network's (method "tensor_network", with "error"): seconds to a minute per T."""
     from ..analysis.free_energy import exact_or_none
     from ..systems import make_system
     from .limits import check_lattice, check_temperatures

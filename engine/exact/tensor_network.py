@@ -1,0 +1,291 @@
+"""log Z of the square-lattice Ising torus in a field at any size, by a HOTRG tensor network with an error estimate.
+
+Why HOTRG (Xie et al. 2012), and how a general L1 x L2 torus is handled: each site is a rank-4 tensor
+T[l, r, u, d] = sum_s e^{H s} Q[s,l] Q[s,r] Q[s,u] Q[s,d] with Q Q^T = exp(K s s') (every bond split between its
+two sites), so Z is the full contraction of the periodic network. A coarse-graining step merges p blocks along one
+direction (the p-th "power" of the block tensor by binary doubling, so any prime factor of the side works; a factor
+2 is one merge), combining their transverse bonds and truncating the combined bond to chi by the higher-order SVD
+projector of the pair (the better of the left and right environments, same isometry on both legs so neighbouring
+blocks still connect). Steps alternate between the directions, the shorter block side first, each using the next
+prime factor of its side; once one direction spans its whole side its bonds are traced, and the remaining factor of
+the other direction is contracted exactly as Tr M^n of a chi x chi transfer matrix (no more truncation). HOTRG is
+chosen over TRG because it keeps the lattice axes (any L1 x L2, not just 2^k x 2^k rotated lattices) and over
+CTMRG/boundary MPS because the torus's periodic boundaries are exact in it, not an environment approximation.
+
+Derivatives: <E>, <M> and C by 5-point central finite differences of log Z in K = eps/kT and H = mu/kT with step
+h = FD_STEP = 1e-3, the projectors re-chosen at every point. Why not differentiate through the contraction: with the
+projectors held fixed (autograd through the contraction, or impurity tensors) the derivative is only first order in
+the truncation - measured on 12x12 at kT 2.5, mu 0.2, chi 24: <E>/N off by 1e-5 while log Z/N was off by 8e-9.
+Why h = 1e-3: the 5-point error h^4 f^(5)/30 is ~1e-11 per site, round-off ~1e-16/h = 1e-13 per site; the 3-point
+error h^2 f'''/6 (~7e-6 on 12x12 near T_c, measured) serves as a check. At mu = 0, <M> = 0 exactly (Z(H) = Z(-H),
+and the network keeps that symmetry).
+
+Error: the same contraction at a larger bond dimension chi_check; the result reported is the chi_check one. ``error``
+is the larger of |chi_check - chi| of log Z / N and the discarded weight per site (sum over merges of blocks x the
+discarded fraction of the environment's eigenvalue weight, / N) at chi_check: the difference alone is fooled by
+plateaus in chi, the discarded weight was 20-5000x the true error in every case measured. ``errors`` gives the same
+for each quantity (derivatives add both, and a tenth of their 3-point-minus-5-point difference, which bounds the
+5-point stencil's own error). The tests check the estimates bound the true error against Kaufman and the transfer
+matrix. Accuracy is best for sides with small prime factors: a large prime p (14 = 2 x 7) makes a p-long block of
+narrow width whose truncated bond is only as good as a chi-state transfer matrix. Cost: chi^7 per merge, ~log2(L1 L2) merges; log Z at 64x64, chi 24 takes seconds on one
+thread; <E>, <M> and C take nine contractions per chi.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import LatthermError
+from ..systems.base import check_condition
+from ._threads import single_threaded
+from .result import ExactResult
+
+#: default bond dimension, and the larger one whose difference is the error estimate
+DEFAULT_CHI = 16
+DEFAULT_CHI_CHECK = 24
+#: largest bond dimension accepted (a merge holds a few chi^5 float64 tensors)
+MAX_CHI = 64
+
+
+def _normalise(t: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Divide by the largest |entry|; returns the tensor and the log of that scale (Z gains N_blocks times it)."""
+    c = float(t.abs().max())
+    if not c > 0 or not math.isfinite(c):
+        raise LatthermError(f"tensor network block tensor is zero or not finite (scale {c:g})")
+    return t / c, math.log(c)
+
+
+def _site_tensor(K: float, H: float) -> tuple[torch.Tensor, float]:
+    """The scaled site tensor and the log of the scale taken out per site.
+
+    exp(K s s') = e^K Q Q^T with Q = [[c, s], [c, -s]], c = sqrt((1 + e^{-2K})/2), s = sqrt((1 - e^{-2K})/2), and
+    e^{H s} = e^{|H|} e^{H s - |H|}: per site (two bonds) log Z gains 2K + |H|, and the entries stay <= 1 at any
+    temperature.
+    """
+    c = math.sqrt(0.5 * (1.0 + math.exp(-2.0 * K)))
+    s = math.sqrt(-0.5 * math.expm1(-2.0 * K))
+    q = torch.tensor([[c, s], [c, -s]], dtype=torch.float64)                   # Q[spin, bond]
+    w = torch.tensor([math.exp(H - abs(H)), math.exp(-H - abs(H))], dtype=torch.float64)
+    return torch.einsum("s,sa,sb,sc,sd->abcd", w, q, q, q, q), 2.0 * K + abs(H)
+
+
+# ---- one merge: two blocks stacked along y (a above b), their x bonds combined and truncated ------------------------
+
+def _projector(a: torch.Tensor, b: torch.Tensor, chi: int, cuts: list | None = None) -> torch.Tensor:
+    """Isometry U[(l_a l_b), l'] onto the chi leading eigenvectors of the better (smaller discarded weight) of the
+    left and right environments of the stacked pair; T[l, r, u, d] index order."""
+    da, db = a.shape[0], b.shape[0]
+    if da * db <= chi:
+        return torch.eye(da * db, dtype=a.dtype).reshape(da, db, da * db)
+    # left: sum over r, u of a and r, d of b, keeping (l_a, l_b) x (l_a', l_b'), O(chi^6)
+    xa = torch.einsum("aiux,biuy->abxy", a, a)
+    xb = torch.einsum("cjxd,ejyd->cexy", b, b)
+    left = torch.einsum("abxy,cexy->acbe", xa, xb).reshape(da * db, da * db)
+    # right: the same for the r legs
+    xa = torch.einsum("iaux,ibuy->abxy", a, a)
+    xb = torch.einsum("jcxd,jeyd->cexy", b, b)
+    right = torch.einsum("abxy,cexy->acbe", xa, xb).reshape(da * db, da * db)
+    best, best_cut = None, math.inf
+    for env in (left, right):
+        lam, vec = torch.linalg.eigh(0.5 * (env + env.T))
+        lam, vec = lam.flip(0), vec.flip(1)
+        cut = float(lam[chi:].clamp_min(0).sum()) / max(float(lam.clamp_min(0).sum()), 1e-300)
+        if cut < best_cut:
+            best, best_cut = vec[:, :chi], cut
+    if cuts is not None:
+        cuts.append(best_cut)
+    return best.reshape(da, db, -1)
+
+
+def _merge_y(a: torch.Tensor, b: torch.Tensor, chi: int, cuts: list | None = None) -> torch.Tensor:
+    """The block ``a`` on top of ``b`` (a's d leg joined to b's u leg), its x legs projected to <= chi."""
+    u = _projector(a, b, chi, cuts)
+    t = torch.einsum("abl,aium->lbium", u, a)           # U_l . A
+    t = torch.einsum("lbium,bjmd->liujd", t, b)         # . B   (the chi^7 step)
+    return torch.einsum("liujd,ijr->lrud", t, u)        # . U_r
+
+
+def _swap(t: torch.Tensor) -> torch.Tensor:
+    return t.permute(2, 3, 0, 1)
+
+
+def _merge(a: torch.Tensor, b: torch.Tensor, chi: int, axis: int, cuts: list | None = None) -> torch.Tensor:
+    """Merge along y (axis 0, the L1 direction of rows) or x (axis 1) by swapping the leg pairs."""
+    if axis == 0:
+        return _merge_y(a, b, chi, cuts)
+    return _swap(_merge_y(_swap(a), _swap(b), chi, cuts))
+
+
+def _power(t: torch.Tensor, p: int, chi: int, axis: int, cuts: list | None = None) -> tuple[torch.Tensor, float]:
+    """The block of p copies of ``t`` along ``axis`` by binary doubling (about 2 log2 p merges), normalised after
+    every merge so a large prime cannot overflow; returns it and the log of the scale taken out."""
+    result, base, log_r, log_b = None, t, 0.0, 0.0
+    while True:
+        if p & 1:
+            if result is None:
+                result, log_r = base, log_b
+            else:
+                result, c = _normalise(_merge(result, base, chi, axis, cuts))
+                log_r += log_b + c
+        p >>= 1
+        if not p:
+            return result, log_r
+        base, c = _normalise(_merge(base, base, chi, axis, cuts))
+        log_b = 2.0 * log_b + c
+
+
+def _prime_factors(n: int) -> list[int]:
+    out, f = [], 2
+    while f * f <= n:
+        while n % f == 0:
+            out.append(f)
+            n //= f
+        f += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
+def _log_trace_power(m: torch.Tensor, n: int) -> float:
+    """log Tr M^n by binary powers, rescaled at every product so nothing overflows."""
+    result, base, log_r, log_b = None, m, 0.0, 0.0
+    while True:
+        if n & 1:
+            if result is None:
+                result, log_r = base, log_b
+            else:
+                result, c = _normalise(result @ base)
+                log_r += log_b + c
+        n >>= 1
+        if not n:
+            break
+        base, c = _normalise(base @ base)
+        log_b = 2.0 * log_b + c
+    return log_r + _log_positive(float(result.diagonal().sum()))
+
+
+def _log_positive(v: float) -> float:
+    if not v > 0 or not math.isfinite(v):
+        raise LatthermError(f"tensor network contraction gave a non-positive or non-finite trace ({v:g})")
+    return math.log(v)
+
+
+def hotrg_log_z(L1: int, L2: int, K: float, H: float, chi: int = DEFAULT_CHI, info: dict | None = None) -> float:
+    """log Z(K, H) of the Ising torus with L1 rows and L2 columns (log f = K sum_<ij> s_i s_j + H sum_i s_i) at
+    bond dimension ``chi``. ``info`` (a dict) receives "discarded": the sum over merges of (blocks of that size)
+    x (discarded fraction of the environment's weight), per site."""
+    L1, L2, chi = int(L1), int(L2), int(chi)
+    if L1 < 1 or L2 < 1:
+        raise LatthermError(f"the tensor network needs a torus of positive size, got {L1}x{L2}")
+    with single_threaded(), torch.no_grad():
+        t, site_log = _site_tensor(float(K), float(H))
+        n_sites = L1 * L2
+        log_z = n_sites * site_log
+        extent = [1, 1]                        # block extent along axis 0 (rows, L1) and axis 1 (columns, L2)
+        todo = [_prime_factors(L1), _prime_factors(L2)]
+        discarded = 0.0
+        sides = (L1, L2)
+        while todo[0] and todo[1]:
+            # the shorter block side grows; a tie goes to the longer side of the torus (12 x 16 at kT 2, mu 0.1,
+            # chi 24: 4e-11 against 3e-9 the other way), unless the shorter side is so narrow (2^side <= chi) that
+            # completing it first is exact and leaves the long side to an exact Tr M^n; either way L1 x L2 and
+            # L2 x L1 run the same merges transposed
+            sign = 1 if 2 ** min(sides) <= chi else -1
+            axis = min((0, 1), key=lambda a: (extent[a], sign * sides[a], a))
+            p = todo[axis].pop(0)
+            cuts: list[float] = []
+            t, c = _power(t, p, chi, axis, cuts)
+            extent[axis] *= p
+            blocks = n_sites // (extent[0] * extent[1])
+            log_z += blocks * c
+            discarded += blocks * sum(cuts)
+        if info is not None:
+            info["discarded"] = discarded / n_sites
+        if not todo[0] and not todo[1]:
+            return log_z + _log_positive(float(torch.einsum("lluu->", t)))
+        # one direction spans its side: trace its legs; the other direction's remaining factor is exact, Tr M^n
+        axis = 0 if todo[0] else 1
+        m, c = _normalise(torch.einsum("llud->ud" if axis == 0 else "lruu->lr", t))
+        log_z += (n_sites // (extent[0] * extent[1])) * c
+        return log_z + _log_trace_power(m, sides[axis] // extent[axis])
+
+
+def check_chi(chi, chi_check=None) -> tuple[int, int]:
+    """Bond dimensions as integers 2 <= chi < chi_check <= MAX_CHI (chi_check defaults to chi + chi/3)."""
+    try:
+        chi = int(chi)
+        chi_check = int(chi_check) if chi_check is not None else chi + max(4, chi // 3)
+    except (TypeError, ValueError):
+        raise LatthermError(f"chi must be an integer, got {chi!r}") from None
+    if chi < 2 or chi_check <= chi or chi_check > MAX_CHI:
+        raise LatthermError(f"the tensor network needs 2 <= chi < chi_check <= {MAX_CHI}, got chi={chi}, "
+                            f"chi_check={chi_check}")
+    return chi, chi_check
+
+
+#: finite-difference step in K = eps/kT and H = mu/kT for the derivatives (see the module docstring)
+FD_STEP = 1e-3
+
+
+def _stencil(f, x: float, h: float) -> tuple[float, float, float]:
+    """(first derivative, second derivative, their 3-point-minus-5-point differences / 10) of f at x."""
+    f2, f1, f0, g1, g2 = (f(x + k * h) for k in (2, 1, 0, -1, -2))
+    d5 = (-f2 + 8 * f1 - 8 * g1 + g2) / (12 * h)
+    d3 = (f1 - g1) / (2 * h)
+    s5 = (-f2 + 16 * f1 - 30 * f0 + 16 * g1 - g2) / (12 * h * h)
+    s3 = (f1 - 2 * f0 + g1) / (h * h)
+    return d5, s5, abs(d3 - d5) / 10, abs(s3 - s5) / 10
+
+
+def tensor_network(system, T: float, mu: float, chi: int = DEFAULT_CHI, chi_check: int | None = DEFAULT_CHI_CHECK,
+                   derivatives: bool = True) -> ExactResult:
+    """log Z, <E>/N, <M>/N, C/N of an Ising torus at (T, mu) by HOTRG at chi_check, with the error estimate.
+
+    ``error`` = max(|log Z(chi_check) - log Z(chi)| / N, discarded weight per site at chi_check); ``errors`` the
+    same for each quantity: their chi difference plus the discarded weight plus a tenth of the 3-point-minus-5-point
+    stencil difference (the 5-point stencil's own h^4 error is far below it). Without ``derivatives`` only log Z is computed (2 contractions instead of 18; <E>, <M>, C None).
+    """
+    check_condition(T, mu)
+    if system.square_ising_coupling is None:
+        raise LatthermError(f"the tensor network is only for the square-lattice Ising model, not {system!r}")
+    chi, chi_check = check_chi(chi, chi_check)
+    from ..tasks.limits import require_memory
+
+    require_memory(f"the tensor network at chi={chi_check}", 4 * 8.0 * chi_check ** 5)
+    L1, L2 = (int(v) for v in system.lattice.size)
+    T, mu = float(T), float(mu)
+    eps = float(system.square_ising_coupling)
+    beta = 1.0 / (system.k_B * T)
+    K, H = eps * beta, mu * beta
+    if not (K > 2 * FD_STEP and math.isfinite(K) and math.isfinite(H)):
+        raise LatthermError(f"the tensor network needs a finite ferromagnetic coupling K = eps/kT > {2 * FD_STEP:g}, "
+                            f"got K={K:g}")
+    n = L1 * L2
+
+    def thermo(c: int) -> tuple[list[float], list[float], float]:
+        """[log Z/N, <E>/N, <M>/N, C/N], the stencil error of the last three, and the discarded weight per site."""
+        info: dict = {}
+        log_z = hotrg_log_z(L1, L2, K, H, c, info) / n
+        if not derivatives:
+            return [log_z, None, None, None], [0.0, 0.0, 0.0], info["discarded"]
+        fk = lambda k: log_z if k == K else hotrg_log_z(L1, L2, k, H, c) / n  # noqa: E731
+        d1, d2, e1, e2 = _stencil(fk, K, FD_STEP)
+        if H == 0.0:                      # Z(H) = Z(-H) exactly, and the network keeps that symmetry
+            m, em = 0.0, 0.0
+        else:
+            m, _, em, _ = _stencil(lambda h: log_z if h == H else hotrg_log_z(L1, L2, K, h, c) / n, H, FD_STEP)
+        return [log_z, -eps * d1, m, K * K * d2], [eps * e1, em, K * K * e2], info["discarded"]
+
+    coarse, _, _ = thermo(chi)
+    fine, stencil, discarded = thermo(chi_check)
+    # the chi difference alone misses plateaus (12x16, kT 2, mu 0.1: chi 16 and 24 agree to 8e-11, both 2.8e-9
+    # off); the discarded weight, first order in the truncation, is larger than the true error in every case measured
+    diff = [max(abs(fine[0] - coarse[0]), discarded)]
+    diff += [None if a is None else abs(a - b) + s + discarded for a, b, s in zip(fine[1:], coarse[1:], stencil)]
+    names = ("log_Z_per_site", "mean_energy_per_site", "mean_observable", "heat_capacity_per_site")
+    return ExactResult.from_log_z("tensor_network", T, mu, n, system.k_B, fine[0] * n,
+                                  mean_energy_per_site=fine[1], mean_observable=fine[2],
+                                  heat_capacity_per_site=fine[3], error=diff[0],
+                                  errors=dict(zip(names, diff)), chi=(chi, chi_check))
