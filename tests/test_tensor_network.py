@@ -195,3 +195,22 @@ def test_cli_bad_tensor_network_requests_exit_2(capsys, argv, needle):
     assert rc == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_tables_take_the_tensor_networks_log_z_without_its_derivatives():
+    """Evaluation tables and the GUI's curves need log Z only: exact_or_none skips the 16 derivative contractions
+    and gives the same log Z and error as the full reference; the task-level check accepts the missing <E>."""
+    from lattherm.engine.analysis.free_energy import exact_or_none
+    from lattherm.engine.exact import exact_reference
+    from lattherm.engine.systems import make_system
+    from lattherm.engine.tasks import exact_references
+
+    s = make_system("ising", "16x16")
+    quick = exact_or_none(s, 2.5, 0.2)
+    full = exact_reference(s, 2.5, 0.2)
+    assert quick.method == full.method == "tensor_network"
+    assert quick.mean_energy_per_site is None and full.mean_energy_per_site is not None
+    assert quick.log_Z == full.log_Z and quick.error == full.error
+    (d,) = exact_references("ising", "16x16", [2.5], 0.2)
+    assert d["method"] == "tensor_network" and d["log_Z"] == pytest.approx(full.log_Z, rel=1e-12)
