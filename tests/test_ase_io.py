@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-ase_io = pytest.importorskip("ase.io")
+import ase.io as ase_io  # noqa: E402  (a core dependency)
 from ase.build import make_supercell  # noqa: E402
 
 from lattherm.engine.analysis.structures import structure_to_config, to_atoms  # noqa: E402

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-ase_io = pytest.importorskip("ase.io")
+import ase.io as ase_io  # noqa: E402  (a core dependency)
 from ase.build import bulk, make_supercell  # noqa: E402
 
 from lattherm.engine.cli.main import main  # noqa: E402
