@@ -123,3 +123,41 @@ def reset_range(plot) -> None:
     """An emptied plot shows the unit square and frames the next data afresh (not the last data's range)."""
     plot.enableAutoRange()
     plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0, disableAutoRange=False)
+
+
+class JobView:
+    """The life of one engine job at a time, shared by the views that run one (phase diagram, MCMC): start,
+    progress, failure, engine loss. The view provides ``client``, ``job``, ``progress`` (a QProgressBar of 0..1000),
+    ``status`` (an :func:`error_label`), ``_update()`` and ``job_title`` (what the messages call the job)."""
+
+    job_title = "job"
+
+    def start_job(self, method: str, params: dict, text: str) -> None:
+        self.job = "pending"
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.status.setText(text)
+        self._update()
+        self.client.request(method, params, lambda r: setattr(self, "job", r["job"]), self._failed)
+
+    def _failed(self, exc) -> None:
+        self.job = None
+        self._idle()
+        show_error(self.status, exc)
+        self._update()
+
+    def _idle(self) -> None:
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+
+    def engine_lost(self) -> None:
+        if self.job:
+            show_error(self.status, f"{self.job_title} stopped: the engine process died")
+        self.job = None
+        self._idle()
+        self._update()
+
+    def show_progress(self, data: dict, stage: str = "") -> None:
+        self.progress.setValue(int(1000 * data["fraction"]))
+        done = f"{data['step']} / {data['total']}" + (f" {stage}" if stage else "")
+        self.progress.setFormat(f"{done}   {fmt_eta(data.get('eta_s'))}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .common import dspin, error_label, fmt_eta, ispin, set_unit, show_error
+from .common import JobView, dspin, error_label, ispin, set_unit, show_error
 
 #: what the method box offers: "model" runs neural MCMC with the chosen model; the others need no model
 METHODS = (("neural MCMC (model proposals)", "model"), ("block neural MCMC", "model-block"),
@@ -81,7 +81,9 @@ def reference_label(row: dict) -> str:
     return f"exact ({method})"
 
 
-class MCMCView(QWidget):
+class MCMCView(JobView, QWidget):
+    job_title = "MCMC"
+
     def __init__(self, client, parent=None):
         super().__init__(parent)
         self.client = client
@@ -152,35 +154,13 @@ class MCMCView(QWidget):
         if self.method.currentData().startswith("model") and not self.model:
             show_error(self.status, "neural MCMC needs a model: choose one above")
             return
-        self.job = "pending"
-        self.progress.setFormat("starting…")
-        self.status.setText("running…")
-        self._update()
-        self.client.request("mcmc", self.params(), lambda r: setattr(self, "job", r["job"]), self._failed)
-
-    def _failed(self, exc) -> None:
-        self.job = None
-        self._idle()
-        show_error(self.status, exc)
-        self._update()
-
-    def _idle(self) -> None:
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
-
-    def engine_lost(self) -> None:
-        if self.job:
-            show_error(self.status, "MCMC stopped: the engine process died")
-        self.job = None
-        self._idle()
-        self._update()
+        self.start_job("mcmc", self.params(), "running…")
 
     def on_event(self, name: str, job, data: dict) -> bool:
         if job is None or job != self.job:
             return False
         if name == "progress":
-            self.progress.setValue(int(1000 * data["fraction"]))
-            self.progress.setFormat(f"{data['step']} / {data['total']}   {fmt_eta(data.get('eta_s'))}")
+            self.show_progress(data)
         elif name == "finished":
             self.job = None
             self._idle()

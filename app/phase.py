@@ -18,11 +18,13 @@ from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPro
                                QWidget)
 
 from . import export
-from .common import (colour, dspin, error_label, fmt_eta, fmt_value, ispin, reset_range, set_unit, show_error,
+from .common import (JobView, colour, dspin, error_label, fmt_value, ispin, reset_range, set_unit, show_error,
                      show_warning, unit_text)
 
 
-class PhaseDiagramView(QWidget):
+class PhaseDiagramView(JobView, QWidget):
+    job_title = "phase diagram"
+
     def __init__(self, client, parent=None):
         super().__init__(parent)
         self.client = client
@@ -139,37 +141,13 @@ class PhaseDiagramView(QWidget):
             show_error(self.status, "no model chosen")
             return
         self.clear()
-        self.job = "pending"
-        self.progress.setValue(0)
-        self.progress.setFormat("starting…")
-        self.status.setText("computing the phase diagram…")
-        self._update()
-        self.client.request("phase_diagram", self.params(), lambda r: setattr(self, "job", r["job"]), self._failed)
-
-    def _failed(self, exc) -> None:
-        self.job = None
-        self._idle()
-        show_error(self.status, exc)
-        self._update()
-
-    def _idle(self) -> None:
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
-
-    def engine_lost(self) -> None:
-        if self.job:
-            show_error(self.status, "phase diagram stopped: the engine process died")
-        self.job = None
-        self._idle()
-        self._update()
+        self.start_job("phase_diagram", self.params(), "computing the phase diagram…")
 
     def on_event(self, name: str, job, data: dict) -> bool:
         if job is None or job != self.job:
             return False
         if name == "progress":
-            self.progress.setValue(int(1000 * data["fraction"]))
-            stage = (data.get("extra") or {}).get("stage") or data.get("stage") or ""
-            self.progress.setFormat(f"{data['step']} / {data['total']} {stage}   {fmt_eta(data.get('eta_s'))}")
+            self.show_progress(data, (data.get("extra") or {}).get("stage") or data.get("stage") or "")
         elif name == "finished":
             self.job = None
             self._idle()
