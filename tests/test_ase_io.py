@@ -13,24 +13,17 @@ import ase.io as ase_io  # noqa: E402  (a core dependency)
 from ase.build import make_supercell  # noqa: E402
 
 from lattherm.engine.analysis.structures import structure_to_config, to_atoms  # noqa: E402
-from lattherm.engine.cli.main import main  # noqa: E402
 from lattherm.engine.errors import LatthermError  # noqa: E402
 from lattherm.engine.lattices import lattice_for  # noqa: E402
 from lattherm.engine.store.samples import read_samples, write_samples  # noqa: E402
 from lattherm.engine.systems import make_system  # noqa: E402
+from _cli import cli  # noqa: E402
 
 FORMATS = ["extxyz", "cif", "vasp", "lammps-data"]
 #: (system, size, nearest-neighbour distance in angstrom, atoms per conventional cubic cell)
 SYSTEMS = [("cuau", "2x2x3", 3.8 / math.sqrt(2)), ("feco", "2x2x2", 2.857 * math.sqrt(3) / 2)]
 
 
-def cli(capsys, *args):
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def _samples(path, name, size, n=3, seed=0, T=600.0, mu=0.02):

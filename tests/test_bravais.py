@@ -10,22 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from lattherm.engine.cli.main import main
 from lattherm.engine.errors import LatthermError
 from lattherm.engine.exact import enumerate_exact
 from lattherm.engine.lattices import BRAVAIS, bcc, fcc, identify_bravais, lattice_for, simple_cubic, square
 from lattherm.engine.montecarlo.metropolis import metropolis
 from lattherm.engine.systems import CATALOG, make_system, system_info
 from lattherm.engine.systems.cluster_expansion import CUAU_JSON, load_json
+from _cli import cli  # noqa: E402
 
 
-def cli(capsys, *args):
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 #: (lattice, [(shell distance in units of a, neighbours)] for the first three shells)

@@ -13,22 +13,15 @@ import torch
 import ase.io as ase_io  # noqa: E402  (a core dependency)
 from ase.build import bulk, make_supercell  # noqa: E402
 
-from lattherm.engine.cli.main import main  # noqa: E402
 from lattherm.engine.systems import make_system  # noqa: E402
 from lattherm.engine.systems.cluster_expansion import CUAU_JSON, load_json  # noqa: E402
+from _cli import cli  # noqa: E402
 
 #: supercells (rows in primitive vectors) the random configurations live on: diagonal and non-diagonal
 SHAPES = [np.diag([2, 3, 4]), np.diag([3, 3, 3]), np.array([[2, 1, 0], [0, 2, 0], [0, 0, 2]])]
 N_CONFIGS = 50
 
 
-def cli(capsys, *args):
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def _random_structures(prim, species, seed, sort=None):

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from lattherm.engine.cli.main import main
 from lattherm.engine.store import Run
 
 from _configs import tiny_config
 from _training import train_until_stopped
+from _cli import cli  # noqa: E402
 
 GRID = "2.0,3.0:0,0.2"
 REQUIRED_CONDITION_KEYS = ("T", "mu", "mean_log_p", "mean_log_f", "F_q", "neg_log_Z_nis", "ess_fraction",
@@ -34,14 +34,6 @@ REQUIRED_AVERAGE_KEYS = ("F_q", "neg_log_Z_nis", "exact_neg_log_Z")
 # ---- helpers ----------------------------------------------------------------------------------------------------
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``lattherm ARGS`` in-process; returns (exit code, stdout, stderr). argparse's SystemExit is an exit code."""
-    try:
-        rc = main([str(a) for a in args])
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def assert_one_line_error(rc: int, err: str, *needles: str) -> None:

@@ -21,18 +21,14 @@ import torch
 
 from _configs import ENGINE_ENV, ENGINE_RUN, tiny_config
 
-from lattherm.engine.cli.main import main as cli_main
 from lattherm.engine.errors import LatthermError
 from lattherm.engine.store import Run, load_tensors, save_tensors
+from _cli import cli  # noqa: E402
 
 PY = sys.executable
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------------
-def cli(capsys, *args) -> tuple[int, str, str]:
-    rc = cli_main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def one_line_error(rc: int, err: str, *needles: str) -> None:

@@ -168,11 +168,9 @@ def test_evaluation_rows_carry_the_reference_method_and_error():
 
 
 def _cli(capsys, *argv):
-    from lattherm.engine.cli.main import main
+    from _cli import cli
 
-    rc = main(list(argv))
-    out, err = capsys.readouterr()
-    return rc, out, err
+    return cli(capsys, *argv)
 
 
 def test_cli_exact_64x64_json_names_the_method(capsys):
