@@ -71,7 +71,7 @@ def reference_text(row: dict) -> str:
     return f"{text}  ({method})"
 
 
-EVAL_COLUMNS = ("T", "μ", "F_q ± s.e.", "−log Ẑ (NIS)", "ESS / n", "reference −log Z", "gap F_q − ref",
+EVAL_COLUMNS = ("T", "μ", "F_q ± s.e.", "−log Ẑ (NIS) ± s.e.", "ESS / n", "reference −log Z", "gap F_q − ref ± s.e.",
                 "samples")
 
 
@@ -81,10 +81,14 @@ def evaluation_cells(row: dict) -> list[str]:
         v = row.get(key)
         return "—" if v is None else fmt.format(v)
 
-    se = row.get("F_q_stderr")
-    fq = num("F_q") + ("" if se is None else f" ± {se:.5f}")
-    return [f"{row['T']:g}", f"{row['mu']:g}", fq, num("neg_log_Z_nis"), num("ess_fraction", "{:.3f}"),
-            reference_text(row), num("gap"), str(row.get("n_samples", ""))]
+    def with_error(key, err_key):
+        se = row.get(err_key)
+        return num(key) + ("" if se is None or row.get(key) is None else f" ± {se:.5f}")
+
+    # the gap's error is F_q's (the reference's own is far smaller): a small negative gap reads within its bar
+    return [f"{row['T']:g}", f"{row['mu']:g}", with_error("F_q", "F_q_stderr"),
+            with_error("neg_log_Z_nis", "neg_log_Z_nis_stderr"), num("ess_fraction", "{:.3f}"), reference_text(row),
+            with_error("gap", "F_q_stderr"), str(row.get("n_samples", ""))]
 
 
 class ResultCard(QFrame):

@@ -206,7 +206,7 @@ def test_evaluation_table_shows_the_numbers_and_the_reference_kind(qtbot):
     t = panel.eval_table
     cells = [t.item(0, c).text() for c in range(t.columnCount())]
     assert cells[2] == "-2.10000 ± 0.00400" and cells[3] == "-2.11000" and cells[4] == "0.620"
-    assert "tensor network" in cells[5] and "1.0e-07" in cells[5] and cells[6] == "0.01500"
+    assert "tensor network" in cells[5] and "1.0e-07" in cells[5] and cells[6] == "0.01500 ± 0.00400"
     assert "painted from the 5x5 model" in panel.eval_status.text() and panel.eval_go.isEnabled()
     assert evaluation_cells({**row, "exact_neg_log_Z": None, "gap": None, "reference_method": None})[5] == "—"
     assert "(exact)" in evaluation_cells({**row, "reference_method": None, "reference_error": None})[5]
