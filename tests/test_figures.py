@@ -160,6 +160,14 @@ def test_phase_diagram_cli_figures_have_units(capsys, tmp_path):
         svg = _valid(out / f"{name}.svg")
         assert "(kT/ε)" in svg or "(ε)" in svg
         assert "x_up" in svg
+    pdf = tmp_path / "pdf"
+    rc = main(["phase-diagram", "mc", "--system", "ising", "--lattice-size", "3x3", "--T-points", "2",
+               "--mu-points", "2", "--chains", "2", "--sweeps", "5", "--boundary", "none", "--format", "pdf",
+               "--out", str(pdf)])
+    assert rc == 0 and {p.suffix for p in pdf.iterdir()} == {".pdf", ".csv", ".npz"}
+    bad = tmp_path / "bad"
+    assert main(["phase-diagram", "mc", "--system", "ising", "--lattice-size", "3x3", "--format", "jpeg",
+                 "--out", str(bad)]) == 2 and not bad.exists()  # refused before any sweep
 
 
 # ---- lattherm plot ------------------------------------------------------------------------------------------------

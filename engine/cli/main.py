@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--T-range", help="low,high (default: the model's trained range)")
     pd.add_argument("--mu-range", help="low,high (default: the model's trained range)")
     pd.add_argument("--out", required=True, help="destination folder")
+    pd.add_argument("--format", default="png,svg", help="figure formats, e.g. png,svg,pdf")
     pd.add_argument("--device", default="cpu")
     pd.add_argument("--seed", type=int, default=0)
 
@@ -481,7 +482,7 @@ def cmd_phase_diagram(a) -> int:
                         lattice_size=a.lattice_size, chains=a.chains, sweeps=a.sweeps, boundary=a.boundary,
                         boundary_size=a.boundary_size, boundary_T_points=a.boundary_T_points, T_points=a.T_points,
                         mu_points=a.mu_points, samples=a.samples, T_range=a.T_range, mu_range=a.mu_range,
-                        device=_device(a.device), seed=a.seed)
+                        device=_device(a.device), seed=a.seed, formats=a.format)
     for T, mu in res.extrapolation:
         _note_extrapolation(res.trained_range, T, mu)
     print(f"wrote the {a.T_points}x{a.mu_points} phase grid of {res.system} {res.label} ({res.what}) to {a.out}")

@@ -71,7 +71,7 @@ JOB_PARAMS = {
                  "device", "seed"),
     "phase_diagram": ("model", "out", "system", "lattice_size", "chains", "sweeps", "boundary", "boundary_size",
                       "boundary_T_points", "T_points", "mu_points", "samples", "T_range", "mu_range", "device",
-                      "seed", "overwrite"),
+                      "seed", "overwrite", "formats"),
     "mcmc": ("model", "T", "mu", "steps", "size", "system", "block", "chains", "sweeps_between", "equilibration",
              "positions", "init", "seed", "device"),
 }
@@ -164,7 +164,7 @@ def validate_job(method: str, params: dict) -> None:
         param(params, key, (int, list) if key == "stride" else (str, list), None, method=method)
     param(params, "mu", float, None, method=method)
     for key in ("device", "method", "layout", "period_mode", "system", "lattice_size", "boundary",
-                "boundary_size", "out", "block", "positions", "init"):
+                "boundary_size", "out", "block", "positions", "init", "formats"):
         param(params, key, str, None, method=method)
     if method == "phase_diagram":
         out = Path(param(params, "out", str, method=method)).expanduser()

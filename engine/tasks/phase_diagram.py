@@ -55,18 +55,21 @@ def _stack_rows(rows: list[dict]) -> dict:
 def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | None = None, chains: int = 16,
                   sweeps: int = 200, boundary: str = "wl", boundary_size: str | None = None,
                   boundary_T_points: int = 8, T_points: int = 32, mu_points: int = 32, samples: int = 200,
-                  T_range=None, mu_range=None, device: str | None = "cpu", seed: int = 0, progress=None,
-                  control=None) -> PhaseDiagramResult:
+                  T_range=None, mu_range=None, device: str | None = "cpu", seed: int = 0, formats="png,svg",
+                  progress=None, control=None) -> PhaseDiagramResult:
     """``model``: a run or model, sampled ``samples`` times per condition, or "mc" for semi-grand-canonical
     Metropolis on ``system`` ``lattice_size`` (``chains`` x ``sweeps``, after as many to equilibrate). Ranges default
     to the model's trained ones (the paper's for mc). ``boundary``: "wl" overlays the two-phase boundary from
-    Wang-Landau over composition on ``boundary_size`` (default the diagram's) at ``boundary_T_points``, or "none"."""
-    from ..analysis.phase_diagram import mc_phase_grid, model_phase_grid, write_phase_diagram
+    Wang-Landau over composition on ``boundary_size`` (default the diagram's) at ``boundary_T_points``, or "none".
+    ``formats``: the figures' formats ("png,svg,pdf" or a list), checked before any work starts."""
     from ..analysis.composition import phase_boundary
+    from ..analysis.figures import parse_formats
+    from ..analysis.phase_diagram import mc_phase_grid, model_phase_grid, write_phase_diagram
     from ..montecarlo import composition_free_energy
     from ..systems import make_system
     from ..systems.base import check_condition
 
+    formats = parse_formats(formats)
     check_positive(T_points=T_points, mu_points=mu_points, samples=samples, chains=chains, sweeps=sweeps,
                    boundary_T_points=boundary_T_points)
     if boundary not in ("wl", "none"):
@@ -119,6 +122,6 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
         meter.update(meter.total, extra={"stage": "boundary"})
         what += f"; two-phase boundary by Wang-Landau on {bsys.lattice.label} at {boundary_T_points} temperatures"
     files = write_guarded(lambda: write_phase_diagram(out, grid, sys_.name, reference=reference,
-                                                      x_label=sys_.composition_name), out)
+                                                      x_label=sys_.composition_name, formats=formats), out)
     return PhaseDiagramResult(Path(out), files, sys_.name, sys_.lattice.label, what, corners,
                               None if lm is None else lm.trained_range())
