@@ -24,6 +24,10 @@ METHODS = (("neural MCMC (model proposals)", "model"), ("block neural MCMC", "mo
 REFERENCE_KEYS = ("reference_method", "exact_method", "reference_error")
 
 
+#: short column names of the observables the engine reports (per site)
+OBSERVABLE_LABELS = {"energy_per_site": "E/N", "magnetisation_per_site": "M/N"}
+
+
 def estimate_rows(result) -> list[dict]:
     """One table row per ``mcmc`` answer: each observable as ``name`` with ``name_stderr`` and ``name_tau``, the
     reference's value as ``name_reference`` and its method as ``reference_method``."""
@@ -31,14 +35,15 @@ def estimate_rows(result) -> list[dict]:
         return []
     row = {"method": result.get("method"), "acceptance": result.get("acceptance")}
     ref = result.get("reference") or {}
-    for name, est in (result.get("observables") or {}).items():
+    for key, est in (result.get("observables") or {}).items():
         if not isinstance(est, dict):
             continue
+        name = OBSERVABLE_LABELS.get(key, key)
         row[name] = est.get("mean")
         row[f"{name}_stderr"] = est.get("stderr")
         row[f"{name} τ_int"] = est.get("tau_int")
-        if ref.get(name) is not None:
-            row[f"{name} (reference)"] = ref[name]
+        if ref.get(key) is not None:
+            row[f"{name} reference"] = ref[key]
     row["effective samples/s"] = result.get("effective_samples_per_second")
     row["seconds"] = result.get("seconds")
     if ref:

@@ -64,7 +64,7 @@ def test_results_of_real_runs_show_side_by_side_with_errors_and_the_reference(vi
         view.on_event("finished", job, data)
     assert view.job is None and view.progress.format() == "idle" and view.table.rowCount() == 2
     heads = [view.table.horizontalHeaderItem(j).text() for j in range(view.table.columnCount())]
-    assert heads[:3] == ["method", "acceptance", "energy_per_site"] and heads[-1] == "reference"
+    assert heads[:3] == ["method", "acceptance", "E/N"] and heads[-1] == "reference"
     assert not any(h.endswith("_stderr") for h in heads)
     e = answers[0]["observables"]["energy_per_site"]
     assert view.table.item(0, 2).text() == f"{e['mean']:.6g} ± {e['stderr']:.2g}"
@@ -89,7 +89,7 @@ def test_the_job_request_passes_the_engines_validation(qtbot):
 def test_json_helpers():
     row = estimate_rows({"method": "wolff", "observables": {"x": {"mean": 1.0, "stderr": 0.1, "tau_int": 2.0}},
                          "reference": {"method": "tensor_network", "error": 1e-9, "x": 1.05}})[0]
-    assert (row["x"], row["x_stderr"], row["x τ_int"], row["x (reference)"]) == (1.0, 0.1, 2.0, 1.05)
+    assert (row["x"], row["x_stderr"], row["x τ_int"], row["x reference"]) == (1.0, 0.1, 2.0, 1.05)
     assert reference_label(row).startswith("tensor network") and estimate_rows([1, 2]) == []
     assert columns([{"a": 1, "a_stderr": 0.1, "b": [1]}, {"c": "x", "a": 2}]) == ["a", "c"]
     assert reference_label({}) == "" and reference_label({"exact_method": "enumeration"}) == "exact (enumeration)"
