@@ -82,6 +82,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="10x10 only, short runs")
     ap.add_argument("--sizes", help="comma-separated (default 10x10, and 64x64 unless --quick)")
+    ap.add_argument("--conditions", help="T:mu pairs, e.g. 2.269:0,2.5:0.2 (default: per size, see below)")
     ap.add_argument("--json")
     a = ap.parse_args()
     sizes = a.sizes.split(",") if a.sizes else (["10x10"] if a.quick else ["10x10", "64x64"])
@@ -95,6 +96,8 @@ def main():
         else:
             conds, steps, chains, n_iid, block_steps = [(2.269, 0.0), (2.5, 0.0), (2.269, 0.2), (2.5, 0.2)], 2000, \
                 16, 20000, 100
+        if a.conditions:
+            conds = [tuple(float(v) for v in c.split(":")) for c in a.conditions.split(",")]
         for T, mu in conds:
             ref = reference(size, T, mu)
             runs = []
@@ -122,9 +125,9 @@ def main():
                 print(f"{size:6s} T={T:<6g} mu={mu:<4g} {name:16s} acc={'' if acc is None else f'{acc:.3f}':6s} "
                       f"E={res['E'][0]:+.4f}+-{res['E'][1]:.4f} ({'' if dev is None else f'{dev:+.1f}s'}) "
                       f"eff/s E {res['E'][2]:9.1f}  |M| {res['|M|'][2]:9.1f}", flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+                if a.json:  # after every row: a long run cut short keeps what it measured
+                    with open(a.json, "w") as f:
+                        json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":
