@@ -201,14 +201,18 @@ class PaintingPanel(QWidget):
         self.undo_btn.clicked.connect(self.editor.undo)
         self.redo_btn.clicked.connect(self.editor.redo)
         clear.clicked.connect(self.editor.clear)
-        row.addSpacing(12)
-        for w in (self.fill, self.fill_btn, unselect):
-            row.addWidget(w)
-        row.addSpacing(12)
-        for w in (self.undo_btn, self.redo_btn, clear):
-            row.addWidget(w)
         row.addStretch(1)
-        self.tools_row = row
+        edits = QHBoxLayout()  # a second row: the panel fits a 1366-pixel screen beside the run browser
+        edits.addWidget(QLabel("pattern"))
+        for w in (self.fill, self.fill_btn, unselect):
+            edits.addWidget(w)
+        edits.addSpacing(12)
+        for w in (self.undo_btn, self.redo_btn, clear):
+            edits.addWidget(w)
+        edits.addStretch(1)
+        self.tools_row = QVBoxLayout()
+        self.tools_row.addLayout(row)
+        self.tools_row.addLayout(edits)
 
     def _build_form(self) -> None:
         self.size_label = QLabel("")

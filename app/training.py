@@ -10,9 +10,10 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from lattherm.engine import config as schema
 from lattherm.engine import paths
@@ -283,12 +284,20 @@ class TrainingPanel(QWidget):
         left.addWidget(self.status)
         left.addStretch(1)
         right = QVBoxLayout()
-        right.addWidget(hrow(QLabel("EMA"), self.smoothing, QLabel("plot"), self.which_plot, self.log_y,
-                             QLabel("export"), png, svg, csv))
+        right.addWidget(hrow(QLabel("EMA"), self.smoothing, QLabel("plot"), self.which_plot, self.log_y))
+        right.addWidget(hrow(QLabel("export"), png, svg, csv))
         right.addWidget(self.curves, 1)
+        # a splitter, not two fixed columns: the panel fits a 1366-pixel screen and the user moves the border
+        split = QSplitter(Qt.Horizontal)
+        for part in (left, right):
+            holder = QWidget()
+            holder.setLayout(part)
+            split.addWidget(holder)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(1, 1)
         lay = QHBoxLayout(self)
-        lay.addLayout(left, 0)
-        lay.addLayout(right, 1)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(split)
         if "quick-cpu" in self._presets:
             self.preset.setCurrentText("quick-cpu")
         self.load_preset(self.preset.currentText())

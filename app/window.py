@@ -50,7 +50,8 @@ class MainWindow(QMainWindow):
         self.first_look = first_look
         self.setWindowTitle("lattherm")
         self.setObjectName("lattherm-main")
-        self.resize(1400, 900)
+        screen = self.screen().availableGeometry()  # never larger than the screen (a 1366x768 laptop included)
+        self.resize(min(1400, screen.width()), min(900, screen.height()))
         self.auto_restart = auto_restart
         self.restarts: list[float] = []
         self.bundled: list[dict] | None = None  # the engine's bundled_models answer

@@ -315,3 +315,14 @@ def test_compare_headlines_the_exact_gap_when_every_run_logs_it(qtbot):
     only_fq = CompareDialog(["a"], _Runs({"a": [{"step": 1, "F_q": -1.0}]}))
     qtbot.addWidget(only_fq)
     assert only_fq.loaded() and only_fq.metric_box.currentText() == "F_q"
+
+
+def test_the_window_fits_a_laptop_screen(qtbot):
+    """Nothing off screen on a 1366x768 laptop: the panels' minimum width (run browser beside them) stays below it,
+    and the first size never exceeds the screen."""
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    assert win.minimumSizeHint().width() <= 1366
+    screen = win.screen().availableGeometry()
+    assert win.width() <= max(screen.width(), win.minimumSizeHint().width())
