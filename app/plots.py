@@ -14,7 +14,7 @@ from .common import reset_range
 
 #: F_q is the variational free energy of each step's batch at that step's (jittered) training conditions: the engine
 #: logs no fixed-grid evaluation during training, so the curve carries the jitter; the EMA line is the headline
-METRICS = (("loss", "loss"), ("F_q", "F_q (variational free energy, training batch)"), ("ess_fraction", "ESS / n"),
+METRICS = (("loss", "loss"), ("F_q", "F_q, training batch"), ("ess_fraction", "ESS / n"),
            ("grad_norm", "gradient norm"))
 #: metrics drawn only once a record carries them: ``exact_gap`` (F_q minus the exact -log Z at each step's own
 #: conditions, so the jitter cancels; logged wherever an exact method is cheap) is the headline learning curve;
@@ -73,6 +73,8 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         self.raw[key] = p.plot(pen=pg.mkPen((100, 150, 255, 70), width=1))
         self.smooth[key] = p.plot(pen=pg.mkPen((30, 90, 230), width=1), symbolBrush=(30, 90, 230), symbolPen=None)
         self.plots[key] = p
+        for col in range(2):  # equal columns whatever the titles' lengths
+            self.ci.layout.setColumnStretchFactor(col, 1)
         self.series.setdefault(key, Series())
         if self.plots_changed is not None:
             self.plots_changed()

@@ -294,7 +294,9 @@ class TrainingPanel(QWidget):
             holder.setLayout(part)
             split.addWidget(holder)
         split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
+        split.setSizes([460, 10_000])  # the form as narrow as it reads well, the curves get the rest
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(split)
