@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor
 
 from . import export
 from . import lattice
-from .common import (colour, dspin, error_label, fmt_eta, fmt_value, ispin, reset_range, set_unit, show_error,
+from .common import (JobView, colour, dspin, error_label, fmt_value, ispin, reset_range, set_unit, show_error,
                      show_warning, unit_text)
 from .lattice import LatticeView
 from .models import ModelCombo
@@ -39,7 +39,9 @@ def in_range(r: dict | None, T: float, mu: float) -> bool:
     return r is None or (r["T"][0] <= T <= r["T"][1] and r["mu"][0] <= mu <= r["mu"][1])
 
 
-class SamplerPanel(QWidget):
+class SamplerPanel(JobView, QWidget):
+    job_title = "sampling"
+
     def __init__(self, client, parent=None):
         super().__init__(parent)
         self.client = client
@@ -288,8 +290,7 @@ class SamplerPanel(QWidget):
         self.xyz_btn.setEnabled(False)
         if self.job is None:
             self.status.setText("")
-            self.progress.setValue(0)
-            self.progress.setFormat("idle")
+            self._idle()
 
     def preview_when_ready(self) -> None:
         """First start: draw the chosen (bundled) model's samples as soon as its model_info is in, so the panel
@@ -336,36 +337,24 @@ class SamplerPanel(QWidget):
             self._failed(exc)
 
     def _failed(self, exc) -> None:
-        self.job = None
         self.previewing = False
-        self._idle()
-        show_error(self.status, exc)
-        self._update()
-
-    def _idle(self) -> None:
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
+        JobView._failed(self, exc)
 
     def _update(self) -> None:
         self.go.setEnabled(self.job is None or self.previewing)
         self.cancel.setEnabled(self.job is not None)
 
     def engine_lost(self) -> None:
-        if self.job:
-            show_error(self.status, "sampling stopped: the engine process died")
-        self.job = None
         self.previewing = False
-        self._idle()
         for v in self._views():
             v.engine_lost()
-        self._update()
+        JobView.engine_lost(self)
 
     def on_event(self, name: str, job, data: dict) -> None:
         if any(v.on_event(name, job, data) for v in self._views()) or job is None or job != self.job:
             return
         if name == "progress":
-            self.progress.setValue(int(1000 * data["fraction"]))
-            self.progress.setFormat(f"{data['step']} / {data['total']} conditions   {fmt_eta(data.get('eta_s'))}")
+            self.show_progress(data, "conditions")
         elif name == "finished":
             self.job = None
             self.previewing = False

@@ -153,27 +153,26 @@ def rank_seed(seed: int, rank: int) -> int:
 
 
 # ---- collectives (no-ops in a world of one) ----------------------------------------------------------------------
-def sum_over_ranks(x: torch.Tensor, world: World | None = None) -> torch.Tensor:
-    """The elementwise sum of ``x`` over all ranks (a new tensor; ``x`` itself in a world of one)."""
+def _reduced(x: torch.Tensor, op: str, world: World | None) -> torch.Tensor:
+    """``x`` all-reduced with ReduceOp ``op`` over the ranks (a new tensor; ``x`` itself in a world of one)."""
     world = world or current_world()
     if not world.distributed:
         return x
     import torch.distributed as dist
 
     out = x.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.SUM)
+    dist.all_reduce(out, op=getattr(dist.ReduceOp, op))
     return out
+
+
+def sum_over_ranks(x: torch.Tensor, world: World | None = None) -> torch.Tensor:
+    """The elementwise sum of ``x`` over all ranks (a new tensor; ``x`` itself in a world of one)."""
+    return _reduced(x, "SUM", world)
 
 
 def max_over_ranks(x: torch.Tensor, world: World | None = None) -> torch.Tensor:
-    world = world or current_world()
-    if not world.distributed:
-        return x
-    import torch.distributed as dist
-
-    out = x.detach().clone()
-    dist.all_reduce(out, op=dist.ReduceOp.MAX)
-    return out
+    """The elementwise maximum of ``x`` over all ranks."""
+    return _reduced(x, "MAX", world)
 
 
 def mean_of_floats(values: dict, world: World | None = None) -> dict:

@@ -118,22 +118,27 @@ def _merge(a: torch.Tensor, b: torch.Tensor, chi: int, axis: int, cuts: list | N
     return _swap(_merge_y(_swap(a), _swap(b), chi, cuts))
 
 
-def _power(t: torch.Tensor, p: int, chi: int, axis: int, cuts: list | None = None) -> tuple[torch.Tensor, float]:
-    """The block of p copies of ``t`` along ``axis`` by binary doubling (about 2 log2 p merges), normalised after
-    every merge so a large prime cannot overflow; returns it and the log of the scale taken out."""
-    result, base, log_r, log_b = None, t, 0.0, 0.0
+def _binary_power(x: torch.Tensor, p: int, product) -> tuple[torch.Tensor, float]:
+    """``x`` multiplied by itself p times with ``product`` by binary doubling (about 2 log2 p products),
+    normalised after every product so a large p cannot overflow; returns it and the log of the scale taken out."""
+    result, base, log_r, log_b = None, x, 0.0, 0.0
     while True:
         if p & 1:
             if result is None:
                 result, log_r = base, log_b
             else:
-                result, c = _normalise(_merge(result, base, chi, axis, cuts))
+                result, c = _normalise(product(result, base))
                 log_r += log_b + c
         p >>= 1
         if not p:
             return result, log_r
-        base, c = _normalise(_merge(base, base, chi, axis, cuts))
+        base, c = _normalise(product(base, base))
         log_b = 2.0 * log_b + c
+
+
+def _power(t: torch.Tensor, p: int, chi: int, axis: int, cuts: list | None = None) -> tuple[torch.Tensor, float]:
+    """The block of p copies of ``t`` along ``axis``, merged by binary doubling; returns it and its log scale."""
+    return _binary_power(t, p, lambda a, b: _merge(a, b, chi, axis, cuts))
 
 
 def _prime_factors(n: int) -> list[int]:
@@ -150,19 +155,7 @@ def _prime_factors(n: int) -> list[int]:
 
 def _log_trace_power(m: torch.Tensor, n: int) -> float:
     """log Tr M^n by binary powers, rescaled at every product so nothing overflows."""
-    result, base, log_r, log_b = None, m, 0.0, 0.0
-    while True:
-        if n & 1:
-            if result is None:
-                result, log_r = base, log_b
-            else:
-                result, c = _normalise(result @ base)
-                log_r += log_b + c
-        n >>= 1
-        if not n:
-            break
-        base, c = _normalise(base @ base)
-        log_b = 2.0 * log_b + c
+    result, log_r = _binary_power(m, n, torch.matmul)
     return log_r + _log_positive(float(result.diagonal().sum()))
 
 

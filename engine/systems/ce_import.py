@@ -121,6 +121,16 @@ def from_icet(path) -> dict:
 
 
 # ---- CLEASE -----------------------------------------------------------------------------------------------------
+def _read_json(path, name: str, article: str):
+    """The parsed JSON file of a ``name`` input; a missing or unreadable one is one line naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LatthermError(f"{str(path)!r}: no such {name} file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LatthermError(f"{str(path)!r}: not {article} {name} JSON ({type(exc).__name__})") from None
+
+
 def _clease_settings(path):
     """CLEASE settings from their JSON (``settings.save``); the database it names is read from a temporary copy,
     so importing never writes the user's files."""
@@ -128,12 +138,7 @@ def _clease_settings(path):
     from clease.settings import settings_from_json
 
     source = repr(str(path))
-    try:
-        dct = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LatthermError(f"{source}: no such CLEASE settings file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LatthermError(f"{source}: not a CLEASE settings JSON ({type(exc).__name__})") from None
+    dct = _read_json(path, "CLEASE settings", "a")
     if not isinstance(dct, dict) or dct.get("__clease_objtype__") != "ce_settings":
         raise LatthermError(f"{source}: not a CLEASE settings file (save one with settings.save('settings.json'))")
     tmp = Path(tempfile.mkdtemp(prefix="lattherm-clease-"))
@@ -163,12 +168,7 @@ def from_clease(settings_path, eci_path) -> dict:
     source = repr(str(settings_path))
     if eci_path is None:
         raise LatthermError("a CLEASE import needs --eci ECI.json (the fitted ECIs by cluster name)")
-    try:
-        ecis = json.loads(Path(eci_path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LatthermError(f"{str(eci_path)!r}: no such ECI file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LatthermError(f"{str(eci_path)!r}: not an ECI JSON ({type(exc).__name__})") from None
+    ecis = _read_json(eci_path, "ECI", "an")
     if not isinstance(ecis, dict) or not ecis:
         raise LatthermError(f"{str(eci_path)!r}: the ECI file must map cluster names to numbers")
     settings, tmp = _clease_settings(settings_path)
