@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
-                               QPushButton, QRadioButton, QSlider, QTableWidget, QTableWidgetItem, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar,
+                               QPushButton, QRadioButton, QScrollArea, QSlider, QTableWidget, QTableWidgetItem,
+                               QTabWidget, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
@@ -97,6 +97,12 @@ class SamplerPanel(JobView, QWidget):
             gl.addWidget(v)
         gl.addWidget(self.key)
         gl.addStretch(1)
+        # the gallery scrolls sideways rather than widening the window (8 thumbnails of a 10x10 or fcc model)
+        self.gallery_area = QScrollArea()
+        self.gallery_area.setWidget(gal)
+        self.gallery_area.setWidgetResizable(True)
+        self.gallery_area.setFrameShape(QFrame.NoFrame)
+        self.gallery_area.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.hist_logf = pg.PlotWidget(title="log f of the drawn samples")
         self.hist_obs = pg.PlotWidget(title="observable")
         for h in (self.hist_logf, self.hist_obs):
@@ -162,7 +168,8 @@ class SamplerPanel(JobView, QWidget):
         row.addWidget(self.layer_title)
         row.addWidget(self.layer)
         lay.addLayout(row)
-        lay.addWidget(gal)
+        lay.addWidget(self.gallery_area)
+        self._fit_gallery()
         lay.addWidget(self.tabs, 1)
         lay.addLayout(ex)
         self.layer_label = QLabel("")
@@ -257,7 +264,13 @@ class SamplerPanel(JobView, QWidget):
             blank = np.zeros(tuple(int(v) for v in size), np.int8)
             for v in self.gallery:
                 v.set_values(blank)
+            self._fit_gallery()
             self._layers(len(size) == 3, int(size[-1]))
+
+    def _fit_gallery(self) -> None:
+        """The gallery strip as tall as its thumbnails (plus a scroll bar): they change size with the model."""
+        bar = self.gallery_area.horizontalScrollBar().sizeHint().height()
+        self.gallery_area.setFixedHeight(self.gallery_area.widget().sizeHint().height() + bar)
 
     def _layers(self, layered: bool, n: int) -> None:
         self.layer.setRange(0, n - 1 if layered else 0)
@@ -417,6 +430,7 @@ class SamplerPanel(JobView, QWidget):
             view.setVisible(k < len(spins))
             if k < len(spins):
                 view.set_values(spins[k])
+        self._fit_gallery()
         self._hist(self.hist_logf, self.samples["log_f"][i])
         self._hist(self.hist_obs, self.samples["observable"][i])
 

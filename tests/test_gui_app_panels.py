@@ -326,3 +326,20 @@ def test_the_window_fits_a_laptop_screen(qtbot):
     assert win.minimumSizeHint().width() <= 1366
     screen = win.screen().availableGeometry()
     assert win.width() <= max(screen.width(), win.minimumSizeHint().width())
+
+
+def test_a_10x10_model_keeps_the_window_on_a_laptop_screen(qtbot):
+    """Eight 10x10 thumbnails scroll sideways instead of widening the window past 1366 px, and stay whole in
+    height."""
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    from lattherm.engine import tasks
+
+    sp = win.sampler
+    ref = str(bundled_models_dir() / "ising-10x10-ao-mlp-cpu")
+    sp.model.current_ref = lambda: ref  # the panel's model box, pointed at the 10x10 model without an engine
+    sp._got_info(ref, tasks.describe_model(ref))
+    assert sp.gallery[0].sizeHint().width() * len(sp.gallery) > 1366 - 320  # the thumbnails alone would not fit
+    assert win.minimumSizeHint().width() <= 1366
+    assert sp.gallery_area.height() >= sp.gallery[0].sizeHint().height()
