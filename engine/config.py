@@ -131,6 +131,8 @@ class TrainingConfig:
                            choices=OBJECTIVES)
     switch_step: int = _spec(0, "switch step", "mle+reinforce: the step at which REINFORCE takes over (0 < it < "
                              "steps)", low=0)
+    finetune_lr: float = _spec(0.0, "fine-tune learning rate", "mle+reinforce: the REINFORCE phase's own cosine "
+                               "starts at this lr (0 = lr)", low=0.0)
     reinforce_steps: int = _spec(0, "REINFORCE steps K", "AO-ARM: gradient from K random generation steps of "
                                  "the N, scaled N/K (unbiased); 0 = all N", low=0, applies=_ao_arm)
     precision: str = _spec("float32", "precision", "float32, tf32 (CUDA matmuls) or bf16 (autocast of the gradient "
@@ -154,6 +156,9 @@ class DataConfig:
                        "larger batches than REINFORCE); 0 = [training] batch", low=0)
     sampler: str = _spec("metropolis", "MC sampler", "metropolis (any system), or cluster updates wolff / "
                          "swendsen-wang (square-lattice Ising)", choices=MC_SAMPLERS)
+    gauge: float = _spec(0.0, "Z2 gauge", "even-energy systems: flip (x, mu) -> (-x, -mu) with probability "
+                         "sigmoid(-gauge M / sqrt N), so ordered rows reach a symmetric model's component with "
+                         "M > 0 (the mixture stays exact); 0 = flip half of the rows at random", low=0.0)
     seed: int = _spec(0, "data seed", "seed of the data set's conditions and chains")
     path: str = _spec("", "data set file", "a dataset.npz to train on instead of generating one (it must be made "
                       "for this system, size and condition ranges); empty = generate")
@@ -325,6 +330,11 @@ def validate(cfg: RunConfig) -> None:
     if m.symmetric and not info.energy_even:
         raise ConfigError(f"[model] symmetric needs an energy even in the spins (E(-s) = E(s)); "
                           f"{info.name} {cfg.system.size} is not, so set symmetric = false")
+    if cfg.data.gauge and m.kind == "ao-mam":
+        raise ConfigError("[data] gauge is for ARMs (fo-arm, ao-arm): an AO-MAM's marginals have no mode weight")
+    if cfg.data.gauge and not m.symmetric:
+        raise ConfigError("[data] gauge needs a Z2-symmetric model (model.symmetric = true): a gauge-fixed data set "
+                          "has one ordered state only, which the symmetric mixture restores")
     if m.kind == "ao-mam" and m.gibbs_steps > n_sites:
         raise ConfigError(f"[model] gibbs_steps must be in 1..{n_sites} (the number of sites), got {m.gibbs_steps}")
     _check_objective(cfg, n_sites)
@@ -338,6 +348,10 @@ def _check_objective(cfg: RunConfig, n_sites: int) -> None:
     if t.objective == "mle+reinforce" and not 0 < t.switch_step < t.steps:
         raise ConfigError(f"[training] switch_step must be in 1..{t.steps - 1} (before steps = {t.steps}) for "
                           f"objective mle+reinforce, got {t.switch_step}")
+    if t.finetune_lr and t.objective != "mle+reinforce":
+        raise ConfigError(f"[training] finetune_lr applies to objective mle+reinforce only (got {t.objective!r})")
+    if t.lr_final > (t.finetune_lr or t.lr):
+        raise ConfigError(f"[training] lr_final ({t.lr_final:g}) must not exceed finetune_lr ({t.finetune_lr:g})")
     if t.reinforce_steps and m.kind != "ao-arm":
         raise ConfigError(f"[training] reinforce_steps needs an ao-arm model (a {m.kind} scores a sample in one "
                           f"pass already); set it to 0")

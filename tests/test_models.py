@@ -13,15 +13,16 @@ ALL = torch.tensor(list(itertools.product([-1.0, 1.0], repeat=N)))
 
 def make(kind, symmetric=False, seed=0):
     torch.manual_seed(seed)
-    m = build_model(kind, n_sites=N, hidden=24, layers=3, symmetric=symmetric, T_scale=2.5, mu_scale=0.4)
-    with torch.no_grad():  # move away from the near-uniform initialisation
-        for p in m.parameters():
-            p.add_(0.4 * torch.randn_like(p))
+    m = build_model(kind, n_sites=N, hidden=24, layers=3, symmetric=bool(symmetric), T_scale=2.5, mu_scale=0.4,
+                    mode_weight=symmetric == "weighted")
+    with torch.no_grad():  # move away from the near-uniform initialisation (a mode weight away from 1/2)
+        for name, p in m.named_parameters():
+            p.add_((2.0 if name.startswith("mode_weight") else 0.4) * torch.randn_like(p))
     return m.eval()
 
 
 @pytest.mark.parametrize("kind", ["fo-arm", "ao-arm"])
-@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("symmetric", [False, True, "weighted"])
 def test_path_probabilities_sum_to_one_for_every_order(kind, symmetric):
     """Sum over all 2^N states of p_sigma(s) is 1 for any generating order (any-order models: several orders)."""
     m = make(kind, symmetric)
@@ -33,7 +34,7 @@ def test_path_probabilities_sum_to_one_for_every_order(kind, symmetric):
 
 
 @pytest.mark.parametrize("kind", ["fo-arm", "ao-arm"])
-@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("symmetric", [False, True, "weighted"])
 def test_sampling_returns_exact_path_log_prob(kind, symmetric):
     """log p accumulated while sampling equals log_prob of the same samples along the same order."""
     m = make(kind, symmetric)
@@ -45,9 +46,14 @@ def test_sampling_returns_exact_path_log_prob(kind, symmetric):
 
 
 @pytest.mark.parametrize("kind", ["fo-arm", "ao-arm"])
-def test_sample_frequencies_match_model_probabilities(kind):
-    """Empirical state frequencies of 40k samples agree with p(s) within 5 sigma (the sampler draws from p)."""
-    m = make(kind)
+@pytest.mark.parametrize("symmetric", [False, "weighted"])
+def test_sample_frequencies_match_model_probabilities(kind, symmetric):
+    """Empirical state frequencies of 40k samples agree with p(s) within 5 sigma (the sampler draws from p; a
+    learned Z2 mode weight included)."""
+    m = make(kind, symmetric)
+    if symmetric:
+        pi = float(m.mode_log_weights(torch.tensor([2.0]), torch.tensor([0.2]))[0].exp())
+        assert abs(pi - 0.5) > 0.05
     torch.manual_seed(1)
     n = 40_000
     ranks = torch.arange(N).expand(n, -1).clone()  # one fixed order so p_sigma is a single distribution

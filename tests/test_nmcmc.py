@@ -27,9 +27,13 @@ T, MU = 2.5, 0.3
 def _model(n_sites: int, symmetric: bool, scale: float = 10.0, seed: int = 0):
     """An untrained AO-ARM with its readout scaled up: conditionals far from uniform, so a wrong log q shows."""
     torch.manual_seed(seed)
-    m = build_model("ao-arm", "mlp", n_sites=n_sites, hidden=16, layers=1, symmetric=symmetric)
+    m = build_model("ao-arm", "mlp", n_sites=n_sites, hidden=16, layers=1, symmetric=bool(symmetric),
+                    mode_weight=symmetric == "weighted")
     with torch.no_grad():
         m.out_w.mul_(scale)
+        if m.mode_weight is not None:  # a learned Z2 mode weight far from 1/2
+            for q in m.mode_weight.parameters():
+                q.normal_(0, 2.0)
     return m.eval()
 
 
@@ -81,7 +85,7 @@ def test_block_move_detailed_balance_exact(symmetric, mu):
     assert float(P.sum() - P.diagonal().sum()) > 0.5  # moves are really proposed and accepted
 
 
-@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("symmetric", [False, True, "weighted"])
 def test_walk_draws_what_log_q_scores(symmetric):
     """At one fixed order and context the painting walk's proposals follow exp(log q) (chi-square over the 16
     block states) and the forward log q it returns is the teacher-forced score of what it drew."""

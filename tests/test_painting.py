@@ -31,9 +31,14 @@ def perturb(m, scale=0.4, seed=0):
 
 def mlp(n_sites, symmetric=False, seed=0, T_scale=2.5, mu_scale=0.4):
     torch.manual_seed(seed)
-    m = build_model("ao-arm", "mlp", n_sites=n_sites, hidden=24, layers=2, symmetric=symmetric,
-                    T_scale=T_scale, mu_scale=mu_scale)
-    return perturb(m, seed=seed)
+    m = build_model("ao-arm", "mlp", n_sites=n_sites, hidden=24, layers=2, symmetric=bool(symmetric),
+                    T_scale=T_scale, mu_scale=mu_scale, mode_weight=symmetric == "weighted")
+    m = perturb(m, seed=seed)
+    if m.mode_weight is not None:  # a learned Z2 mode weight far from 1/2
+        with torch.no_grad():
+            for q in m.mode_weight.parameters():
+                q.normal_(0, 2.0)
+    return m
 
 
 def transformer(size, kind="square", symmetric=False, seed=0, T_scale=2.5, mu_scale=0.4):
@@ -68,7 +73,7 @@ def check_normalised(model, system, mask, values, T, mu, **kw):
 # ---- correctness ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("layout", ["centered", "sliding"])
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("symmetric", [False, True, "weighted"])
 def test_ising_2x4_from_2x2_window_is_normalised(layout, stride, symmetric):
     system = make_system("ising", "2x4")
     mask = np.zeros((2, 4), bool)

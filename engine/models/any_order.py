@@ -31,6 +31,14 @@ class Conditionals:
     n_sites: int
     symmetric: bool
     device: torch.device
+    #: (T, mu) -> (log pi, log(1 - pi)) of the Z2 mixture, or None (pi = 1/2): the model's mode weight
+    mode_log_weights: Callable | None = None
+
+    def log_w(self, T: torch.Tensor, mu: torch.Tensor):
+        """The mixture's (log pi, log(1 - pi)) at (T, mu) on this device, or None for pi = 1/2."""
+        if self.mode_log_weights is None:
+            return None
+        return self.mode_log_weights(T.to(self.device), mu.to(self.device))
 
 
 def fixed_cell_conditionals(model, lattice, site_log_probs: SiteLogProbs, condition) -> Conditionals:
@@ -38,7 +46,8 @@ def fixed_cell_conditionals(model, lattice, site_log_probs: SiteLogProbs, condit
     if lattice is not None and lattice.n_sites != model.n_sites:
         raise LatthermError(f"a {model.n_sites}-site model cannot run on the {lattice.label} cell "
                             f"({lattice.n_sites} sites)")
-    return Conditionals(site_log_probs, condition, model.n_sites, model.symmetric, model.device)
+    return Conditionals(site_log_probs, condition, model.n_sites, model.symmetric, model.device,
+                        model.mode_log_weights if model.mode_weight is not None else None)
 
 
 def sample_along(site_log_probs: SiteLogProbs, c: torch.Tensor, ranks: torch.Tensor, tokens: torch.Tensor,

@@ -36,7 +36,7 @@ class AOARMMLP(AutoregressiveModel):
         self.out_b = nn.Parameter(torch.zeros(n_sites, n_species))
         nn.init.normal_(self.out_w, std=0.01)
 
-    def hparams(self) -> dict:
+    def _hparams(self) -> dict:
         return {"kind": self.kind, "arch": self.arch, "n_sites": self.n_sites, "n_species": self.n_species,
                 "hidden": self.hidden, "layers": self.layers, "symmetric": self.symmetric,
                 "T_scale": self.T_scale, "mu_scale": self.mu_scale}

@@ -34,10 +34,25 @@ def tokens_from_spins(s: torch.Tensor) -> torch.Tensor:
     return (s > 0).to(torch.long) + 1
 
 
-def z2_mixture(log_q: torch.Tensor, log_q_flipped: torch.Tensor) -> torch.Tensor:
-    """log q_sym(s | mu) = log [q(s | mu) + q(-s | -mu)] / 2 from the two components' log-probabilities: the one
-    place the Z2 mixture is formed (sampling, scoring, marginals, painting)."""
-    return torch.logaddexp(log_q, log_q_flipped) - math.log(2.0)
+def z2_mixture(log_q: torch.Tensor, log_q_flipped: torch.Tensor, log_w=None, flip=None) -> torch.Tensor:
+    """log q_sym(s | mu) = log [pi q(s | mu) + (1 - pi) q(-s | -mu)] from the two components' log-probabilities:
+    the one place the Z2 mixture is formed (sampling, scoring, marginals, painting). ``log_w`` = (log pi, log(1 -
+    pi)) at the sample's (T, mu), from :meth:`AutoregressiveModel.mode_log_weights` (None: pi = 1/2). ``flip``
+    (B,) bool marks rows whose first term is the flipped component (a sample drawn at -mu and then flipped)."""
+    if log_w is None:
+        return torch.logaddexp(log_q, log_q_flipped) - math.log(2.0)
+    w_plus, w_minus = (w.to(device=log_q.device, dtype=log_q.dtype) for w in log_w)
+    if flip is not None:
+        flip = flip.to(log_q.device)
+        w_plus, w_minus = torch.where(flip, w_minus, w_plus), torch.where(flip, w_plus, w_minus)
+    return torch.logaddexp(w_plus + log_q, w_minus + log_q_flipped)
+
+
+def z2_flip(log_w, batch: int, device, generator=None) -> torch.Tensor:
+    """(B,) bool: which samples a Z2 mixture draws from its flipped component, q(-s | -mu), with probability
+    1 - pi (1/2 when ``log_w`` is None)."""
+    u = torch.rand(batch, device=device if generator is None else generator.device, generator=generator).to(device)
+    return u < (0.5 if log_w is None else log_w[1].to(device=device, dtype=u.dtype).exp())
 
 
 def random_ranks(batch: int, n_sites: int, device=None, generator=None) -> torch.Tensor:
@@ -65,9 +80,28 @@ class AutoregressiveModel(nn.Module):
         self.n_sites = int(n_sites)
         self.n_species = int(n_species)
         self.symmetric = bool(symmetric)
+        self.mode_weight = None  # a learned Z2 mode weight (:mod:`.mode_weight`); None: pi = 1/2
+
+    def add_mode_weight(self, T_scale: float = 1.0, mu_scale: float = 1.0) -> None:
+        """Give a symmetric model the learned mixture weight pi(T, mu) (it starts at 1/2: nothing changes)."""
+        if not self.symmetric:
+            raise ValueError("a mode weight needs a Z2-symmetric model")
+        from .mode_weight import ModeWeight
+        self.mode_weight = ModeWeight(self.n_sites, T_scale, mu_scale).to(self.device)
+
+    def mode_log_weights(self, T: torch.Tensor, mu: torch.Tensor):
+        """(log pi, log(1 - pi)) of the Z2 mixture at (T, mu), or None for pi = 1/2."""
+        return None if self.mode_weight is None else self.mode_weight(T, mu)
+
+    def hparams(self) -> dict:
+        """The hyper-parameters that rebuild this model (:func:`lattherm.engine.models.build_model`)."""
+        hp = self._hparams()
+        if self.mode_weight is not None:
+            hp["mode_weight"] = True
+        return hp
 
     # ---- to implement -------------------------------------------------------------------------------------------
-    def hparams(self) -> dict:
+    def _hparams(self) -> dict:
         raise NotImplementedError
 
     def _sample_path(self, T, mu, ranks, tokens, free, generator=None) -> torch.Tensor:
@@ -102,9 +136,10 @@ class AutoregressiveModel(nn.Module):
         generator = generator_on(generator, T.device)
         if ranks is None:
             ranks = self.default_ranks(B, T.device, generator)
-        flip = None
+        flip = log_w = None
         if self.symmetric:
-            flip = torch.rand(B, device=T.device, generator=generator) < 0.5
+            log_w = self.mode_log_weights(T, mu)
+            flip = z2_flip(log_w, B, T.device, generator)
             mu = torch.where(flip, -mu, mu)
         tokens = torch.zeros(B, self.n_sites, dtype=torch.long, device=T.device)
         free = torch.ones(B, self.n_sites, dtype=torch.bool, device=T.device)
@@ -113,7 +148,7 @@ class AutoregressiveModel(nn.Module):
         if self.symmetric:
             # the other mixture component, scored along the same order (joint-space weights stay exact)
             other = self._log_prob_path(-s, T, -mu, ranks).to(torch.float64)
-            log_p = z2_mixture(log_p, other)
+            log_p = z2_mixture(log_p, other, log_w, flip)
             s = torch.where(flip[:, None], -s, s)
         return SampleBatch(spins=s, log_p=log_p, ranks=ranks)
 
@@ -127,7 +162,7 @@ class AutoregressiveModel(nn.Module):
         if not self.symmetric:
             return self._log_prob_path(s, T, mu, ranks)
         both = self._log_prob_path(torch.cat([s, -s]), torch.cat([T, T]), torch.cat([mu, -mu]), torch.cat([ranks, ranks]))
-        return z2_mixture(*both.chunk(2))
+        return z2_mixture(*both.chunk(2), self.mode_log_weights(T, mu))
 
     def _conditions(self, T, mu, batch):
         dev = self.device

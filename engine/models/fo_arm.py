@@ -52,7 +52,7 @@ class FOARMMADE(AutoregressiveModel):
             self.out.weight.mul_(0.1)
             self.cond_out.weight.mul_(0.1)
 
-    def hparams(self) -> dict:
+    def _hparams(self) -> dict:
         return {"kind": self.kind, "arch": self.arch, "n_sites": self.n_sites, "n_species": self.n_species,
                 "hidden": self.hidden, "layers": self.layers, "symmetric": self.symmetric,
                 "T_scale": self.T_scale, "mu_scale": self.mu_scale}

@@ -106,7 +106,7 @@ class TransformerAOARM(AutoregressiveModel):
         self.head = nn.Linear(self.hidden, n_species)
         self._tables: dict = {}
 
-    def hparams(self) -> dict:
+    def _hparams(self) -> dict:
         return {"kind": self.kind, "arch": self.arch, "n_sites": self.n_sites, "n_species": self.n_species,
                 "hidden": self.hidden, "layers": self.layers, "heads": self.heads, "ff": self.ff_width,
                 "symmetric": self.symmetric, "T_scale": self.T_scale, "mu_scale": self.mu_scale,
@@ -151,7 +151,7 @@ class TransformerAOARM(AutoregressiveModel):
         lat = self.resolve_lattice(lattice)
         tables = self.rope(lat, period_mode)
         return Conditionals(self._site_log_probs(tables), self.condition, lat.n_sites, self.symmetric,
-                            self.embed.weight.device)
+                            self.embed.weight.device, self.mode_log_weights)
 
     def zero_readout(self) -> None:
         """Zero the output head: every conditional starts uniform (AO-MAM's self-consistent initialisation)."""
@@ -220,6 +220,9 @@ class TransformerCellView(AutoregressiveModel):
 
     def hparams(self) -> dict:
         return self.net.hparams()
+
+    def mode_log_weights(self, T, mu):
+        return self.net.mode_log_weights(T, mu)
 
     @property
     def train_lattice(self) -> Lattice:

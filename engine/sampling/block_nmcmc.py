@@ -33,7 +33,7 @@ import torch
 from ..devices import generator_on
 from ..errors import LatthermError
 from ..lattices import Lattice, parse_size
-from ..models.base import AutoregressiveModel, z2_mixture
+from ..models.base import AutoregressiveModel, z2_flip, z2_mixture
 from ..montecarlo.metropolis import SpinChains
 from .painting import _walk
 from .plan import PaintPlan, PaintStep
@@ -156,7 +156,8 @@ class BlockProposer:
         """log q(block = truth | context) of the proposal, the Z2 mixture for a symmetric model."""
         lp = self.score(context, truth, key, T, mu)
         if self.conditionals.symmetric:
-            lp = z2_mixture(lp, self.score(_flip_tokens(context), _flip_tokens(truth), key, T, -mu))
+            lp = z2_mixture(lp, self.score(_flip_tokens(context), _flip_tokens(truth), key, T, -mu),
+                            self.conditionals.log_w(T, mu))
         return lp
 
     @torch.no_grad()
@@ -178,15 +179,18 @@ class BlockProposer:
         key = key.to(dev)
         T, mu = T.to(torch.float64), mu.to(torch.float64)
         sign = torch.ones(C, dtype=torch.float64)
+        log_w = None
         if self.conditionals.symmetric:  # draw one Z2 component, then flip
-            sign = torch.where(torch.rand(C, generator=generator) < 0.5, -1.0, 1.0).to(torch.float64)
+            log_w = self.conditionals.log_w(T, mu)
+            sign = torch.where(z2_flip(log_w, C, torch.device("cpu"), generator), -1.0, 1.0).to(torch.float64)
         flip = (sign < 0).to(dev)
         context_c = torch.where(flip[:, None], _flip_tokens(context), context)  # the drawn component's context
         tokens = context_c.clone()
         mu_c = mu * sign
         fwd = _walk(self.plan, T.to(dev), mu_c.to(dev), tokens, key.to(torch.float64), generator=gen)[0]
         if self.conditionals.symmetric:  # the other component of the same proposal, along the same order
-            fwd = z2_mixture(fwd, self.score(_flip_tokens(context_c), _flip_tokens(tokens), key, T, -mu_c))
+            fwd = z2_mixture(fwd, self.score(_flip_tokens(context_c), _flip_tokens(tokens), key, T, -mu_c), log_w,
+                             flip)
         proposed = torch.where(flip[:, None], _flip_tokens(tokens), tokens)
         rev = self.log_q(context, current, key, T, mu)
         new = (2 * proposed[:, blk.to(dev)] - 3).to(torch.float32).cpu()

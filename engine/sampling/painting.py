@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from ..devices import generator_on
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
-from ..models.base import AutoregressiveModel, tokens_from_spins, z2_mixture
+from ..models.base import AutoregressiveModel, tokens_from_spins, z2_flip, z2_mixture
 from ..systems import make_system
 from ..systems.base import System
 from .constraints import constraints_from_arrays
@@ -166,7 +166,7 @@ def paint_log_prob(model_or_plan, T, mu, spins, order, plan: PaintPlan | None = 
     order = torch.as_tensor(order)
     lp = _score_component(plan, T, mu, spins, order)
     if plan.conditionals.symmetric:
-        lp = z2_mixture(lp, _score_component(plan, T, -mu, -spins, order))
+        lp = z2_mixture(lp, _score_component(plan, T, -mu, -spins, order), plan.conditionals.log_w(T, mu))
     return lp.cpu()
 
 
@@ -194,8 +194,10 @@ def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask
     T, mu = _conds(T, mu, n)
     dev = cond.device
     generator = generator_on(generator, dev)
+    log_w = flip = None
     if cond.symmetric:
-        flip = torch.rand(n, generator=generator, device=dev if generator is None else generator.device).to(dev) < 0.5
+        log_w = cond.log_w(T, mu)
+        flip = z2_flip(log_w, n, dev, generator)
         sign = torch.where(flip, -1.0, 1.0).to(dev)
     else:
         sign = torch.ones(n, device=dev)
@@ -213,7 +215,7 @@ def paint(model: AutoregressiveModel, system_target: System, T, mu, n: int, mask
     s_c = (2 * tokens - 3).to(torch.float32)
     spins = s_c * sign[:, None]
     if cond.symmetric:  # the other orientation, scored along the same plan and order
-        lp_c = z2_mixture(lp_c, _score_component(plan, T, -mu_c, -s_c, order))
+        lp_c = z2_mixture(lp_c, _score_component(plan, T, -mu_c, -s_c, order), log_w, flip)
     spins, lp_c, order = spins.cpu(), lp_c.cpu(), order.cpu()
     assert bool((spins[:, torch.as_tensor(plan.mask)] == torch.as_tensor(plan.values[plan.mask],
                                                                            dtype=torch.float32)).all())

@@ -71,9 +71,24 @@ def forward_log_likelihood(model, spins: torch.Tensor, T: torch.Tensor, mu: torc
     return order_agnostic_log_likelihood(model, spins, T, mu, ranks < k[:, None])
 
 
-def z2_augment(spins: torch.Tensor, mu: torch.Tensor, generator=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, mu) -> (-x, -mu) with probability 1/2 per row: an exact symmetry of f when the energy is even."""
-    flip = torch.rand(spins.shape[0], device=spins.device, generator=generator) < 0.5
+def gauge_flip_probability(spins: torch.Tensor, gauge: float) -> torch.Tensor:
+    """f(x) = sigmoid(-gauge M / sqrt(N)): the probability that :func:`z2_augment` maps (x, mu) to (-x, -mu).
+
+    Any flip probability f leaves the Z2 mixture exact: the component then learns q(x|mu) = p(x|mu) w(x) with
+    w(x) = 1 - f(x) + f(-x), and 1/2 [q(x|mu) + q(-x|-mu)] = p(x|mu) because w(x) + w(-x) = 2. gauge = 0 is the
+    plain augmentation (f = 1/2, w = 1: the component must hold both ordered states at mu = 0 and infer which one
+    from the known sites). gauge > 0 fixes the gauge softly: ordered configurations (|M| >> sqrt(N)) are turned to
+    M > 0, so the component learns one ordered state and the mixture supplies the other, while disordered ones
+    (|M| ~ sqrt(N)) keep f near 1/2, so the component is not asked for a sharp cut at M = 0."""
+    m = spins.sum(-1).to(torch.promote_types(spins.dtype, torch.float32)) / spins.shape[-1] ** 0.5
+    return torch.sigmoid(-gauge * m)
+
+
+def z2_augment(spins: torch.Tensor, mu: torch.Tensor, generator=None, gauge: float = 0.0):
+    """(x, mu) -> (-x, -mu), an exact symmetry of f when the energy is even, with probability
+    :func:`gauge_flip_probability` per row (1/2 for gauge = 0)."""
+    u = torch.rand(spins.shape[0], device=spins.device, generator=generator)
+    flip = u < (gauge_flip_probability(spins, gauge) if gauge else 0.5)
     return torch.where(flip[:, None], -spins, spins), torch.where(flip, -mu, mu)
 
 
@@ -147,8 +162,18 @@ class MLEObjective:
             loss = loss + tr.cfg.model.mam_lambda() * (sc + empty)
             info.update(self_consistency=float(sc.detach()), empty_set_penalty=float(empty.detach()))
         else:
+            gauge = self.data_cfg.gauge
+            if gauge and model.mode_weight is not None:
+                # pi(T, mu) -> c(mu) / 2 = E_p[1 - f(x)] by a logistic regression on the (plainly augmented)
+                # rows, then the gauge flip with probability f(x) for the component's rows
+                target = 1 - gauge_flip_probability(s, gauge)
+                mode = F.binary_cross_entropy_with_logits(model.mode_weight.logit(T, mu), target)
+                s, mu = z2_augment(s, mu, gauge=gauge)
+                info["mode_weight_bce"] = float(mode.detach())
             ll = forward_log_likelihood(model, s, T, mu)
             loss = -ll.mean() / N
+            if "mode_weight_bce" in info:
+                loss = loss + mode / N
         info["nll_per_site"] = float(-ll.detach().mean() / N)
         if log:
             info.update(self.diagnostics(step))
@@ -188,4 +213,4 @@ class MLEObjective:
 
 
 __all__ = ["MLEObjective", "forward_log_likelihood", "order_agnostic_log_likelihood", "random_known_sets",
-           "z2_augment"]
+           "gauge_flip_probability", "z2_augment"]

@@ -107,7 +107,7 @@ class Trainer:
         self.system = make_system(cfg.system.name, cfg.system.size)
         m = cfg.model
         self.model = model_for_system(m.kind, m.arch, self.system, m.hidden, m.layers, m.symmetric,
-                                      m.heads).to(self.device)
+                                      m.heads, mode_weight=cfg.data.gauge > 0).to(self.device)
         if self.world.distributed:
             broadcast_parameters(self.model, self.world)
             torch.manual_seed(rank_seed(t.seed, self.world.rank))  # this rank's own stream from here on
@@ -345,11 +345,20 @@ class Trainer:
 
     # ---- one step ---------------------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
+        """Cosine decay from lr to lr_final over the run; in an mle+reinforce run each phase has its own cosine
+        (the fine-tune from ``finetune_lr``, or lr), so the REINFORCE phase does not start at the end of the MLE
+        phase's decay, where it could no longer move the weights."""
         t = self.cfg.training
+        start, end, lr0 = 0, t.steps, t.lr
+        if t.objective == "mle+reinforce":
+            if step < t.switch_step:
+                end = t.switch_step
+            else:
+                start, lr0 = t.switch_step, t.finetune_lr or t.lr
         if t.lr_final <= 0:
-            return t.lr
-        frac = min(step / max(t.steps, 1), 1.0)
-        return t.lr_final + 0.5 * (t.lr - t.lr_final) * (1 + math.cos(math.pi * frac))
+            return lr0
+        frac = min((step - start) / max(end - start, 1), 1.0)
+        return t.lr_final + 0.5 * (lr0 - t.lr_final) * (1 + math.cos(math.pi * frac))
 
     def beta_factor(self, step: int) -> float:
         a = self.cfg.training.beta_anneal
