@@ -33,13 +33,11 @@ async def _main() -> int:
 
 
 def run() -> int:
-    import pyqtgraph as pg
     import qasync
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("lattherm")
-    pg.setConfigOptions(background="w", foreground="k")  # no antialiasing: live curves stay cheap to draw
     _style(app)
     try:
         return qasync.run(_main()) or 0

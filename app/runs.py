@@ -4,13 +4,11 @@ browser shows (an interrupted run included) is what the CLI and the engine see."
 
 from __future__ import annotations
 
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QHBoxLayout, QLabel, QMessageBox,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from . import export
 from .common import colour, dspin
 
 #: what a glance needs first (status, progress) before what the run is; the dock is narrow beside the panels
@@ -235,13 +233,15 @@ class CompareDialog(QDialog):
     each fills in when its answer arrives."""
 
     def __init__(self, run_ids: list[str], client, parent=None):
+        import pyqtgraph as pg  # here, not at the top: the run browser is on the first frame, Compare is not
+
         super().__init__(parent)
         self.setWindowTitle("Compare runs")
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "step")
         self.legend = self.plot.addLegend(offset=(-10, 10))
         self.records: dict[str, list[dict]] = {}
-        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.curves: dict = {}  # run id -> its PlotDataItem
         self.pending = set(run_ids)
         self.message = QLabel("loading…")
         self.metric_box = QComboBox()
@@ -322,12 +322,16 @@ class CompareDialog(QDialog):
                                                                      for s in steps]
 
     def _export_figure(self, ext: str) -> None:
+        from . import export
+
         key = self.metric_box.currentText()
         path = export.ask_path(self, f"Export compared {key}", f"compare_{key}.{ext}", f"{ext.upper()} (*.{ext})")
         if path:
             export.export_figure(self.plot, path)
 
     def _export_csv(self) -> None:
+        from . import export
+
         path = export.ask_path(self, "Export compared curves", f"compare_{self.metric_box.currentText()}.csv",
                                "CSV (*.csv)")
         if path:

@@ -21,9 +21,8 @@ from lattherm.engine.errors import LatthermError
 from lattherm.engine.systems import CATALOG
 from lattherm.engine.config import toml_text
 
-from . import export
 from .common import dspin, error_label, fmt_eta, hrow, ispin, set_unit, show_error
-from .plots import METRICS, LiveCurves
+from .metrics import METRICS
 
 INT_MAX = 2**31 - 1  # QSpinBox holds a C int
 FLOAT_MAX = 1e9
@@ -257,15 +256,16 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("idle")
         self.status = error_label()
         # ---- curves
-        self.curves = LiveCurves()
+        self._curves = None  # built after the window's first paint (pyqtgraph is the slowest import): see curves
+        self._curves_slot = QWidget()
+        QVBoxLayout(self._curves_slot).setContentsMargins(0, 0, 0, 0)
         self.smoothing = dspin(0.9, 0.0, 0.999, 0.05)
-        self.smoothing.valueChanged.connect(self.curves.set_smoothing)
+        self.smoothing.valueChanged.connect(lambda v: self.curves.set_smoothing(v))
         self.log_y = QCheckBox("log y")  # on the plot chosen beside it; points <= 0 are left out of it
         self.log_y.setToolTip("log scale on the chosen plot's y axis (values <= 0 are not drawn there)")
         self.log_y.toggled.connect(lambda on: self.curves.set_log_y(on, self.which_plot.currentText()))
         self.which_plot = QComboBox()
         self.which_plot.addItems([k for k, _ in METRICS])
-        self.curves.plots_changed = self._sync_plot_choices
         self.which_plot.currentTextChanged.connect(
             lambda k: self.log_y.setChecked(k in self.curves.log_y))  # the box shows the chosen plot's scale
         self._stop_timer = QTimer(self)
@@ -286,7 +286,7 @@ class TrainingPanel(QWidget):
         right = QVBoxLayout()
         right.addWidget(hrow(QLabel("EMA"), self.smoothing, QLabel("plot"), self.which_plot, self.log_y))
         right.addWidget(hrow(QLabel("export"), png, svg, csv))
-        right.addWidget(self.curves, 1)
+        right.addWidget(self._curves_slot, 1)
         # a splitter, not two fixed columns: the panel fits a 1366-pixel screen and the user moves the border
         split = QSplitter(Qt.Horizontal)
         for part in (left, right):
@@ -487,6 +487,19 @@ class TrainingPanel(QWidget):
         self.stop_btn.setEnabled(self.state in ("running", "paused", "starting")
                                  or (self.state == "stopping" and not self._stop_timer.isActive()))
 
+    @property
+    def curves(self):
+        """The live plots (a LiveCurves), built on first use: the window paints its first frame without pyqtgraph,
+        then builds them at once (MainWindow.showEvent), so they are there before the engine is."""
+        if self._curves is None:
+            from .plots import LiveCurves
+
+            self._curves = LiveCurves()
+            self._curves.set_smoothing(self.smoothing.value())
+            self._curves.plots_changed = self._sync_plot_choices
+            self._curves_slot.layout().addWidget(self._curves)
+        return self._curves
+
     def _sync_plot_choices(self) -> None:
         keys = [k for k, _ in self.curves.metrics()]
         if [self.which_plot.itemText(i) for i in range(self.which_plot.count())] != keys:
@@ -498,12 +511,16 @@ class TrainingPanel(QWidget):
 
     # ---- export ------------------------------------------------------------------------------------------------
     def _export_figure(self, ext: str) -> None:
+        from . import export
+
         key = self.which_plot.currentText()
         path = export.ask_path(self, f"Export {key} plot", f"{key}.{ext}", f"{ext.upper()} (*.{ext})")
         if path:
             export.export_figure(self.curves.plots[key], path)
 
     def _export_csv(self) -> None:
+        from . import export
+
         path = export.ask_path(self, "Export curves", "curves.csv", "CSV (*.csv)")
         if path:
             header, rows = self.curves.table()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPlainTextEdit,
                                QPushButton, QTabWidget, QVBoxLayout, QWidget)
@@ -13,9 +13,7 @@ from lattherm.engine import __version__
 
 from .client import EngineClient, exit_reason
 from .models import model_choices
-from .painting import PaintingPanel
 from .runs import RunBrowser
-from .sampler import SamplerPanel
 from .training import TrainingPanel
 
 PREFERRED_MODEL = "ising-5x5-ao-mlp"  # the bundled model both panels start on
@@ -59,12 +57,13 @@ class MainWindow(QMainWindow):
         self.client = EngineClient(self, env=engine_env)
         self.browser = RunBrowser(self.client)
         self.training = TrainingPanel(self.client)
-        self.sampler = SamplerPanel(self.client)
-        self.painting = PaintingPanel(self.client)
+        self._panels: dict[str, QWidget] = {}  # the Sampler and Painting panels, built on first use (see _panel)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.training, "Training")
-        self.tabs.addTab(self.sampler, "Sampler")
-        self.tabs.addTab(self.painting, "Lattice painting")
+        for name, title in self.LAZY_TABS:
+            self.tabs.addTab(QWidget(), title)  # a placeholder until the panel is built
+        self.tabs.currentChanged.connect(self._build_tab)
+        self._shown = False
         self.banner = CrashBanner(self.restart_engine)
         central = QWidget()
         cl = QVBoxLayout(central)
@@ -103,6 +102,59 @@ class MainWindow(QMainWindow):
         self.training.run_ended.connect(lambda _: self.browser.refresh())
         self.training.state_changed.connect(self.browser.set_live_state)
         self._menus()
+
+    # ---- panels built after the first paint ------------------------------------------------------------------
+    #: (attribute, tab title) of the panels the first frame does not show; their modules import pyqtgraph and numpy
+    LAZY_TABS = (("sampler", "Sampler"), ("painting", "Lattice painting"))
+
+    @property
+    def sampler(self):
+        return self._panel("sampler")
+
+    @property
+    def painting(self):
+        return self._panel("painting")
+
+    def _panel(self, name: str) -> QWidget:
+        """The panel ``name``, built the first time anything needs it (its tab shown, an event for it, the engine
+        ready), replacing its placeholder tab."""
+        panel = self._panels.get(name)
+        if panel is None:
+            if name == "sampler":
+                from .sampler import SamplerPanel
+
+                panel = SamplerPanel(self.client)
+            else:
+                from .painting import PaintingPanel
+
+                panel = PaintingPanel(self.client)
+            self._panels[name] = panel
+            i = 1 + [n for n, _ in self.LAZY_TABS].index(name)
+            current = self.tabs.currentIndex()
+            self.tabs.blockSignals(True)
+            old = self.tabs.widget(i)
+            self.tabs.removeTab(i)
+            self.tabs.insertTab(i, panel, dict(self.LAZY_TABS)[name])
+            self.tabs.setCurrentIndex(current)
+            self.tabs.blockSignals(False)
+            old.deleteLater()
+        return panel
+
+    def _build_tab(self, index: int) -> None:
+        if 1 <= index <= len(self.LAZY_TABS):
+            self._panel(self.LAZY_TABS[index - 1][0])
+
+    def build_deferred(self) -> None:
+        """Everything the first frame left out: the training plots, then the other panels."""
+        _ = self.training.curves
+        for name, _title in self.LAZY_TABS:
+            self._panel(name)
+
+    def event(self, e) -> bool:
+        if e.type() == QEvent.Paint and not getattr(self, "_shown", True):
+            self._shown = True
+            QTimer.singleShot(0, self.build_deferred)  # once the first frame is painted, before the engine answers
+        return super().event(e)
 
     # ---- menus -------------------------------------------------------------------------------------------------
     def _menus(self) -> None:

@@ -1,5 +1,9 @@
 """Progress of a long task and the flags that steer it, torch-free (the GUI imports this too).
 
+``interruptible(control)`` makes a Control reach *inside* a long step: the inner loops that dominate one (a model's
+per-site generation, the painting walk, NMCMC proposals) call ``check_interrupt()``, which raises :class:`Cancelled`
+once the Control of the enclosing ``interruptible`` block (in this thread) asks to stop. Nothing is passed down:
+the loops stay free of front-end arguments, and outside such a block the check is a no-op.
 ``Meter`` turns "done so far" into a ``Progress`` record with an ETA from the wall seconds per unit since the start
 or the last resume (a pause is left out), capped by an optional time budget. ``Control`` is what a front end sets
 from another thread and a task reads between chunks: stop with a reason, pause / resume. ``format_duration`` is the
@@ -9,6 +13,8 @@ one way an ETA is written, by the CLI's bar and the GUI's progress bars alike.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 
@@ -59,6 +65,27 @@ class Control:
     def raise_if_stopped(self) -> None:
         if self.stop:
             raise Cancelled(self.reason or "cancelled")
+
+
+_ACTIVE: ContextVar[Control | None] = ContextVar("lattherm_interruptible", default=None)
+
+
+@contextmanager
+def interruptible(control: Control | None):
+    """Within this block (this thread / context), ``check_interrupt()`` raises Cancelled once ``control.stop`` is
+    set. The caller must be able to drop a partial step: a trainer discards it and keeps its weights."""
+    token = _ACTIVE.set(control)
+    try:
+        yield control
+    finally:
+        _ACTIVE.reset(token)
+
+
+def check_interrupt() -> None:
+    """Called inside long loops: raise Cancelled if the enclosing ``interruptible`` Control asks to stop."""
+    control = _ACTIVE.get()
+    if control is not None and control.stop:
+        raise Cancelled(control.reason or "cancelled")
 
 
 class Meter:

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from ..errors import LatthermError
+from ..progress import check_interrupt
 from .base import tokens_from_spins
 
 SiteLogProbs = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -59,6 +60,7 @@ def sample_along(site_log_probs: SiteLogProbs, c: torch.Tensor, ranks: torch.Ten
     rows = torch.arange(B, device=tokens.device)
     site_at = ranks.argsort(-1)  # site_at[b, t] = site generated at step t
     for t in range(N):
+        check_interrupt()  # a Stop takes effect inside a long draw, not after it
         site = site_at[:, t]
         todo = free[rows, site]
         if not bool(todo.any()):
@@ -84,6 +86,7 @@ def log_prob_along(site_log_probs: SiteLogProbs, c: torch.Tensor, spins: torch.T
     out = torch.zeros(B, dtype=c.dtype, device=spins.device)
     per_chunk = max(1, chunk_rows // max(B, 1))
     for t0 in range(0, N, per_chunk):
+        check_interrupt()
         ts = steps[t0:t0 + per_chunk]
         known = ranks[None, :, :] < ts[:, None, None]  # (S, B, N)
         x = (tokens[None] * known).reshape(-1, N)

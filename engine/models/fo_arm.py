@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..progress import check_interrupt
 from .base import AutoregressiveModel, tokens_from_spins
 from .conditioning import ConditionEmbedding
 
@@ -72,6 +73,7 @@ class FOARMMADE(AutoregressiveModel):
         B, N = tokens.shape
         log_p = torch.zeros(B, dtype=torch.float64, device=tokens.device)
         for i in range(N):
+            check_interrupt()
             todo = free[:, i].clone()
             if not bool(todo.any()):
                 continue

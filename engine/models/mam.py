@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import LatthermError
+from ..progress import check_interrupt
 from .ao_arm import AOARMMLP
 from .any_order import Conditionals
 from .base import AutoregressiveModel, z2_mixture
@@ -179,6 +180,7 @@ def block_gibbs(model: MarginalizationModel, tokens: torch.Tensor, T: torch.Tens
     site_at = ranks.argsort(-1)
     rows = torch.arange(B, device=x.device)
     for t in range(N - k, N):
+        check_interrupt()
         site = site_at[:, t]
         logp = model.site_log_probs(x, T, mu, site)
         x[rows, site] = torch.multinomial(logp.exp().float(), 1, generator=generator).squeeze(1) + 1

@@ -29,6 +29,7 @@ from ..lattices import Lattice
 from ..models.base import AutoregressiveModel
 from ..montecarlo.metropolis import SpinChains, check_count, initial_spins, semi_grand_ratio
 from ..montecarlo.statistics import estimate
+from ..progress import check_interrupt
 from ..systems.base import System, check_condition
 from .block_nmcmc import BlockProposer, block_move, parse_block
 
@@ -160,6 +161,7 @@ class NeuralMCMC:
             shift = p._grid[torch.randint(0, self.system.n_sites, (C,), generator=self.generator)]
 
         for k in range(p.proposals_per_sweep):
+            check_interrupt()
             corners = p.corners(C, k, shift, self.generator)
             sites, new, fwd, rev = p.propose(self.chains.spins, self.Tt, self.mut, corners, self.generator)
             acc, dE, _, _ = block_move(self.chains, sites, new, fwd, rev, self.beta, self.mut, self.generator)
@@ -176,6 +178,7 @@ class NeuralMCMC:
             self.E.add_(torch.where(acc, dE, torch.zeros_like(dE)))
 
         for _ in range(self.sweeps_between):
+            check_interrupt()
             self.chains.sweep(ratio, self.generator, track)
         if self.whole:
             self._rescore()

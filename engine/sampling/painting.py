@@ -30,6 +30,7 @@ from ..devices import generator_on
 from ..errors import LatthermError
 from ..lattices import Lattice, lattice_for
 from ..models.base import AutoregressiveModel, tokens_from_spins, z2_flip, z2_mixture
+from ..progress import check_interrupt
 from ..systems import make_system
 from ..systems.base import System
 from .constraints import constraints_from_arrays
@@ -119,6 +120,7 @@ def _walk(plan: PaintPlan, T, mu, tokens, key, truth=None, generator=None):
             where[idx] = torch.arange(idx.numel(), device=dev)
             positions.append(where[seq])
         for j in range(seq.shape[1]):
+            check_interrupt()
             site = seq[:, j]
             logp = 0.0
             for idx, pos in zip(views, positions):

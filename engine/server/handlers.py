@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import tasks
 from ..errors import LatthermError
-from ..progress import Cancelled, Control
+from ..progress import Cancelled, Control, interruptible
 from ..store import Run, resolve_model_source
 from ..tasks.runs import METRIC_KEYS
 
@@ -237,10 +237,11 @@ def run_job(engine, job) -> None:
     if job.cancel_requested:
         control.request_stop("cancelled")
     control.pause = job.pause_requested
-    if job.kind == "train":
-        _train(engine.ch, job, control, reporter)
-    else:
-        _task(engine.ch, job, control, reporter)
+    with interruptible(control):  # Stop (cancel) reaches inside a step: the sampling loops check it per site
+        if job.kind == "train":
+            _train(engine.ch, job, control, reporter)
+        else:
+            _task(engine.ch, job, control, reporter)
 
 
 def _train(ch, job, control, reporter) -> None:

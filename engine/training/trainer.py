@@ -36,7 +36,7 @@ from ..distributed import (World, average_gradients, barrier, broadcast_object, 
 from ..errors import CheckpointError, LatthermError
 from ..models import model_for_system
 from ..models.io import model_from_tensors, model_meta, model_tensors
-from ..progress import Control
+from ..progress import Cancelled, Control
 from ..store import Run, load_tensors, save_tensors, this_host
 from ..store.checkpoint import is_complete
 from ..store.runs import RunFilesError
@@ -434,7 +434,13 @@ class Trainer:
                     reason = f"time budget of {t.max_minutes:g} min reached"
                     break
                 nxt = self.step + 1
-                rec = self.train_step(log=nxt % t.log_every == 0 or nxt == t.steps)
+                try:
+                    rec = self.train_step(log=nxt % t.log_every == 0 or nxt == t.steps)
+                except Cancelled:  # a Stop inside the step (see progress.interruptible): the partial step is
+                    if not control.stop or self.world.distributed:  # dropped before any weight changed
+                        raise
+                    status, reason = "stopped", control.reason or "stopped"
+                    break
                 if self.step % t.log_every == 0 or self.step == t.steps:
                     rec["time"] = time.time()
                     pending.append(rec)
