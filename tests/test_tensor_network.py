@@ -232,3 +232,12 @@ def test_derivatives_take_few_contractions_at_the_large_chi(monkeypatch, mu, tot
     calls.clear()
     tn_module.tensor_network(system, 2.5, mu, chi=6, chi_check=8, derivatives=False)
     assert sorted(calls) == [6, 8]
+
+
+@pytest.mark.slow
+def test_matches_kaufman_at_tc_within_1e7_at_chi_40():
+    """At T_c the 1e-7 target needs chi_check 40 (64x64: 9.4e-8; 5.8e-7 at 24): minutes on one thread."""
+    r = tensor_network(Ising((64, 64)), T_C, 0.0, chi=32, chi_check=40, derivatives=False)
+    exact = float(kaufman_log_z(64, 64, 1.0 / T_C))
+    assert per_site_error(r, exact) <= 1e-7
+    assert per_site_error(r, exact) <= r.error
