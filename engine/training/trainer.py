@@ -250,15 +250,15 @@ class Trainer:
         hp_mine, hp_theirs = self.model.hparams(), theirs_model.hparams()
         differ = [k for k in hp_mine if k not in size_keys and hp_mine[k] != hp_theirs.get(k)]
         if differ:
-            raise LatthermError(f"cannot start from {src}: its {theirs_name} model differs from this config's in "
+            raise LatthermError(f"cannot start from {src}: its {theirs_name} model does not match this config's in "
                                 + ", ".join(f"{k} ({hp_theirs.get(k)} vs {hp_mine[k]})" for k in differ))
         mine, theirs = self.model.state_dict(), theirs_model.state_dict()
         shape = {k: tuple(v.shape) for k, v in mine.items()}
         other = {k: tuple(v.shape) for k, v in theirs.items()}
         if shape != other:
             diff = sorted(set(shape.items()) ^ set(other.items()))[:3]
-            raise LatthermError(f"cannot start from {src}: its {theirs_name} model has other dimensions than this "
-                                f"config's (differs in {', '.join(dict.fromkeys(k for k, _ in diff))}: check [model] "
+            raise LatthermError(f"cannot start from {src}: its {theirs_name} model does not match this config's "
+                                f"(differs in {', '.join(dict.fromkeys(k for k, _ in diff))}: check [model] "
                                 "hidden, layers and heads)")
         self.model.load_state_dict(theirs)
         return str(src)
