@@ -139,6 +139,9 @@ class TrainingConfig:
                            "passes; sampling and log p stay float32)", choices=PRECISIONS)
     compile: bool = _spec(False, "compile sampler", "torch.compile the network passes of sampling (a GPU speed-up; "
                           "falls back to eager where the compiler fails)")
+    levels: str = _spec("", "warm-start levels", "Transformer: smaller sizes trained first, in order, each from the "
+                        "weights of the one before, e.g. '4x4:2000, 6x6:2000:batch=500:lr=2e-3'; the [system] size "
+                        "then trains the rest of the steps; empty = one size", applies=_transformer)
 
 
 @dataclass
@@ -338,6 +341,100 @@ def validate(cfg: RunConfig) -> None:
     if m.kind == "ao-mam" and m.gibbs_steps > n_sites:
         raise ConfigError(f"[model] gibbs_steps must be in 1..{n_sites} (the number of sites), got {m.gibbs_steps}")
     _check_objective(cfg, n_sites)
+    _check_levels(cfg, info)
+
+
+# ---- multilevel warm start ([training] levels) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Level:
+    """One size of a multilevel schedule: ``steps`` optimiser steps at ``size`` with that ``batch`` and ``lr``
+    (None: the [training] value)."""
+
+    size: str
+    steps: int
+    batch: int | None = None
+    lr: float | None = None
+
+
+#: per-level options a level may set after SIZE:STEPS, and their types
+LEVEL_OPTIONS = {"batch": int, "lr": float}
+
+
+def parse_levels(text: str) -> list[Level]:
+    """The warm-up levels of ``[training] levels``: 'SIZE:STEPS[:batch=B][:lr=X]' separated by commas or spaces.
+    Only the syntax is checked here (sizes against the system in :func:`validate`)."""
+    out = []
+    for item in text.replace(",", " ").split():
+        size, _, rest = item.partition(":")
+        parts = rest.split(":") if rest else []
+        where = f"[training] levels: {item!r}"
+        if not parts or not parts[0].strip().lstrip("-").isdigit():
+            raise ConfigError(f"{where} must be SIZE:STEPS (e.g. 4x4:2000)")
+        steps = int(parts[0])
+        if steps < 1:
+            raise ConfigError(f"{where} has {steps} steps; every level needs at least 1")
+        opts: dict[str, Any] = {}
+        for opt in parts[1:]:
+            key, eq, value = opt.partition("=")
+            if key not in LEVEL_OPTIONS or not eq:
+                raise ConfigError(f"{where}: unknown option {opt!r} (a level sets {', '.join(LEVEL_OPTIONS)} as "
+                                  "key=value)")
+            try:
+                opts[key] = LEVEL_OPTIONS[key](value)
+            except ValueError:
+                raise ConfigError(f"{where}: {key} must be a number, got {value!r}") from None
+        out.append(Level(size, steps, **opts))
+    return out
+
+
+def run_levels(cfg: RunConfig) -> list[Level]:
+    """Every level of the run in order, with batch and lr filled in: the warm-up levels, then the [system] size for
+    the remaining steps. A config without levels is one level."""
+    t = cfg.training
+    warm = parse_levels(t.levels)
+    last = Level(cfg.system.size, t.steps - sum(lv.steps for lv in warm), t.batch, t.lr)
+    return [Level(lv.size, lv.steps, t.batch if lv.batch is None else lv.batch, t.lr if lv.lr is None else lv.lr)
+            for lv in warm] + [last]
+
+
+def _check_levels(cfg: RunConfig, info: SystemInfo) -> None:
+    """Levels only for a size-agnostic model (Transformer), trained by REINFORCE, at strictly growing sizes of the
+    system's lattice that end below [system] size, each with steps, a batch that fits the conditions and an lr."""
+    t, m = cfg.training, cfg.model
+    warm = parse_levels(t.levels)
+    if not warm:
+        return
+    if m.arch != "transformer":
+        raise ConfigError(f"[training] levels need a size-agnostic model (arch = \"transformer\"): the weights of a "
+                          f"{m.kind}/{m.arch} depend on the number of sites")
+    if t.objective != "reinforce":
+        raise ConfigError(f"[training] levels train by objective = \"reinforce\" (a Monte Carlo data set is made for "
+                          f"one size), got {t.objective!r}")
+    levels = run_levels(cfg)
+    if levels[-1].steps < 1:
+        raise ConfigError(f"[training] steps ({t.steps}) must exceed the levels' {t.steps - levels[-1].steps} steps: "
+                          f"the [system] size {cfg.system.size} trains the rest")
+    n_cond = cfg.conditions.T_points * cfg.conditions.mu_points
+    prev = None
+    for i, lv in enumerate(levels[:-1], 1):
+        where = f"[training] levels: level {i} ({lv.size})"
+        try:
+            lat = info.lattice_of(lv.size)
+        except LatthermError as exc:
+            raise ConfigError(f"{where}: not a size of {info.name}: {exc}") from None
+        if lv.batch < 2 * n_cond or lv.batch % n_cond:
+            raise ConfigError(f"{where}: batch must be a multiple of the {n_cond} conditions with at least two "
+                              f"samples each, got {lv.batch}")
+        if not (math.isfinite(lv.lr) and lv.lr > 0) or t.lr_final > lv.lr:
+            raise ConfigError(f"{where}: lr must be positive and not below lr_final ({t.lr_final:g}), got {lv.lr:g}")
+        if m.kind == "ao-mam" and m.gibbs_steps > lat.n_sites:
+            raise ConfigError(f"{where} has {lat.n_sites} sites, fewer than [model] gibbs_steps ({m.gibbs_steps})")
+        if prev is not None and lat.n_sites <= prev[1]:
+            raise ConfigError(f"{where} must be larger than level {i - 1} ({prev[0]}): sizes grow level by level")
+        prev = (lv.size, lat.n_sites)
+    if info.n_sites(cfg.system.size) <= prev[1]:
+        raise ConfigError(f"[training] levels: the last level ({prev[0]}) must be smaller than [system] size "
+                          f"{cfg.system.size}, the size the run ends at")
 
 
 def _check_objective(cfg: RunConfig, n_sites: int) -> None:

@@ -14,6 +14,7 @@ from lattherm.engine.config import parse_config
 from lattherm.engine.errors import ConfigError
 from lattherm.engine.systems import make_system
 from lattherm.engine.training import Trainer
+from lattherm.engine.training.levels import LevelSchedule
 from lattherm.engine.training.mle import gauge_flip_probability, z2_augment
 
 
@@ -109,12 +110,14 @@ gauge = 2.0
 def test_each_phase_has_its_own_cosine():
     tr = Trainer.__new__(Trainer)  # only the schedule: no run folder, no model
     tr.cfg = parse_config(PHASED)
+    tr.levels = LevelSchedule(tr.cfg)
     assert tr.lr_at(0) == pytest.approx(1e-3)
     assert tr.lr_at(30) == pytest.approx(0.5 * (1e-3 + 1e-5))
     assert tr.lr_at(59) < 2e-5  # the MLE cosine ends at the switch ...
     assert tr.lr_at(60) == pytest.approx(2e-4)  # ... and the fine-tune starts at its own lr
     assert tr.lr_at(80) == pytest.approx(0.5 * (2e-4 + 1e-5))
     tr.cfg = parse_config(PHASED.replace("finetune_lr = 2e-4\n", ""))
+    tr.levels = LevelSchedule(tr.cfg)
     assert tr.lr_at(60) == pytest.approx(1e-3)
 
 

@@ -34,20 +34,19 @@ def open_trainer(config: str | None = None, *, config_path=None, resume=None, na
 
     from ..config import read_config_text
     from ..store import Run
-    from .limits import check_config
 
     if resume is not None:
         if config or config_path or init:
             raise LatthermError("--resume continues a run as it was: it takes neither CONFIG.toml nor --init")
         run = Run.open(resume)
-        check_config(parse_config(read_config_text(run.config_path), source=str(run.config_path)))
+        check_levels(parse_config(read_config_text(run.config_path), source=str(run.config_path)))
         return Trainer.resume(run.path, device=device)
     source = None
     if config is None and config_path is not None:
         config, source = read_config_text(config_path), str(config_path)
     if not config:
         raise LatthermError("training needs CONFIG.toml (a config) or a run to resume")
-    check_config(parse_config(config, source=source))  # errors name the file; nothing is created for a bad config
+    check_levels(parse_config(config, source=source))  # errors name the file; nothing is created for a bad config
     return Trainer.create(config, name_hint=name, device=device, init=init)
 
 
@@ -58,7 +57,6 @@ def check_launch(nproc: int, config_path=None, resume=None, init=None, device: s
     from ..distributed import check_nproc
     from ..store import Run
     from ..training.trainer import check_shares
-    from .limits import check_config
 
     nproc = check_nproc(nproc)
     if resume is not None:
@@ -70,9 +68,18 @@ def check_launch(nproc: int, config_path=None, resume=None, init=None, device: s
         cfg = parse_config(read_config_text(config_path), source=str(config_path))
     else:
         raise LatthermError("train needs CONFIG.toml or --resume RUN")
-    check_config(cfg)
+    check_levels(cfg)
     check_shares(cfg, nproc)
     check_gpus(nproc, device or cfg.training.device)
+
+
+def check_levels(cfg) -> None:
+    """The memory limits of every level of a run (a warm-up level may take a larger batch at its smaller size)."""
+    from ..training.levels import LevelSchedule
+    from .limits import check_config
+
+    for level_cfg in LevelSchedule(cfg).configs():
+        check_config(level_cfg)
 
 
 def check_gpus(nproc: int, device: str) -> None:

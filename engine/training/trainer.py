@@ -9,6 +9,11 @@ are reset (the two losses have unrelated gradient scales); the reset happens at 
 on either side of the switch continues exactly. Every record carries its ``phase`` and, where an exact method is
 cheap, ``exact_gap`` (mean F_q - (-log Z) over the logged conditions).
 
+Multilevel warm start (``[training] levels``, :mod:`.levels`): a size-agnostic model trains at each level's size in
+turn; at a level's first step the model is rebuilt for the new cell from the current weights and Adam starts fresh.
+``self.cfg`` and ``self.system`` are the current level's (``self.run_cfg`` the run's own config); records carry the
+``level`` and ``size``, and ``exact_gap`` is taken at that size.
+
 Data parallel (:mod:`lattherm.engine.distributed`): in a world of W ranks every rank builds the same model from the
 run's seed, then draws from its own seed stream its M / W share of each condition's samples; the objectives
 all-reduce their per-condition sums and gather what the logged metrics need, gradients are averaged, so a step is
@@ -45,6 +50,7 @@ from ..systems import make_system
 from .conditions import ConditionSchedule
 from ..config import RunConfig, parse_config
 from .exact_gap import ExactBounds
+from .levels import LevelSchedule, LevelSpan
 from .precision import Precision, compile_sampling
 from .reinforce import ReinforceObjective
 
@@ -75,9 +81,14 @@ def make_objectives(trainer: "Trainer") -> dict:
 
 def check_shares(cfg: RunConfig, nproc: int) -> None:
     """Each of ``nproc`` ranks draws the same share of every condition's samples (and of an MLE batch): a world the
-    batch cannot be split over evenly is a one-line error."""
+    batch cannot be split over evenly is a one-line error (checked for every level's batch)."""
     if nproc <= 1:
         return
+    for level_cfg in LevelSchedule(cfg).configs():
+        _check_batch_shares(level_cfg, nproc)
+
+
+def _check_batch_shares(cfg: RunConfig, nproc: int) -> None:
     c, t = cfg.conditions, cfg.training
     G = c.T_points * c.mu_points
     M = t.batch // G
@@ -93,11 +104,15 @@ def check_shares(cfg: RunConfig, nproc: int) -> None:
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run: Run | None = None, device: str | None = None, world: World | None = None):
+        self.run_cfg = cfg
+        self.levels = LevelSchedule(cfg)
+        self.level = self.levels.at(0)
+        cfg = self.levels.config(self.level) if self.levels.multilevel else cfg  # the first level's size and batch
         self.cfg = cfg
         self.run = run
         self.world = world or current_world()
         t = cfg.training
-        check_shares(cfg, self.world.size)
+        check_shares(self.run_cfg, self.world.size)
         if t.threads:
             torch.set_num_threads(t.threads)
         self.device = pick_device(rank_device(device or t.device, self.world))
@@ -145,6 +160,28 @@ class Trainer:
         finally:
             torch.set_rng_state(state)  # the trial draws nothing from the run's stream
 
+    # ---- levels -----------------------------------------------------------------------------------------------
+    def _enter_level(self, span: LevelSpan) -> None:
+        """Continue at level ``span``'s size: the model rebuilt for its cell with the current weights (a size-agnostic
+        model's parameters do not depend on the cell), a fresh Adam, that level's conditions batch, objectives and
+        exact bounds. Draws nothing from the run's random stream, so a resumed run switches identically."""
+        state = torch.get_rng_state()
+        try:
+            cfg = self.levels.config(span)
+            system = make_system(cfg.system.name, cfg.system.size)
+            m = cfg.model
+            model = model_for_system(m.kind, m.arch, system, m.hidden, m.layers, m.symmetric, m.heads)
+            model = model.to(self.device)
+            model.load_state_dict(self.model.state_dict())
+        finally:
+            torch.set_rng_state(state)
+        self.cfg, self.system, self.model, self.level = cfg, system, model, span
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=span.level.lr)
+        self.schedule = ConditionSchedule.from_config(cfg, self.world.size)
+        self.objectives = make_objectives(self)
+        self.bounds = ExactBounds(self.system)
+        self.compiled = self._compile() if cfg.training.compile else None
+
     # ---- phases -----------------------------------------------------------------------------------------------
     def phase_at(self, step: int) -> str:
         """"mle" or "reinforce": the phase that optimisation step ``step`` (0-based) belongs to."""
@@ -190,20 +227,41 @@ class Trainer:
         return trainer
 
     def init_weights(self, ref) -> str:
-        """Copy the weights of a trained model of the same architecture (a warm start: continuing a run with a
-        new schedule, or a Transformer trained on one lattice size starting on another). Returns its path."""
+        """Copy the weights of a trained model of the same system and architecture (a warm start: continuing a run
+        with a new schedule, or a size-agnostic Transformer trained on one lattice size starting on another; the
+        model of a fixed cell starts only a run of that cell). Returns its path."""
         from ..models.io import load_model
 
         lm = load_model(ref, device=str(self.device))
-        mine, theirs = self.model.state_dict(), lm.model.state_dict()
+        src, theirs_model = lm.source.path, lm.model
+        if lm.system.name != self.system.name:
+            raise LatthermError(f"cannot start from {src}: it models {lm.system.name}, this config {self.system.name}")
+        mine_name = f"{self.model.kind}/{self.model.arch}"
+        theirs_name = f"{theirs_model.kind}/{theirs_model.arch}"
+        if mine_name != theirs_name:
+            raise LatthermError(f"cannot start from {src}: its {theirs_name} model does not match this config's "
+                                f"{mine_name}")
+        if theirs_model.n_sites != self.model.n_sites and not (theirs_model.any_size and self.model.any_size):
+            raise LatthermError(f"cannot start from {src}: the weights of a {theirs_name} depend on the number of "
+                                f"sites ({lm.system.lattice.label}, {theirs_model.n_sites}) and this config trains "
+                                f"{self.system.lattice.label} ({self.model.n_sites}); only a Transformer starts on "
+                                "another size")
+        size_keys = ("n_sites", "size", "period_mode")  # what a size-agnostic model may change
+        hp_mine, hp_theirs = self.model.hparams(), theirs_model.hparams()
+        differ = [k for k in hp_mine if k not in size_keys and hp_mine[k] != hp_theirs.get(k)]
+        if differ:
+            raise LatthermError(f"cannot start from {src}: its {theirs_name} model does not match this config's in "
+                                + ", ".join(f"{k} ({hp_theirs.get(k)} vs {hp_mine[k]})" for k in differ))
+        mine, theirs = self.model.state_dict(), theirs_model.state_dict()
         shape = {k: tuple(v.shape) for k, v in mine.items()}
         other = {k: tuple(v.shape) for k, v in theirs.items()}
-        if lm.model.kind != self.model.kind or shape != other:
+        if shape != other:
             diff = sorted(set(shape.items()) ^ set(other.items()))[:3]
-            raise LatthermError(f"cannot start from {lm.source.path}: its {lm.model.kind} model does not match this "
-                                f"config's {self.model.kind} (differs in {', '.join(k for k, _ in diff) or 'kind'})")
+            raise LatthermError(f"cannot start from {src}: its {theirs_name} model does not match this config's "
+                                f"(differs in {', '.join(dict.fromkeys(k for k, _ in diff))}: check [model] "
+                                "hidden, layers and heads)")
         self.model.load_state_dict(theirs)
-        return str(lm.source.path)
+        return str(src)
 
     @classmethod
     def resume(cls, ref, device: str | None = None, root=None, world: World | None = None):
@@ -280,7 +338,7 @@ class Trainer:
                 tensors.update({f"rank{r}.{k}": v for k, v in st.items()})
         meta = {**model_meta(self.model, self.system), "type": "training-checkpoint", "step": self.step,
                 "elapsed_s": self.elapsed, "best_F_q": None if math.isinf(self.best_F_q) else self.best_F_q,
-                "optim_param_groups": opt["param_groups"], "config": self.cfg.to_dict(), "version": __version__,
+                "optim_param_groups": opt["param_groups"], "config": self.run_cfg.to_dict(), "version": __version__,
                 "world_size": self.world.size}
         path = self.run.named_checkpoint_path(name) if name else self.run.checkpoint_path(self.step)
         save_tensors(path, tensors, meta)
@@ -289,7 +347,16 @@ class Trainer:
 
     def load_checkpoint(self, path) -> None:
         tensors, meta = load_tensors(path)
-        model, _ = model_from_tensors(tensors, meta, path)
+        model, system = model_from_tensors(tensors, meta, path)
+        try:
+            span = self.levels.trained_at(int(meta["step"]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: no step ({exc})") from None
+        if span.index != self.level.index:
+            self._enter_level(span)  # the level the checkpoint's model was trained in
+        if system.lattice.size != self.system.lattice.size:
+            raise CheckpointError(f"{path}: a model of the {system.lattice.label} cell, but the run trains "
+                                  f"{self.system.lattice.label} at step {meta['step']}")
         self.model.load_state_dict(model.state_dict())
         state: dict = {}
         for k, v in tensors.items():
@@ -345,16 +412,18 @@ class Trainer:
 
     # ---- one step ---------------------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
-        """Cosine decay from lr to lr_final over the run; in an mle+reinforce run each phase has its own cosine
+        """The lr of ``step``: cosine decay from its level's lr to ``lr_final`` over that level's steps (one level:
+        the whole run); in an mle+reinforce run (one level: levels are REINFORCE-only) each phase has its own cosine
         (the fine-tune from ``finetune_lr``, or lr), so the REINFORCE phase does not start at the end of the MLE
         phase's decay, where it could no longer move the weights."""
         t = self.cfg.training
-        start, end, lr0 = 0, t.steps, t.lr
+        span = self.levels.at(step)
+        start, end, lr0 = span.start, span.end, span.level.lr
         if t.objective == "mle+reinforce":
             if step < t.switch_step:
                 end = t.switch_step
             else:
-                start, lr0 = t.switch_step, t.finetune_lr or t.lr
+                start, lr0 = t.switch_step, t.finetune_lr or lr0
         if t.lr_final <= 0:
             return lr0
         frac = min((step - start) / max(end - start, 1), 1.0)
@@ -368,6 +437,9 @@ class Trainer:
         """One optimisation step of the run's objective. ``log``: also compute the (possibly costly) diagnostics
         that only logged records carry (the ARM objective always has them for free)."""
         t0 = time.perf_counter()
+        span = self.levels.at(self.step)
+        if span.index != self.level.index:
+            self._enter_level(span)  # the next size, from these weights (see :mod:`.levels`)
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -398,6 +470,8 @@ class Trainer:
         dt = time.perf_counter() - t0
         self.elapsed += dt
         c = self.schedule.conditions(self.step - 1)
+        if self.levels.multilevel:
+            info["level"], info["size"] = span.index + 1, span.level.size
         if "F_q_per_condition" in info:
             gap = self.bounds.gap(c[:, 0].tolist(), c[:, 1].tolist(), info["F_q_per_condition"])
             if gap is not None:
