@@ -8,6 +8,8 @@ References: Kaufman at mu = 0, the transfer matrix with a field at 10x10, exact_
 
     OMP_NUM_THREADS=1 python benchmarks/sampler_vs_mcmc.py --quick [--json FILE]
     OMP_NUM_THREADS=1 python benchmarks/sampler_vs_mcmc.py [--sizes 10x10,64x64] [--json FILE]
+    OMP_NUM_THREADS=1 python benchmarks/sampler_vs_mcmc.py --sizes 64x64 --conditions 2.5:0.2 --steps 400 \
+        --block-steps 12 --json FILE         # one condition, shorter runs
 
 One clock for every method: wall seconds of the production draws on one thread (the model's i.i.d. draws; the
 chains' recorded steps, equilibration excluded), so "effective samples per second" compares like with like.
@@ -83,6 +85,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="10x10 only, short runs")
     ap.add_argument("--sizes", help="comma-separated (default 10x10, and 64x64 unless --quick)")
     ap.add_argument("--conditions", help="T:mu pairs, e.g. 2.269:0,2.5:0.2 (default: per size, see below)")
+    ap.add_argument("--steps", type=int, help="Metropolis / cluster sweeps (NMCMC: half of it); default per size")
+    ap.add_argument("--block-steps", type=int, help="block NMCMC steps (sweeps of block proposals); default per size")
+    ap.add_argument("--iid", type=int, help="model i.i.d. samples at 10x10 (default 20000, --quick 2000)")
     ap.add_argument("--json")
     a = ap.parse_args()
     sizes = a.sizes.split(",") if a.sizes else (["10x10"] if a.quick else ["10x10", "64x64"])
@@ -96,6 +101,9 @@ def main():
         else:
             conds, steps, chains, n_iid, block_steps = [(2.269, 0.0), (2.5, 0.0), (2.269, 0.2), (2.5, 0.2)], 2000, \
                 16, 20000, 100
+        steps = a.steps or steps
+        block_steps = a.block_steps or block_steps
+        n_iid = a.iid or n_iid
         if a.conditions:
             conds = [tuple(float(v) for v in c.split(":")) for c in a.conditions.split(",")]
         for T, mu in conds:
