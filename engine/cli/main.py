@@ -367,7 +367,7 @@ def cmd_evaluate(a) -> int:
             from ..training import parse_grid
 
             _device(a.device)
-            parse_grid(a.grid, load(a.model, "cpu").system.name)  # a typo is one line here, not one per rank
+            parse_grid(a.grid, load(a.model, "cpu").system.info)  # a typo is one line here, not one per rank
             try:
                 launch(a.argv, a.nproc)
             except RankFailed as exc:
