@@ -71,7 +71,8 @@ def _ao_arm(kind, arch, info):
 
 @dataclass
 class SystemConfig:
-    name: str = _spec("ising", "system", "the lattice system (the catalog's name)", choices=tuple(CATALOG))
+    name: str = _spec("ising", "system", "the lattice system (the catalog's name; with a cluster-expansion file "
+                      "below, a label of your own or the file's name)", choices=tuple(CATALOG), open_choices=True)
     size: str = _spec("5x5", "lattice size", "periodic supercell, e.g. 10x10 (square) or 2x2x4 (fcc)")
     ce: str = _spec("", "cluster-expansion file", "a cluster-expansion JSON (lattherm's, or one `lattherm ce "
                     "import` made from icet or CLEASE) to train instead of a catalog system; relative to the config "

@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--sweeps", type=int, default=200, help="with mc: recorded sweeps (after as many to equilibrate)")
     pd.add_argument("--boundary", choices=["wl", "none"], default="wl",
                     help="overlay the two-phase boundary from Wang-Landau over composition (default) or nothing")
+    pd.add_argument("--size", help="paint the model onto this larger cell at every condition, e.g. 4x4x8 (129 "
+                    "compositions where the 2x2x4 model has 17); the boundary is then computed on it too")
     pd.add_argument("--boundary-size", help="supercell of the boundary calculation (default: the diagram's)")
     pd.add_argument("--boundary-T-points", type=int, default=8, help="temperatures of the boundary calculation")
     pd.add_argument("--T-points", type=int, default=32)
@@ -482,7 +484,7 @@ def cmd_phase_diagram(a) -> int:
                         lattice_size=a.lattice_size, chains=a.chains, sweeps=a.sweeps, boundary=a.boundary,
                         boundary_size=a.boundary_size, boundary_T_points=a.boundary_T_points, T_points=a.T_points,
                         mu_points=a.mu_points, samples=a.samples, T_range=a.T_range, mu_range=a.mu_range,
-                        device=_device(a.device), seed=a.seed, formats=a.format)
+                        device=_device(a.device), seed=a.seed, formats=a.format, size=a.size)
     for T, mu in res.extrapolation:
         _note_extrapolation(res.trained_range, T, mu)
     print(f"wrote the {a.T_points}x{a.mu_points} phase grid of {res.system} {res.label} ({res.what}) to {a.out}")

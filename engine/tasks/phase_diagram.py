@@ -52,15 +52,47 @@ def _stack_rows(rows: list[dict]) -> dict:
     return grid
 
 
+def painted_target(lm, size):
+    """The cell a model's phase diagram is painted on: ``size`` of the model's own system (a user's CE included),
+    checked against the memory limit; painting needs an any-order model."""
+    from ..systems import make_system
+    from .limits import check_lattice
+
+    if not lm.model.any_order:
+        raise LatthermError(f"--size paints the model onto a larger cell, which needs an any-order model; "
+                            f"{lm.source.name} is a {lm.model.kind}")
+    size = size if isinstance(size, str) else "x".join(str(int(v)) for v in size)
+    check_lattice(lm.system.info, size)
+    return make_system(lm.system.info, size)
+
+
+def painted_phase_row(lm, target, T: float, mu_values, samples: int, generator=None) -> dict:
+    """One temperature of the phase grid from lattices painted onto ``target`` by the painting walk (default
+    layout, as ``lattherm paint``): compositions in steps of 1/N of the target, not of the model's cell."""
+    import torch
+
+    from ..analysis.phase_diagram import _grid
+    from ..sampling import paint_with_model
+
+    row = []
+    with torch.no_grad():
+        for m in mu_values:
+            res = paint_with_model(lm, target, float(T), float(m), int(samples), generator=generator)
+            row.append(target.composition(res.spins).numpy())
+    return _grid(np.asarray([float(T)]), np.asarray(mu_values, dtype=np.float64), target.n_sites, [row])
+
+
 def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | None = None, chains: int = 16,
                   sweeps: int = 200, boundary: str = "wl", boundary_size: str | None = None,
                   boundary_T_points: int = 8, T_points: int = 32, mu_points: int = 32, samples: int = 200,
                   T_range=None, mu_range=None, device: str | None = "cpu", seed: int = 0, formats="png,svg",
-                  progress=None, control=None) -> PhaseDiagramResult:
+                  size: str | None = None, progress=None, control=None) -> PhaseDiagramResult:
     """``model``: a run or model, sampled ``samples`` times per condition, or "mc" for semi-grand-canonical
     Metropolis on ``system`` ``lattice_size`` (``chains`` x ``sweeps``, after as many to equilibrate). Ranges default
-    to the model's trained ones (the paper's for mc). ``boundary``: "wl" overlays the two-phase boundary from
-    Wang-Landau over composition on ``boundary_size`` (default the diagram's) at ``boundary_T_points``, or "none".
+    to the model's trained ones (the paper's for mc). ``size``: paint the model onto this larger cell at every
+    condition (a cell that resolves composition: 4x4x8 has 129 compositions where the 2x2x4 model has 17).
+    ``boundary``: "wl" overlays the two-phase boundary from Wang-Landau over composition on ``boundary_size``
+    (default: the diagram's cell, the painted one with ``size``) at ``boundary_T_points``, or "none".
     ``formats``: the figures' formats ("png,svg,pdf" or a list), checked before any work starts."""
     from ..analysis.composition import phase_boundary
     from ..analysis.figures import parse_formats
@@ -86,17 +118,21 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
         from ..training import paper_grid
 
         sys_ = make_system(system, lattice_size)
-        Ts, mus = zip(*paper_grid(sys_.name))  # the paper's ranges for this system
+        Ts, mus = zip(*paper_grid(sys_.info))  # the paper's ranges for this system
         default = {"T": [min(Ts), max(Ts)], "mu": [min(mus), max(mus)]}
     else:
         if system or lattice_size:
             raise LatthermError("--system and --lattice-size belong to 'phase-diagram mc'; a model brings its own")
         lm = load(model, device)
         sys_, default = lm.system, lm.trained_range() or {}
+    if size is not None:
+        if lm is None:
+            raise LatthermError("--size paints a model onto a larger cell; 'phase-diagram mc' takes --lattice-size")
+        sys_ = painted_target(lm, size)
     T = np.linspace(*span(T_range, "T range", default.get("T")), T_points)
     mu = np.linspace(*span(mu_range, "mu range", default.get("mu")), mu_points)
     sys_.check(T, mu)
-    bsys = make_system(sys_.name, boundary_size) if boundary_size else sys_
+    bsys = make_system(sys_.info, boundary_size) if boundary_size else sys_
     gen = seeded(seed)
     meter = Meter((T_points if lm is not None else 1) + (boundary == "wl"), progress, control=control)
     stop = control.raise_if_stopped if control is not None else (lambda: None)
@@ -106,10 +142,14 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
         rows = []
         for t in T:
             stop()
-            rows.append(model_phase_grid(lm, [t], mu, samples, generator=gen))
+            if size is not None:
+                rows.append(painted_phase_row(lm, sys_, t, mu, samples, generator=gen))
+            else:
+                rows.append(model_phase_grid(lm, [t], mu, samples, generator=gen))
             meter.update(len(rows), extra={"stage": "grid"})
         grid = _stack_rows(rows)
-        what = f"{samples} model samples per condition"
+        what = (f"{samples} lattices per condition painted onto {sys_.lattice.label} by the {lm.system.lattice.label} "
+                "model" if size is not None else f"{samples} model samples per condition")
     else:
         grid = mc_phase_grid(sys_, T, mu, n_chains=chains, sweeps=sweeps, equilibration=sweeps, generator=gen)
         meter.update(1, extra={"stage": "grid"})
@@ -121,7 +161,7 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
         reference = phase_boundary(composition_free_energy(bsys, temps, generator=seeded(seed)))
         meter.update(meter.total, extra={"stage": "boundary"})
         what += f"; two-phase boundary by Wang-Landau on {bsys.lattice.label} at {boundary_T_points} temperatures"
-    files = write_guarded(lambda: write_phase_diagram(out, grid, sys_.name, reference=reference,
+    files = write_guarded(lambda: write_phase_diagram(out, grid, sys_.info, reference=reference,
                                                       x_label=sys_.composition_name, formats=formats), out)
     return PhaseDiagramResult(Path(out), files, sys_.name, sys_.lattice.label, what, corners,
                               None if lm is None else lm.trained_range())
