@@ -38,6 +38,7 @@ class PhaseDiagramResult:
     what: str
     extrapolation: list = field(default_factory=list)  # (T, mu) corners outside the model's trained range
     trained_range: dict | None = None
+    boundary_sites: int | None = None  # sites of the cell the Wang-Landau boundary was computed on
 
     def to_dict(self) -> dict:
         return {"out": str(self.out), "files": [str(p) for p in self.files]}
@@ -82,28 +83,46 @@ def painted_phase_row(lm, target, T: float, mu_values, samples: int, generator=N
     return _grid(np.asarray([float(T)]), np.asarray(mu_values, dtype=np.float64), target.n_sites, [row])
 
 
+def wang_landau_profiles(system, temps, max_sweeps: int, seed: int, progress=None, control=None):
+    """The composition free energies of the boundary (Wang-Landau on ``system``), reported sweep by sweep as their
+    own stage: on a 128-site cell they take minutes, so the bar shows their ETA and a cancel stops them."""
+    from ..montecarlo import composition_free_energy
+
+    meter = Meter(1, progress, control=control)
+
+    def on_sweep(done, total):
+        if control is not None:
+            control.raise_if_stopped()
+        meter.total = total
+        if done % 10 == 0 or done == total:
+            meter.update(done, extra={"stage": "boundary", "sites": system.n_sites})
+
+    return composition_free_energy(system, temps, max_sweeps=max_sweeps, generator=seeded(seed), on_sweep=on_sweep)
+
+
 def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | None = None, chains: int = 16,
                   sweeps: int = 200, boundary: str = "wl", boundary_size: str | None = None,
                   boundary_T_points: int = 8, T_points: int = 32, mu_points: int = 32, samples: int = 200,
                   T_range=None, mu_range=None, device: str | None = "cpu", seed: int = 0, formats="png,svg",
-                  size: str | None = None, progress=None, control=None) -> PhaseDiagramResult:
+                  size: str | None = None, boundary_sweeps: int = 20000, progress=None,
+                  control=None) -> PhaseDiagramResult:
     """``model``: a run or model, sampled ``samples`` times per condition, or "mc" for semi-grand-canonical
     Metropolis on ``system`` ``lattice_size`` (``chains`` x ``sweeps``, after as many to equilibrate). Ranges default
     to the model's trained ones (the paper's for mc). ``size``: paint the model onto this larger cell at every
     condition (a cell that resolves composition: 4x4x8 has 129 compositions where the 2x2x4 model has 17).
     ``boundary``: "wl" overlays the two-phase boundary from Wang-Landau over composition on ``boundary_size``
-    (default: the diagram's cell, the painted one with ``size``) at ``boundary_T_points``, or "none".
+    (default: the diagram's cell, the painted one with ``size``) at ``boundary_T_points``, at most
+    ``boundary_sweeps`` Wang-Landau sweeps (then the frozen-bias production run), or "none".
     ``formats``: the figures' formats ("png,svg,pdf" or a list), checked before any work starts."""
     from ..analysis.composition import phase_boundary
     from ..analysis.figures import parse_formats
     from ..analysis.phase_diagram import mc_phase_grid, model_phase_grid, write_phase_diagram
-    from ..montecarlo import composition_free_energy
     from ..systems import make_system
     from ..systems.base import check_condition
 
     formats = parse_formats(formats)
     check_positive(T_points=T_points, mu_points=mu_points, samples=samples, chains=chains, sweeps=sweeps,
-                   boundary_T_points=boundary_T_points)
+                   boundary_T_points=boundary_T_points, boundary_sweeps=boundary_sweeps)
     if boundary not in ("wl", "none"):
         raise LatthermError(f"boundary must be wl or none, got {boundary!r}")
     if T_range is not None:  # check before loading anything
@@ -132,6 +151,10 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
     T = np.linspace(*span(T_range, "T range", default.get("T")), T_points)
     mu = np.linspace(*span(mu_range, "mu range", default.get("mu")), mu_points)
     sys_.check(T, mu)
+    if boundary_size:
+        from .limits import check_lattice
+
+        check_lattice(sys_.info, boundary_size)
     bsys = make_system(sys_.info, boundary_size) if boundary_size else sys_
     gen = seeded(seed)
     meter = Meter((T_points if lm is not None else 1) + (boundary == "wl"), progress, control=control)
@@ -158,10 +181,11 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
     if boundary == "wl":
         stop()
         temps = np.linspace(T[0], T[-1], boundary_T_points)
-        reference = phase_boundary(composition_free_energy(bsys, temps, generator=seeded(seed)))
+        reference = phase_boundary(wang_landau_profiles(bsys, temps, boundary_sweeps, seed, progress, control))
         meter.update(meter.total, extra={"stage": "boundary"})
         what += f"; two-phase boundary by Wang-Landau on {bsys.lattice.label} at {boundary_T_points} temperatures"
     files = write_guarded(lambda: write_phase_diagram(out, grid, sys_.info, reference=reference,
                                                       x_label=sys_.composition_name, formats=formats), out)
     return PhaseDiagramResult(Path(out), files, sys_.name, sys_.lattice.label, what, corners,
-                              None if lm is None else lm.trained_range())
+                              None if lm is None else lm.trained_range(),
+                              bsys.n_sites if reference is not None else None)
