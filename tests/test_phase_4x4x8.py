@@ -1,7 +1,6 @@
 """Phase diagrams from a cell that resolves composition: a 16-site model painted onto 4x4x8 (128 sites, 129
 compositions) at every condition, with the Wang-Landau boundary computed on that same cell."""
 
-import json
 
 import numpy as np
 import pytest
