@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
+                               QVBoxLayout, QWidget)
 
 from . import export
 from .common import (JobView, colour, dspin, error_label, fmt_value, ispin, reset_range, set_unit, show_error,
@@ -40,6 +40,9 @@ class PhaseDiagramView(JobView, QWidget):
         self.mu_lo, self.mu_hi = dspin(-1.0, -1e3, 1e3, 0.01, 4, "μ from"), dspin(1.0, -1e3, 1e3, 0.01, 4, "μ to")
         for box in (self.T_points, self.mu_points, self.samples, self.T_lo, self.T_hi, self.mu_lo, self.mu_hi):
             box.refused.connect(lambda msg: show_error(self.status, msg))
+        self.size = QLineEdit()  # empty: the model's own cell; larger cells are painted (and the boundary on them)
+        self.size.setToolTip("paint the model onto this cell at every condition, e.g. 4x4x8 (129 compositions where "
+                             "a 2x2x4 model has 17); the Wang–Landau boundary is computed on it too")
         self.boundary = QCheckBox("Wang–Landau boundary")
         self.boundary.setToolTip("overlay the two-phase boundary from Wang–Landau over composition (slower)")
         self.go, self.cancel = QPushButton("Compute phase diagram"), QPushButton("Cancel")
@@ -73,7 +76,7 @@ class PhaseDiagramView(JobView, QWidget):
                                QLabel("samples / condition"), self.samples, self.go)):
             top.addWidget(w, 0, i)
         for i, w in enumerate((QLabel("μ"), self.mu_lo, self.mu_hi, QLabel("points"), self.mu_points,
-                               self.boundary, QLabel(""), self.cancel)):
+                               self.boundary, self.size, self.cancel)):
             top.addWidget(w, 1, i)
         plots = QHBoxLayout()
         plots.addWidget(self.map_plot, 1)
@@ -106,6 +109,9 @@ class PhaseDiagramView(JobView, QWidget):
             self.T_hi.setValue(r["T"][1])
             self.mu_lo.setValue(r["mu"][0])
             self.mu_hi.setValue(r["mu"][1])
+        own = "x".join(str(v) for v in self.info.get("size", []))
+        self.size.clear()
+        self.size.setPlaceholderText(f"lattice size (model's: {own})" if own else "lattice size")
 
     def clear(self) -> None:
         self.grid = None
@@ -134,7 +140,8 @@ class PhaseDiagramView(JobView, QWidget):
         return {"model": self.model, "out": str(self.out), "T_points": self.T_points.value(),
                 "mu_points": self.mu_points.value(), "samples": self.samples.value(),
                 "T_range": [self.T_lo.value(), self.T_hi.value()], "mu_range": [self.mu_lo.value(), self.mu_hi.value()],
-                "boundary": "wl" if self.boundary.isChecked() else "none"}
+                "boundary": "wl" if self.boundary.isChecked() else "none",
+                **({"size": self.size.text().strip()} if self.size.text().strip() else {})}
 
     def compute(self) -> None:
         if not self.model:

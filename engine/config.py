@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigError, LatthermError
-from .systems import CATALOG, SystemInfo, system_info
+from .systems import CATALOG, SystemInfo, info_from_ce_file, system_info
+from .systems.ce_file import load_json as ce_file_json
 
 #: the model kinds x architectures lattherm trains (lattherm.engine.models builds one class for each)
 MODEL_KINDS: tuple[tuple[str, str], ...] = (("fo-arm", "mlp"), ("ao-arm", "mlp"), ("ao-arm", "transformer"),
@@ -70,8 +71,24 @@ def _ao_arm(kind, arch, info):
 
 @dataclass
 class SystemConfig:
-    name: str = _spec("ising", "system", "the lattice system (the catalog's name)", choices=tuple(CATALOG))
+    name: str = _spec("ising", "system", "the lattice system (the catalog's name; with a cluster-expansion file "
+                      "below, a label of your own or the file's name)", choices=tuple(CATALOG), open_choices=True)
     size: str = _spec("5x5", "lattice size", "periodic supercell, e.g. 10x10 (square) or 2x2x4 (fcc)")
+    ce: str = _spec("", "cluster-expansion file", "a cluster-expansion JSON (lattherm's, or one `lattherm ce "
+                    "import` made from icet or CLEASE) to train instead of a catalog system; relative to the config "
+                    "file; copied into the run; empty = the catalog system named above")
+
+
+#: the name a run's copy of its cluster-expansion file has, beside its config.toml (model folders too)
+CE_COPY = "cluster_expansion.json"
+
+
+def system_of(cfg: "RunConfig") -> SystemInfo:
+    """The catalog entry a config trains: its cluster-expansion file when ``[system] ce`` is set, else the catalog
+    system ``[system] name`` names."""
+    if cfg.system.ce:
+        return info_from_ce_file(cfg.system.ce, name=cfg.system.name)
+    return system_info(cfg.system.name)
 
 
 @dataclass
@@ -273,7 +290,9 @@ def _coerce(section: str, key: str, value, default):
 REQUIRED = ("system",)
 
 
-def config_from_dict(data: dict) -> RunConfig:
+def config_from_dict(data: dict, base=None) -> RunConfig:
+    """A checked RunConfig from parsed TOML. ``base``: the folder a relative ``[system] ce`` path is resolved from
+    (the config file's; default the working directory); the parsed config holds the absolute path."""
     missing = [t for t in REQUIRED if t not in data]
     if missing:
         raise ConfigError(f"the config has no [{missing[0]}] table (it names what to train: name and size)")
@@ -289,8 +308,38 @@ def config_from_dict(data: dict) -> RunConfig:
             if key not in known:
                 raise ConfigError(f"unknown key {key!r} in [{section}] (known: {', '.join(sorted(known))})")
             setattr(target, key, _coerce(section, key, value, getattr(target, key)))
+    if cfg.system.ce:
+        _resolve_ce(cfg.system, base)
     validate(cfg)
     return cfg
+
+
+def _resolve_ce(system: SystemConfig, base) -> None:
+    """Make ``[system] ce`` absolute (relative to ``base``) and name its system: ``name`` when it is a label of the
+    user's (not a catalog name, such as the default), else the file's ``name`` key, else the file's stem. A
+    missing, corrupt or unsupported file (not lattherm's CE JSON, a ternary, another lattice) is one ConfigError."""
+    path = Path(system.ce).expanduser()
+    if not path.is_absolute():
+        path = Path(base if base is not None else Path.cwd()) / path
+    path = path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"[system] ce: cluster-expansion file {str(path)!r} not found")
+    try:
+        info = info_from_ce_file(path)
+    except ConfigError:
+        raise
+    except LatthermError as exc:
+        hint = "" if "lattice" not in str(exc) or "lacks" not in str(exc) else \
+            " (a file from icet or CLEASE needs `lattherm ce import` first)"
+        raise ConfigError(f"[system] ce: {exc}{hint}") from None
+    name = system.name
+    if name.lower() in CATALOG:
+        name = info.name if info.name.lower() in CATALOG or "name" in ce_file_json(path) else path.stem
+    bundled = CATALOG.get(name.lower())
+    if bundled is not None and (bundled.ce_file is None or Path(bundled.ce_file).resolve() != path):
+        raise ConfigError(f"[system] ce: {str(path)!r} calls itself {name!r}, a catalog system's name; give "
+                          "[system] name a label of its own")
+    system.ce, system.name = str(path), name
 
 
 def _check_bounds(cfg: RunConfig) -> None:
@@ -308,7 +357,7 @@ def _check_bounds(cfg: RunConfig) -> None:
 def validate(cfg: RunConfig) -> None:
     """Check a whole config, torch-free; raise a ConfigError naming the first bad key."""
     c, t, m = cfg.conditions, cfg.training, cfg.model
-    info = system_info(cfg.system.name)
+    info = system_of(cfg)
     n_sites = info.n_sites(cfg.system.size)  # names a bad size
     if c.T[0] <= 0 or c.T[1] < c.T[0]:
         raise ConfigError(f"[conditions] T must be a range of positive temperatures [low, high], got {c.T}")
@@ -504,15 +553,46 @@ def read_config_text(path) -> str:
 MAX_CONFIG_BYTES = 1_000_000
 
 
-def parse_config(text: str, source: str = "config") -> RunConfig:
+def parse_config(text: str, source: str = "config", base=None) -> RunConfig:
+    """A checked RunConfig from TOML text; errors name ``source``. A relative ``[system] ce`` is resolved from
+    ``base``, else from the folder of ``source`` when that names a file (a run's config.toml: its own copy), else
+    from the working directory."""
     if not isinstance(text, str):
         raise ConfigError(f"{source} must be TOML text, got {type(text).__name__}")
     try:
         data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"{source} is not valid TOML: {' '.join(str(exc).split()) or 'nested too deeply'}") from None
-    return config_from_dict(data)
+    if base is None and source != "config" and Path(source).is_file():
+        base = Path(source).parent
+    return config_from_dict(data, base)
 
 
 def load_config(path) -> RunConfig:
     return parse_config(read_config_text(path), source=str(path))
+
+
+def self_contained(config_text: str, cfg: RunConfig) -> tuple[str, dict[str, bytes]]:
+    """The config text a run folder (or model folder) keeps, and the files to write beside it, so that it needs
+    nothing outside itself: with ``[system] ce`` set, the expansion file is copied in as :data:`CE_COPY` and the
+    text names that copy (rewritten through TOML, so comments go); otherwise the text as it is and no files."""
+    if not cfg.system.ce:
+        return config_text, {}
+    path = Path(cfg.system.ce)
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"[system] ce: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    data = tomllib.loads(config_text)
+    data["system"] = {**data.get("system", {}), "name": cfg.system.name, "ce": CE_COPY}
+    return toml_text(data), {CE_COPY: blob}
+
+
+def ce_beside(config_path) -> SystemInfo | None:
+    """The system of the cluster-expansion file the config at ``config_path`` names (a run's or model folder's
+    copy), or None when it names none or cannot be read; the model loader builds a user's alloy from it."""
+    try:
+        cfg = parse_config(read_config_text(config_path), source=str(config_path))
+    except LatthermError:
+        return None
+    return system_of(cfg) if cfg.system.ce else None

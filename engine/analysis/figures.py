@@ -13,6 +13,8 @@ legend entry per series, and legends sit outside the data.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import io
 import math
 import os
@@ -63,8 +65,10 @@ def _new_figure(**kw) -> Figure:
 
 
 # ---- systems and units ------------------------------------------------------------------------------------------
-def system_info_of(system) -> SystemInfo:
-    """A catalog entry from a SystemInfo, a torch System (its ``info``) or a system name."""
+def system_info_of(system, species=None, lattice: str | None = None) -> SystemInfo:
+    """A catalog entry from a SystemInfo, a torch System (its ``info``) or a system name. A name the catalog does
+    not know (a user's cluster expansion, named in a file) gets an alloy's units (K, eV) and, when given, the
+    ``species`` [spin -1, spin +1] and ``lattice`` kind the file records."""
     if isinstance(system, SystemInfo):
         return system
     info = getattr(system, "info", None)
@@ -75,6 +79,11 @@ def system_info_of(system) -> SystemInfo:
         return CATALOG[name]
     if name == CLUSTER_EXPANSION.name:
         return CLUSTER_EXPANSION
+    if name and species is not None and len(species) == 2:
+        minus, plus = (str(v) for v in species)
+        return replace(CLUSTER_EXPANSION, name=str(system), title=str(system), species=(minus, plus),
+                       value_labels=(f"{plus} (+1)", f"{minus} (−1)"), observable=f"x_{plus}",
+                       composition=f"x_{plus}", lattice_kind=str(lattice or CLUSTER_EXPANSION.lattice_kind))
     raise LatthermError(f"no figure units for system {system!r} (known: {', '.join([*CATALOG, CLUSTER_EXPANSION.name])})")
 
 

@@ -114,7 +114,7 @@ def write_phase_diagram(out_dir, grid: dict, system_name: str, reference=None, x
     buf = io.BytesIO()
     arrays = {k: np.asarray(grid[k]) for k in GRID_KEYS}
     ref = np.asarray([tuple(float(v) for v in r) for r in (reference or [])], dtype=np.float64).reshape(-1, 3)
-    np.savez(buf, **arrays, reference=ref, system=np.asarray(system_name))
+    np.savez(buf, **arrays, reference=ref, system=np.asarray(info.name))
     files = {"phase_grid.npz": buf.getvalue(), "phase_grid.csv": grid_csv(grid).encode()}
     drawn = {"temperature_composition": figures.temperature_composition(grid, info, reference),
              "isotherms": figures.isotherms(grid, info)}

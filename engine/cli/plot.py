@@ -70,7 +70,7 @@ def samples_figures(path, limit: int) -> dict[str, object]:
         if key not in data:
             raise LatthermError(f"{path}: the samples file does not name its {key}")
     system, size = str(data["system"]), str(data["size"])
-    info = figures.system_info_of(system)
+    info = figures.system_info_of(system, data.get("species"), str(data["lattice"]) if "lattice" in data else None)
     dim = info.lattice_of(size).dim
     configs = data["samples"]
     while configs.ndim > dim + 1:  # (C, n, *size): the first condition

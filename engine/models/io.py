@@ -31,17 +31,22 @@ def model_meta(model: AutoregressiveModel, system: System) -> dict:
     return {"model": model.hparams(), "system": system.describe()}
 
 
-def model_from_tensors(tensors: dict, meta: dict, path, device="cpu") -> tuple[AutoregressiveModel, System]:
+def model_from_tensors(tensors: dict, meta: dict, path, device="cpu", ce=None) -> tuple[AutoregressiveModel, System]:
+    """``ce``: the SystemInfo of the cluster-expansion file the folder's config names (its own copy): a user's
+    alloy has no catalog name to build it by."""
     from ..tasks.limits import check_lattice, check_model  # crafted sizes are refused before allocating
 
     check_weights(tensors, path, PREFIX)  # int32 or NaN weights are refused, never cast
     try:
         hp = dict(meta["model"])
         sysd = meta["system"]
-        check_lattice(sysd["system"], sysd["size"])
-        system = make_system(sysd["system"], sysd["size"])
+        check_lattice(ce or sysd["system"], sysd["size"])
+        system = make_system(ce or sysd["system"], sysd["size"])
     except (KeyError, TypeError):
         raise CheckpointError(f"{path}: checkpoint lacks the model/system description") from None
+    if ce is not None and system.name != sysd["system"]:
+        raise CheckpointError(f"{path}: the weights are for system {sysd['system']!r} but the cluster-expansion "
+                              f"file beside them is {system.name!r}")
     kind, arch = hp.pop("kind", None), hp.pop("arch", "mlp")
     check_model({**hp, "arch": arch}, system.n_sites, what=f"the model in {path}")
     model = build_model(kind, arch, **hp)
@@ -90,17 +95,23 @@ def load_model(ref, device: str = "cpu") -> LoadedModel:
     source = resolve_model_source(ref)
     if source.weights_path is None:
         raise LatthermError(f"run {source.path.name} has no checkpoint yet")
+    from ..config import ce_beside
+
     tensors, meta = load_tensors(source.weights_path, device="cpu")
-    model, system = model_from_tensors(tensors, meta, source.weights_path, device)
+    model, system = model_from_tensors(tensors, meta, source.weights_path, device, ce=ce_beside(source.config_path))
     return LoadedModel(model, system, source, meta)
 
 
-def save_model_folder(folder, model: AutoregressiveModel, system: System, config_text: str, info: dict) -> Path:
-    """Write a self-contained model folder (config.toml, model.safetensors, model.json), each file atomically."""
-    from ..store import atomic_write_json, atomic_write_text
+def save_model_folder(folder, model: AutoregressiveModel, system: System, config_text: str, info: dict,
+                      files: dict[str, bytes] | None = None) -> Path:
+    """Write a self-contained model folder (config.toml, model.safetensors, model.json, and ``files``: a copy of
+    the run's cluster-expansion file), each file atomically."""
+    from ..store import atomic_write_bytes, atomic_write_json, atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for name, blob in (files or {}).items():
+        atomic_write_bytes(folder / name, blob)
     save_tensors(folder / "model.safetensors", model_tensors(model), {**model_meta(model, system), **info})
     atomic_write_text(folder / "config.toml", config_text)
     atomic_write_json(folder / "model.json", info)

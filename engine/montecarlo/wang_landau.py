@@ -56,13 +56,16 @@ def _biased_sweep(chains: SpinChains, n: torch.Tensor, beta: torch.Tensor, W: to
 def composition_free_energy(system: System, T, n_walkers: int = 64, ln_f_final: float = 1e-3,
                             flatness: float = 0.8, max_sweeps: int = 20000, production_sweeps: int = 200,
                             n_blocks: int = 8, generator: torch.Generator | None = None,
-                            device="cpu") -> list[CompositionProfile]:
+                            device="cpu", on_sweep=None) -> list[CompositionProfile]:
     """Wang-Landau free energy F(n) over the number of +1 spins (Au atoms) at each temperature in ``T``.
 
     ``n_walkers`` walkers per temperature share one bias ln W(n); WL stages halve ln f (from 1) whenever the
     temperature's histogram is flat (min >= flatness * mean) until ln f < ln_f_final (or max_sweeps). Then
     ``production_sweeps`` sweeps with the bias frozen give ln Z(n) = ln W(n) + ln H(n); the walkers are split into
-    ``n_blocks`` blocks for the error bar. Returns one :class:`CompositionProfile` per temperature."""
+    ``n_blocks`` blocks for the error bar. ``on_sweep(done, total)`` is called after every sweep, total =
+    max_sweeps + production_sweeps (WL stages that converge early jump to max_sweeps): progress with an ETA for a
+    run that takes minutes on a large cell, and the place to raise a cancel. Returns one
+    :class:`CompositionProfile` per temperature."""
     if not isinstance(system, System):
         raise LatthermError(f"composition_free_energy needs a System, got {type(system).__name__}")
     temps = [float(t) for t in np.atleast_1d(np.asarray(T, dtype=np.float64))]
@@ -100,12 +103,16 @@ def composition_free_energy(system: System, T, n_walkers: int = 64, ln_f_final: 
             if bool(flat.any()):
                 ln_f = torch.where(flat, ln_f / 2, ln_f)
                 H[flat] = 0
+            if on_sweep is not None:
+                on_sweep(done, max_sweeps + production_sweeps)
         lnW -= lnW.max(1, keepdim=True).values
         # production with the bias frozen: per-walker visit histograms, summed into blocks of walkers
         W_walker = lnW[tidx].contiguous().view(-1)
         H_walker = torch.zeros(B * (N + 1), dtype=torch.float64, device=device)
-        for _ in range(production_sweeps):
+        for k in range(production_sweeps):
             _biased_sweep(chains, n, beta, W_walker, rows * (N + 1), H_walker, None, generator)
+            if on_sweep is not None:
+                on_sweep(max_sweeps + k + 1, max_sweeps + production_sweeps)
         per = n_walkers // n_blocks
         block = tidx * n_blocks + (rows % n_walkers) // per
         Hb = torch.zeros(nT * n_blocks, N + 1, dtype=torch.float64, device=device)

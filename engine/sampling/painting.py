@@ -235,7 +235,7 @@ def paint_with_model(lm, target, T, mu, n: int, mask=None, values=None, generato
         raise LatthermError(f"painting needs an any-order model; {lm.source.name} is a {lm.model.kind}")
     if not isinstance(target, System):
         size = target if isinstance(target, str) else "x".join(str(int(v)) for v in target)
-        target = make_system(lm.system.name, size)
+        target = make_system(lm.system.info, size)
     options.setdefault("window", lm.system.lattice)
     return paint(lm.model, target, T, mu, n, mask=mask, values=values, generator=generator, **options)
 

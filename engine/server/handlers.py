@@ -71,7 +71,7 @@ JOB_PARAMS = {
                  "device", "seed"),
     "phase_diagram": ("model", "out", "system", "lattice_size", "chains", "sweeps", "boundary", "boundary_size",
                       "boundary_T_points", "T_points", "mu_points", "samples", "T_range", "mu_range", "device",
-                      "seed", "overwrite", "formats"),
+                      "seed", "overwrite", "formats", "size", "boundary_sweeps"),
     "mcmc": ("model", "T", "mu", "steps", "size", "system", "block", "chains", "sweeps_between", "equilibration",
              "positions", "init", "seed", "device"),
 }

@@ -72,10 +72,11 @@ class Run:
 
     @classmethod
     def create(cls, config_text: str, name_hint: str = "run", root: str | os.PathLike | None = None,
-               owned: bool = False) -> "Run":
+               owned: bool = False, files: dict[str, bytes] | None = None) -> "Run":
         """Make a new run folder with its config and a ``created`` status; the id is unique even under races.
         ``owned``: take the run's :class:`RunLock` (as ``run.lock``) before anything else is written in it, so a run
-        that is about to be trained is owned from its first moment."""
+        that is about to be trained is owned from its first moment. ``files``: {name: bytes} written beside the
+        config before it (a run's copy of its cluster-expansion file)."""
         base = _root(root)
         base.mkdir(parents=True, exist_ok=True)
         hint = _slug(name_hint, "run")
@@ -93,6 +94,8 @@ class Run:
             run.lock = RunLock(run.path).acquire()
         run.checkpoints_dir.mkdir()
         run.samples_dir.mkdir()
+        for name, blob in (files or {}).items():
+            atomic_write_bytes(run.path / name, blob)
         atomic_write_text(run.config_path, config_text)
         atomic_write_json(run.path / STATUS, {"status": "created", "created": _now(), "id": rid})
         return run

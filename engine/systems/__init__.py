@@ -11,9 +11,10 @@ from .catalog import CATALOG, SystemInfo, info_from_ce_file, system_info
 SYSTEMS = tuple(CATALOG)
 
 
-def make_system(name: str, size):
+def make_system(name, size):
     """Build a system by name ('ising' on a square lattice, 'cuau' on an fcc supercell, any bundled or user
-    cluster-expansion file on its own lattice) and size ('10x10', '2x2x4')."""
+    cluster-expansion file on its own lattice), or from a SystemInfo (another size of a loaded model's system, e.g.
+    ``make_system(lm.system.info, "4x4x8")``: a user's CE needs no catalog name), and size ('10x10', '2x2x4')."""
     info = system_info(name)
     lattice = info.lattice_of(size)
     if info.name == "ising":

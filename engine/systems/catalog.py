@@ -71,7 +71,8 @@ class SystemInfo:
     def paper_grid(self) -> list[tuple[float, float]]:
         """The paper's evaluation conditions, T-major."""
         if not self.paper_T:
-            raise ConfigError(f"no paper grid for system {self.name!r}")
+            raise ConfigError(f"no paper grid for system {self.name!r}: give the conditions (e.g. --grid "
+                              "600,900:-0.05,0.05, T values : mu values)")
         return [(float(T), float(mu)) for T in self.paper_T for mu in self.paper_mu]
 
 
@@ -139,7 +140,10 @@ CATALOG: dict[str, SystemInfo] = {info.name: info for info in (ISING, CUAU, *_bu
 
 def system_info(name) -> SystemInfo:
     """The catalog entry of a system name (case-insensitive), or of a cluster-expansion JSON file given by its path
-    (a user's own alloy); an unknown name is a ConfigError listing the known."""
+    (a user's own alloy); a SystemInfo is its own entry (a loaded model's system, whatever file it came from); an
+    unknown name is a ConfigError listing the known."""
+    if isinstance(name, SystemInfo):
+        return name
     info = CATALOG.get(str(name).lower())
     if info is not None:
         return info

@@ -51,9 +51,9 @@ def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_B
     system = lm.system
     painted = bool(size) and parse_size(size) != lm.system.lattice.size
     if painted:
-        check_lattice(lm.system.name, size)
-        system = make_system(lm.system.name, size)
-    conds = resolve_conditions(parse_grid(grid, system.name) if isinstance(grid, str) else grid, system)
+        check_lattice(lm.system.info, size)
+        system = make_system(lm.system.info, size)
+    conds = resolve_conditions(parse_grid(grid, system.info) if isinstance(grid, str) else grid, system)
     check_positive(samples=samples, batch=batch)
     check_samples(int(samples), system.n_sites, len(conds), what="evaluating with")
 

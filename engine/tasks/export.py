@@ -80,4 +80,7 @@ def export_model(run, out, info=None) -> ModelFolderResult:
             meta.update(json.loads(Path(info).read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             raise LatthermError(f"info {info}: {exc}") from None
-    return ModelFolderResult(save_model_folder(out, lm.model, lm.system, r.config_text(), meta))
+    from ..config import parse_config, self_contained
+
+    text, files = self_contained(r.config_text(), parse_config(r.config_text(), source=str(r.config_path)))
+    return ModelFolderResult(save_model_folder(out, lm.model, lm.system, text, meta, files))

@@ -67,7 +67,7 @@ def lattice_sites(system: str, size) -> int:
 def check_lattice(system: str, size) -> int:
     """Refuse a lattice too large to build; returns its number of sites."""
     n = lattice_sites(system, size)
-    require_memory(f"a {system} {size} lattice ({n:,} sites)", n * SYSTEM_BYTES_PER_SITE)
+    require_memory(f"a {getattr(system, 'name', system)} {size} lattice ({n:,} sites)", n * SYSTEM_BYTES_PER_SITE)
     return n
 
 
@@ -110,7 +110,7 @@ def check_model(hp: dict, n_sites: int, batch: int = 1, training: bool = False, 
 
 def check_config(cfg) -> None:
     """A run config's lattice, model and one training batch against the memory limit, before anything is built."""
-    n = check_lattice(cfg.system.name, cfg.system.size)
+    n = check_lattice(cfg.system.ce or cfg.system.name, cfg.system.size)
     m = cfg.model
     # an AO-ARM's differentiable log q sums N conditionals, one network pass per generation step, all kept for
     # the gradient (K of them with reinforce_steps = K): batch 999999 on 5x5 is ~77 GB, not the 3 GB of one pass

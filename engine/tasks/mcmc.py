@@ -196,7 +196,7 @@ def mcmc(model_or_method, T: float, mu: float = 0.0, steps: int = 1000, *, size=
         lm = load(name, device)
         if system is not None and system != lm.system.name:
             raise LatthermError(f"the model {name} is for {lm.system.name}, not {system}")
-        sysname = lm.system.name
+        sysname = lm.system.info  # a user's CE file has no catalog name
         size = size or list(lm.system.lattice.size)
     size_text = size if isinstance(size, str) else "x".join(str(int(v)) for v in size)
     check_lattice(sysname, size_text)
@@ -219,7 +219,7 @@ def mcmc(model_or_method, T: float, mu: float = 0.0, steps: int = 1000, *, size=
         block_out = None if res.block is None else list(res.block)
     observables, ess = _stats({k: v for k, v in series.items() if k != "abs_magnetisation_per_site"})
     ref = _reference(target, T, mu, observables) if reference else None
-    result = MCMCResult(method, sysname, list(target.lattice.size), T, mu, chains, steps, equilibration, acceptance,
+    result = MCMCResult(method, target.name, list(target.lattice.size), T, mu, chains, steps, equilibration, acceptance,
                         observables, seconds, ess, ref, block_out, None, series)
     if out is not None:
         arrays = {k: v.numpy() for k, v in series.items()}

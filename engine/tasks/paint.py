@@ -46,9 +46,9 @@ def paint(model, T: float, mu: float = 0.0, n: int = 100, *, size=None, constrai
     npz_out(out)
     lm = load(model, device)
     size = size or list(lm.system.lattice.size)
-    n_target = check_lattice(lm.system.name, size)
+    n_target = check_lattice(lm.system.info, size)
     check_samples(int(n), n_target, what="painting")
-    target = make_system(lm.system.name, size if isinstance(size, str) else "x".join(str(int(v)) for v in size))
+    target = make_system(lm.system.info, size if isinstance(size, str) else "x".join(str(int(v)) for v in size))
     mask = values = None
     if constraints is not None:
         mask, values = load_constraints(constraints, target)

@@ -38,6 +38,7 @@ class PhaseDiagramResult:
     what: str
     extrapolation: list = field(default_factory=list)  # (T, mu) corners outside the model's trained range
     trained_range: dict | None = None
+    boundary_sites: int | None = None  # sites of the cell the Wang-Landau boundary was computed on
 
     def to_dict(self) -> dict:
         return {"out": str(self.out), "files": [str(p) for p in self.files]}
@@ -52,26 +53,76 @@ def _stack_rows(rows: list[dict]) -> dict:
     return grid
 
 
+def painted_target(lm, size):
+    """The cell a model's phase diagram is painted on: ``size`` of the model's own system (a user's CE included),
+    checked against the memory limit; painting needs an any-order model."""
+    from ..systems import make_system
+    from .limits import check_lattice
+
+    if not lm.model.any_order:
+        raise LatthermError(f"--size paints the model onto a larger cell, which needs an any-order model; "
+                            f"{lm.source.name} is a {lm.model.kind}")
+    size = size if isinstance(size, str) else "x".join(str(int(v)) for v in size)
+    check_lattice(lm.system.info, size)
+    return make_system(lm.system.info, size)
+
+
+def painted_phase_row(lm, target, T: float, mu_values, samples: int, generator=None) -> dict:
+    """One temperature of the phase grid from lattices painted onto ``target`` by the painting walk (default
+    layout, as ``lattherm paint``): compositions in steps of 1/N of the target, not of the model's cell."""
+    import torch
+
+    from ..analysis.phase_diagram import _grid
+    from ..sampling import paint_with_model
+
+    row = []
+    with torch.no_grad():
+        for m in mu_values:
+            res = paint_with_model(lm, target, float(T), float(m), int(samples), generator=generator)
+            row.append(target.composition(res.spins).numpy())
+    return _grid(np.asarray([float(T)]), np.asarray(mu_values, dtype=np.float64), target.n_sites, [row])
+
+
+def wang_landau_profiles(system, temps, max_sweeps: int, seed: int, progress=None, control=None):
+    """The composition free energies of the boundary (Wang-Landau on ``system``), reported sweep by sweep as their
+    own stage: on a 128-site cell they take minutes, so the bar shows their ETA and a cancel stops them."""
+    from ..montecarlo import composition_free_energy
+
+    meter = Meter(1, progress, control=control)
+
+    def on_sweep(done, total):
+        if control is not None:
+            control.raise_if_stopped()
+        meter.total = total
+        if done % 10 == 0 or done == total:
+            meter.update(done, extra={"stage": "boundary", "sites": system.n_sites})
+
+    return composition_free_energy(system, temps, max_sweeps=max_sweeps, generator=seeded(seed), on_sweep=on_sweep)
+
+
 def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | None = None, chains: int = 16,
                   sweeps: int = 200, boundary: str = "wl", boundary_size: str | None = None,
                   boundary_T_points: int = 8, T_points: int = 32, mu_points: int = 32, samples: int = 200,
                   T_range=None, mu_range=None, device: str | None = "cpu", seed: int = 0, formats="png,svg",
-                  progress=None, control=None) -> PhaseDiagramResult:
+                  size: str | None = None, boundary_sweeps: int = 20000, progress=None,
+                  control=None) -> PhaseDiagramResult:
     """``model``: a run or model, sampled ``samples`` times per condition, or "mc" for semi-grand-canonical
     Metropolis on ``system`` ``lattice_size`` (``chains`` x ``sweeps``, after as many to equilibrate). Ranges default
-    to the model's trained ones (the paper's for mc). ``boundary``: "wl" overlays the two-phase boundary from
-    Wang-Landau over composition on ``boundary_size`` (default the diagram's) at ``boundary_T_points``, or "none".
+    to the model's trained ones (the paper's for mc). ``size``: paint the model onto this larger cell at every
+    condition (a cell that resolves composition: 4x4x8 has 129 compositions where the 2x2x4 model has 17).
+    ``boundary``: "wl" overlays the two-phase boundary from Wang-Landau over composition on ``boundary_size``
+    (default: the diagram's cell, the painted one with ``size``) at ``boundary_T_points``, at most
+    ``boundary_sweeps`` Wang-Landau sweeps (then the frozen-bias production run), or "none".
     ``formats``: the figures' formats ("png,svg,pdf" or a list), checked before any work starts."""
     from ..analysis.composition import phase_boundary
     from ..analysis.figures import parse_formats
     from ..analysis.phase_diagram import mc_phase_grid, model_phase_grid, write_phase_diagram
-    from ..montecarlo import composition_free_energy
     from ..systems import make_system
     from ..systems.base import check_condition
 
     formats = parse_formats(formats)
     check_positive(T_points=T_points, mu_points=mu_points, samples=samples, chains=chains, sweeps=sweeps,
-                   boundary_T_points=boundary_T_points)
+                   boundary_T_points=boundary_T_points, boundary_sweeps=boundary_sweeps)
     if boundary not in ("wl", "none"):
         raise LatthermError(f"boundary must be wl or none, got {boundary!r}")
     if T_range is not None:  # check before loading anything
@@ -86,17 +137,25 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
         from ..training import paper_grid
 
         sys_ = make_system(system, lattice_size)
-        Ts, mus = zip(*paper_grid(sys_.name))  # the paper's ranges for this system
+        Ts, mus = zip(*paper_grid(sys_.info))  # the paper's ranges for this system
         default = {"T": [min(Ts), max(Ts)], "mu": [min(mus), max(mus)]}
     else:
         if system or lattice_size:
             raise LatthermError("--system and --lattice-size belong to 'phase-diagram mc'; a model brings its own")
         lm = load(model, device)
         sys_, default = lm.system, lm.trained_range() or {}
+    if size is not None:
+        if lm is None:
+            raise LatthermError("--size paints a model onto a larger cell; 'phase-diagram mc' takes --lattice-size")
+        sys_ = painted_target(lm, size)
     T = np.linspace(*span(T_range, "T range", default.get("T")), T_points)
     mu = np.linspace(*span(mu_range, "mu range", default.get("mu")), mu_points)
     sys_.check(T, mu)
-    bsys = make_system(sys_.name, boundary_size) if boundary_size else sys_
+    if boundary_size:
+        from .limits import check_lattice
+
+        check_lattice(sys_.info, boundary_size)
+    bsys = make_system(sys_.info, boundary_size) if boundary_size else sys_
     gen = seeded(seed)
     meter = Meter((T_points if lm is not None else 1) + (boundary == "wl"), progress, control=control)
     stop = control.raise_if_stopped if control is not None else (lambda: None)
@@ -106,10 +165,14 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
         rows = []
         for t in T:
             stop()
-            rows.append(model_phase_grid(lm, [t], mu, samples, generator=gen))
+            if size is not None:
+                rows.append(painted_phase_row(lm, sys_, t, mu, samples, generator=gen))
+            else:
+                rows.append(model_phase_grid(lm, [t], mu, samples, generator=gen))
             meter.update(len(rows), extra={"stage": "grid"})
         grid = _stack_rows(rows)
-        what = f"{samples} model samples per condition"
+        what = (f"{samples} lattices per condition painted onto {sys_.lattice.label} by the {lm.system.lattice.label} "
+                "model" if size is not None else f"{samples} model samples per condition")
     else:
         grid = mc_phase_grid(sys_, T, mu, n_chains=chains, sweeps=sweeps, equilibration=sweeps, generator=gen)
         meter.update(1, extra={"stage": "grid"})
@@ -118,10 +181,11 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
     if boundary == "wl":
         stop()
         temps = np.linspace(T[0], T[-1], boundary_T_points)
-        reference = phase_boundary(composition_free_energy(bsys, temps, generator=seeded(seed)))
+        reference = phase_boundary(wang_landau_profiles(bsys, temps, boundary_sweeps, seed, progress, control))
         meter.update(meter.total, extra={"stage": "boundary"})
         what += f"; two-phase boundary by Wang-Landau on {bsys.lattice.label} at {boundary_T_points} temperatures"
-    files = write_guarded(lambda: write_phase_diagram(out, grid, sys_.name, reference=reference,
+    files = write_guarded(lambda: write_phase_diagram(out, grid, sys_.info, reference=reference,
                                                       x_label=sys_.composition_name, formats=formats), out)
     return PhaseDiagramResult(Path(out), files, sys_.name, sys_.lattice.label, what, corners,
-                              None if lm is None else lm.trained_range())
+                              None if lm is None else lm.trained_range(),
+                              bsys.n_sites if reference is not None else None)

@@ -18,7 +18,7 @@ def resolve_conditions(conditions, system) -> list[tuple[float, float]]:
     """"paper" (the paper's grid for the system) or (T, mu) pairs -> checked float pairs."""
     from ..training import paper_grid
 
-    conds = paper_grid(system.name) if conditions == "paper" else [(float(T), float(mu)) for T, mu in conditions]
+    conds = paper_grid(system.info) if conditions == "paper" else [(float(T), float(mu)) for T, mu in conditions]
     if not conds:
         raise LatthermError("no conditions to sample")
     for T, mu in conds:

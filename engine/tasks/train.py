@@ -47,7 +47,8 @@ def open_trainer(config: str | None = None, *, config_path=None, resume=None, na
     if not config:
         raise LatthermError("training needs CONFIG.toml (a config) or a run to resume")
     check_levels(parse_config(config, source=source))  # errors name the file; nothing is created for a bad config
-    return Trainer.create(config, name_hint=name, device=device, init=init)
+    return Trainer.create(config, name_hint=name, device=device, init=init,
+                          base=None if source is None else Path(source).parent)
 
 
 def check_launch(nproc: int, config_path=None, resume=None, init=None, device: str | None = None) -> None:

@@ -48,7 +48,7 @@ from ..store.runs import RunFilesError
 from ..store.lock import RunLock
 from ..systems import make_system
 from .conditions import ConditionSchedule
-from ..config import RunConfig, parse_config
+from ..config import RunConfig, parse_config, self_contained, system_of
 from .exact_gap import ExactBounds
 from .levels import LevelSchedule, LevelSpan
 from .precision import Precision, compile_sampling
@@ -119,7 +119,7 @@ class Trainer:
         self.precision = Precision(t.precision, self.device)
         self.precision.apply()
         torch.manual_seed(t.seed)
-        self.system = make_system(cfg.system.name, cfg.system.size)
+        self.system = make_system(system_of(cfg), cfg.system.size)
         m = cfg.model
         self.model = model_for_system(m.kind, m.arch, self.system, m.hidden, m.layers, m.symmetric,
                                       m.heads, mode_weight=cfg.data.gauge > 0).to(self.device)
@@ -198,9 +198,11 @@ class Trainer:
     # ---- construction ---------------------------------------------------------------------------------------
     @classmethod
     def create(cls, config_text: str, name_hint: str | None = None, device: str | None = None, root=None,
-               init=None):
-        """A new run from a config; ``init`` (run, model folder or bundled name) gives the starting weights."""
-        cfg = parse_config(config_text)
+               init=None, base=None):
+        """A new run from a config; ``init`` (run, model folder or bundled name) gives the starting weights;
+        ``base``: the folder a relative ``[system] ce`` is resolved from (the config file's)."""
+        cfg = parse_config(config_text, base=base)
+        config_text, files = self_contained(config_text, cfg)  # the run keeps its own copy of a CE file
         hint = name_hint or f"{cfg.system.name}-{cfg.system.size}-{cfg.model.kind}"
         trainer = cls(cfg, None, device)  # build first: a bad config never leaves a run folder behind
         extra = {}
@@ -210,7 +212,7 @@ class Trainer:
         made = None
         if world.is_main:  # rank 0 makes the folder; the others learn its path (or rank 0's error)
             try:
-                trainer.run = Run.create(config_text, hint, root=root, owned=True)  # owned until training ends
+                trainer.run = Run.create(config_text, hint, root=root, owned=True, files=files)  # owned until training ends
                 trainer.run.set_status("created", system=cfg.system.name, size=cfg.system.size,
                                        model=f"{cfg.model.kind}/{cfg.model.arch}", step=0, world_size=world.size,
                                        **extra)
@@ -347,7 +349,8 @@ class Trainer:
 
     def load_checkpoint(self, path) -> None:
         tensors, meta = load_tensors(path)
-        model, system = model_from_tensors(tensors, meta, path)
+        model, system = model_from_tensors(tensors, meta, path,
+                                           ce=system_of(self.cfg) if self.cfg.system.ce else None)
         try:
             span = self.levels.trained_at(int(meta["step"]))
         except (KeyError, ValueError, TypeError) as exc:
