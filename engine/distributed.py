@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -465,13 +466,22 @@ def run_command(argv: list[str], nproc: int | None, body, *, device: str | None 
                 exc.exit_code = 1  # a rank died: not the user's input
                 raise
             return 0
-    global _gathered
-    _gathered = False
     world = init_world(device)
     try:
-        return body(world)
+        with sharded_task(world):
+            return body(world)
+    finally:
+        teardown()
+
+
+@contextmanager
+def sharded_task(world: World):
+    """The span of one sharded task in a rank: a LatthermError raised in it before the task's gather is taken to
+    the gather (:func:`settle_failure`), so rank 0 alone says it and no rank waits for another."""
+    global _gathered
+    _gathered = False
+    try:
+        yield
     except LatthermError as exc:
         settle_failure(exc, world)
         raise
-    finally:
-        teardown()
