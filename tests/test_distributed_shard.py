@@ -148,9 +148,11 @@ def test_one_group_keeps_the_seed_of_an_unsharded_run():
     a = mcmc("metropolis", 2.5, 0.0, 8, size="4x4", chains=4, seed=11)
     b = mcmc("metropolis", 2.5, 0.0, 8, size="4x4", chains=4, chain_batch=4, seed=11)
     c = mcmc("metropolis", 2.5, 0.0, 8, size="4x4", chains=4, chain_batch=2, seed=11)
+    d = mcmc("metropolis", 2.5, 0.0, 8, size="4x4", chains=2, seed=11)
     assert torch.equal(a.series["energy_per_site"], b.series["energy_per_site"])
-    assert torch.equal(a.series["energy_per_site"][:2], c.series["energy_per_site"][:2])  # group 0 keeps the seed
-    assert not torch.equal(a.series["energy_per_site"][2:], c.series["energy_per_site"][2:])
+    e = c.series["energy_per_site"]
+    assert torch.equal(e[:2], d.series["energy_per_site"])  # group 0 is the 2-chain run of the task's seed
+    assert not torch.equal(e[:2], e[2:])  # group 1 has a seed of its own
 
 
 def test_errors_on_any_rank_are_said_once_by_rank_0(worlds):
