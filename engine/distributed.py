@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -346,6 +347,7 @@ def launch(argv: list[str], nproc: int, run_id: str | None = None) -> None:
     for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
         logging.getLogger(name).setLevel(logging.CRITICAL)  # the agent's chatter (it sets levels per module): ours
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # is one line
+    os.environ[LAUNCHED_ENV] = "1"  # the ranks inherit it
     try:
         elastic_launch(config, entrypoint=sys.executable)(*args)
     except ChildFailedError as exc:
@@ -357,9 +359,129 @@ def launch(argv: list[str], nproc: int, run_id: str | None = None) -> None:
     except SignalException as exc:  # Ctrl-C / SIGTERM to the launcher: the agent passed it on to the ranks
         sig = int(exc.sigval)
         raise RankFailed(f"interrupted ({signal_name(sig)}): the ranks were stopped", [128 + sig]) from None
+    finally:
+        os.environ.pop(LAUNCHED_ENV, None)
 
 
 def signal_name(sig: int) -> str:
     import signal
 
     return "Ctrl-C" if sig == signal.SIGINT else signal.Signals(sig).name
+
+
+# ---- sharded tasks (sample, paint, phase diagram, MC, evaluate) -------------------------------------------------
+#: set in the ranks that ``launch`` starts: a rank whose peer died stays quiet, the launcher names the dead rank
+LAUNCHED_ENV = "LATTHERM_LAUNCHED"
+_gathered = False  # this process has taken part in its task's one gather (see shard_map)
+
+
+def check_shardable(count: int, size: int, what: str, hint: str = "") -> None:
+    """``size`` processes need at least ``size`` items of work (one line naming both, and what to change)."""
+    if size > count:
+        raise LatthermError(f"{size} processes cannot share {count} {what}: use --nproc {count} or fewer"
+                            + (f" ({hint})" if hint else ""))
+
+
+def _gather_outcome(payload, world: World) -> list | None:
+    """Every rank's ("ok", rows) or ("error", message) on rank 0, the one collective of a sharded task. A peer that
+    died meanwhile is one line (none at all in a rank the launcher started: the launcher names the dead rank)."""
+    global _gathered
+    _gathered = True
+    try:
+        return gather_objects(payload, world)
+    except RuntimeError as exc:
+        err = LatthermError(f"another rank of the {world.size} stopped before its share was gathered "
+                            f"({str(exc).splitlines()[0][:200]})")
+        err.exit_code = 1
+        err.quiet = bool(os.environ.get(LAUNCHED_ENV)) or not world.is_main  # one line: the launcher's or rank 0's
+        raise err from None
+
+
+def _raise_agreed(parts: list, world: World) -> None:
+    """On rank 0: the first rank's error of a gathered outcome, as one line naming a rank other than 0."""
+    for rank, (kind, body) in enumerate(parts):
+        if kind == "error":
+            raise LatthermError(body if rank == 0 else f"rank {rank}: {body}")
+
+
+def shard_map(count: int, work, *, what: str = "items", hint: str = "", world: World | None = None) -> list | None:
+    """``[work(i) for i in range(count)]`` split over the ranks: each rank runs its strided share (:func:`shard`)
+    and rank 0 gets every result in item order; the other ranks get None. In a world of one it is the plain loop,
+    so a task whose items draw from their own seeds (condition_seed, chunk_seed) writes the same file whatever the
+    world size. A LatthermError on any rank is raised on rank 0 (one line, naming the rank) and silently on the
+    others; more ranks than items is refused on every rank before any work."""
+    world = world or current_world()
+    if not world.distributed:
+        return [work(i) for i in range(count)]
+    mine = list(shard(count, world))
+    failure = None
+    try:
+        check_shardable(count, world.size, what, hint)
+        payload = ("ok", [(i, work(i)) for i in mine])
+    except LatthermError as exc:
+        failure, payload = exc, ("error", str(exc))
+    parts = _gather_outcome(payload, world)
+    if not world.is_main:
+        if failure is not None:
+            raise follower_error(str(failure))
+        return None
+    _raise_agreed(parts, world)
+    got = dict(row for _, rows in parts for row in rows)
+    return [got[i] for i in range(count)]
+
+
+def settle_failure(exc: LatthermError, world: World) -> None:
+    """A LatthermError raised in a rank before it reached its task's gather (a bad temperature, a missing model):
+    take part in the gather with the message, so rank 0 alone says it (one line) and no rank waits for another
+    forever. Marks ``exc`` to be printed by rank 0 only."""
+    if not world.distributed or _gathered:
+        return
+    parts = _gather_outcome(("error", str(exc)), world)
+    if not world.is_main:
+        exc.from_rank0 = True
+        return
+    try:
+        _raise_agreed(parts, world)
+    except LatthermError as first:
+        exc.args = first.args
+
+
+def run_command(argv: list[str], nproc: int | None, body, *, device: str | None = None, precheck=None) -> int:
+    """The front of every sharded command. ``--nproc N`` (N > 1) runs ``precheck()`` here (what a rank would refuse:
+    said once, before any process starts), then this very command as N ranks through :func:`launch`; a user error
+    in a rank is said by rank 0 and the exit code is 2. Without ``--nproc`` (a world of one, or a rank that torchrun
+    or the launcher started) this process joins its world and returns ``body(world)``, the exit code."""
+    if nproc is not None:
+        check_nproc(nproc)
+        if detect_world().distributed:
+            raise LatthermError("--nproc launches the processes itself: under torchrun (or srun) leave it out")
+        if nproc > 1:
+            if precheck is not None:
+                precheck()
+            try:
+                launch(argv, nproc)
+            except RankFailed as exc:
+                if 2 in exc.codes:
+                    return 2  # a user error: rank 0 said it
+                exc.exit_code = 1  # a rank died: not the user's input
+                raise
+            return 0
+    world = init_world(device)
+    try:
+        with sharded_task(world):
+            return body(world)
+    finally:
+        teardown()
+
+
+@contextmanager
+def sharded_task(world: World):
+    """The span of one sharded task in a rank: a LatthermError raised in it before the task's gather is taken to
+    the gather (:func:`settle_failure`), so rank 0 alone says it and no rank waits for another."""
+    global _gathered
+    _gathered = False
+    try:
+        yield
+    except LatthermError as exc:
+        settle_failure(exc, world)
+        raise

@@ -136,7 +136,8 @@ def _world_worker(rank, store, home, out):
         for case in STEP_CASES:
             result[case] = all_gather_objects(_one_step(Trainer(parse_config(_step_config(case)), None, "cpu",
                                                                 World(rank, 2))))
-        result["evaluate"] = tasks.evaluate("ising-5x5-ao-mlp", EVAL_GRID, 40, batch=16, seed=7).to_dict()
+        ev = tasks.evaluate("ising-5x5-ao-mlp", EVAL_GRID, 40, batch=16, seed=7)  # None off rank 0
+        result["evaluate"] = None if ev is None else ev.to_dict()
         from lattherm.engine.training.mam import standardise_per_condition
         from lattherm.engine.training.reinforce import leave_one_out_advantage
 

@@ -99,7 +99,7 @@ def test_cli_writes_data_and_figures(capsys, tmp_path):
 def test_cli_mc_reference_grid_matches_exact_enumeration(capsys, tmp_path, system, size, T_range, mu_range):
     out = tmp_path / "mc"
     rc = main(["phase-diagram", "mc", "--system", system, "--lattice-size", size, "--T-range", T_range,
-               f"--mu-range={mu_range}", "--T-points", "2", "--mu-points", "3", "--chains", "32", "--sweeps", "100",
+               f"--mu-range={mu_range}", "--T-points", "2", "--mu-points", "3", "--chains", "128", "--sweeps", "100",
                "--boundary", "none", "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
     z = _check_outputs(out)

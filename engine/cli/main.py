@@ -32,6 +32,11 @@ def _device(name: str | None) -> str | None:
     return str(pick_device(name))
 
 
+#: the --nproc of every sharded command (train has its own)
+NPROC_HELP = ("split the {what} over N processes of this machine (torch's elastic launcher, as torchrun); rank 0 "
+              "writes what one process writes for the same seed. Under torchrun leave it out")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lattherm", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lattherm {__version__}")
@@ -77,8 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--json", action="store_true")
     v.add_argument("--out", help="also write the JSON result to this file")
-    v.add_argument("--nproc", type=int, metavar="N",
-                   help="split the conditions over N processes (torch's elastic launcher); the same table as one")
+    v.add_argument("--nproc", type=int, metavar="N", help=NPROC_HELP.format(what="conditions"))
 
     s = sub.add_parser("sample", help="draw configurations at one condition into an .npz file")
     s.add_argument("model", metavar="RUN_OR_MODEL")
@@ -89,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="FILE.npz")
     s.add_argument("--device", default="cpu")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch", type=int, default=2000,
+                   help="samples drawn per chunk (each chunk from its own seed: the unit --nproc splits)")
+    s.add_argument("--nproc", type=int, metavar="N", help=NPROC_HELP.format(what="chunks"))
 
     pt = sub.add_parser("paint", help="in-/out-paint a (larger) lattice with an any-order model")
     pt.add_argument("model", metavar="MODEL")
@@ -108,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--out", required=True, help="FILE.npz")
     pt.add_argument("--device", default="cpu")
     pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--batch", type=int, default=2000,
+                    help="lattices painted per chunk (each chunk from its own seed: the unit --nproc splits)")
+    pt.add_argument("--nproc", type=int, metavar="N", help=NPROC_HELP.format(what="chunks"))
 
     r = sub.add_parser("runs", help="list runs with their status")
     r.add_argument("--json", action="store_true")
@@ -153,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("--format", default="png,svg", help="figure formats, e.g. png,svg,pdf")
     pd.add_argument("--device", default="cpu")
     pd.add_argument("--seed", type=int, default=0)
+    pd.add_argument("--nproc", type=int, metavar="N", help=NPROC_HELP.format(what="temperatures of the grid"))
 
     for module in _command_modules():
         module.add_parser(sub)
@@ -358,75 +369,106 @@ def _note_extrapolation(trained_range, T: float, mu: float) -> None:
           "extrapolation", file=sys.stderr)
 
 
+def _ranked_bar(world, unit: str, task, **kwargs):
+    """``task`` with a progress bar on rank 0 only (the other ranks of a sharded command report nothing)."""
+    return _run_with_bar(unit, task, **kwargs) if world.is_main else task(progress=None, **kwargs)
+
+
+def _known_model(ref: str) -> None:
+    """A model that does not exist is one line before any rank starts (its weights are not loaded here)."""
+    from ..store.models import resolve_model_source
+
+    resolve_model_source(ref)
+
+
 def cmd_evaluate(a) -> int:
-    from ..distributed import RankFailed, check_nproc, detect_world, init_world, launch, teardown
+    from ..distributed import run_command
     from ..tasks import evaluate
 
     _at_least_one(batch=a.batch)
-    if a.nproc is not None:
-        check_nproc(a.nproc)
-        if detect_world().distributed:
-            raise LatthermError("--nproc launches the processes itself: under torchrun (or srun) leave it out")
-        if a.nproc > 1:
-            from ..tasks._common import load
-            from ..training import parse_grid
-
-            _device(a.device)
-            parse_grid(a.grid, load(a.model, "cpu").system.info)  # a typo is one line here, not one per rank
-            try:
-                launch(a.argv, a.nproc)
-            except RankFailed as exc:
-                if 2 in exc.codes:
-                    return 2  # a user error: rank 0 said it
-                raise
-            return 0
     device = _device(a.device)
-    world = init_world(device)
-    try:
-        ev = _run_with_bar("chunk", evaluate, model=a.model, grid=a.grid, samples=a.samples, batch=a.batch,
-                           exact=not a.no_exact, device=device, seed=a.seed, size=a.size, layout=a.layout,
-                           stride=a.stride, views=a.views, method=a.method).to_dict()
-    finally:
-        teardown()
-    if not world.is_main:
-        return 0
-    if a.out:
-        from ..store import atomic_write_json
-        from ..tasks._common import write_guarded
 
-        write_guarded(lambda: atomic_write_json(a.out, ev), a.out)
-    if a.json:
-        print(json.dumps(ev))
-    else:
-        _print_table(ev, ev["system"]["T_unit"])
-    return 0
+    def precheck():
+        from ..tasks._common import load
+        from ..training import parse_grid
+
+        parse_grid(a.grid, load(a.model, "cpu").system.info)  # a typo is one line here, not one per rank
+
+    def body(world) -> int:
+        ev = _ranked_bar(world, "chunk", evaluate, model=a.model, grid=a.grid, samples=a.samples, batch=a.batch,
+                         exact=not a.no_exact, device=device, seed=a.seed, size=a.size, layout=a.layout,
+                         stride=a.stride, views=a.views, method=a.method)
+        if ev is None:  # a rank other than 0: rank 0 writes and prints
+            return 0
+        ev = ev.to_dict()
+        if a.out:
+            from ..store import atomic_write_json
+            from ..tasks._common import write_guarded
+
+            write_guarded(lambda: atomic_write_json(a.out, ev), a.out)
+        if a.json:
+            print(json.dumps(ev))
+        else:
+            _print_table(ev, ev["system"]["T_unit"])
+        return 0
+
+    return run_command(a.argv, a.nproc, body, device=device, precheck=precheck)
 
 
 def cmd_sample(a) -> int:
+    from ..distributed import check_shardable, run_command
     from ..tasks import sample
+    from ..tasks._common import chunks
+    from ..tasks.sample import chunk_hint
 
-    _at_least_one(n=a.n)
-    res = _run_with_bar("chunk", sample, model=a.model, conditions=(a.T, a.mu), n=a.n, size=a.size,
-                        device=_device(a.device), seed=a.seed, out=a.out)
-    row = res.table[0]
-    if row["extrapolation"]:
-        _note_extrapolation(res.trained_range, a.T, a.mu)
-    print(f"wrote {a.n} samples to {res.path}: <log p> {row['mean_log_p']:.4f}, <log f> {row['mean_log_f']:.4f}, "
-          f"<{res.observable}> {row['mean_observable']:.4f}")
-    return 0
+    _at_least_one(n=a.n, batch=a.batch)
+    device = _device(a.device)
+
+    def precheck():
+        check_shardable(len(chunks(a.n, a.batch)), a.nproc, "chunks of samples", chunk_hint(a.n, a.batch))
+        _known_model(a.model)
+
+    def body(world) -> int:
+        res = _ranked_bar(world, "chunk", sample, model=a.model, conditions=(a.T, a.mu), n=a.n, size=a.size,
+                          batch=a.batch, device=device, seed=a.seed, out=a.out)
+        if res is None:
+            return 0
+        row = res.table[0]
+        if row["extrapolation"]:
+            _note_extrapolation(res.trained_range, a.T, a.mu)
+        print(f"wrote {a.n} samples to {res.path}: <log p> {row['mean_log_p']:.4f}, <log f> "
+              f"{row['mean_log_f']:.4f}, <{res.observable}> {row['mean_observable']:.4f}")
+        return 0
+
+    return run_command(a.argv, a.nproc, body, device=device, precheck=precheck)
 
 
 def cmd_paint(a) -> int:
+    from ..distributed import check_shardable, run_command
     from ..tasks import paint
+    from ..tasks._common import chunks
+    from ..tasks.sample import chunk_hint
 
-    _at_least_one(n=a.n)
-    res = _run_with_bar("batch", paint, model=a.model, size=a.size, T=a.T, mu=a.mu, n=a.n,
-                        constraints=a.constraints, seed=a.seed, device=_device(a.device), out=a.out,
-                        method=a.method, layout=a.layout, stride=a.stride, views=a.views, period_mode=a.period_mode)
-    lp, lf = sum(res.log_p) / len(res.log_p), sum(res.log_f) / len(res.log_f)
-    print(f"wrote {a.n} painted {res.label} lattices to {res.path}: <log p> {lp:.4f}, <log f> {lf:.4f}, "
-          f"F_q {lp - lf:.4f} ({(lp - lf) / res.n_sites:.5f} per site)")
-    return 0
+    _at_least_one(n=a.n, batch=a.batch)
+    device = _device(a.device)
+
+    def precheck():
+        check_shardable(len(chunks(a.n, a.batch)), a.nproc, "chunks of lattices", chunk_hint(a.n, a.batch))
+        _known_model(a.model)
+
+    def body(world) -> int:
+        res = _ranked_bar(world, "batch", paint, model=a.model, size=a.size, T=a.T, mu=a.mu, n=a.n,
+                          constraints=a.constraints, batch=a.batch, seed=a.seed, device=device, out=a.out,
+                          method=a.method, layout=a.layout, stride=a.stride, views=a.views,
+                          period_mode=a.period_mode)
+        if res is None:
+            return 0
+        lp, lf = sum(res.log_p) / len(res.log_p), sum(res.log_f) / len(res.log_f)
+        print(f"wrote {a.n} painted {res.label} lattices to {res.path}: <log p> {lp:.4f}, <log f> {lf:.4f}, "
+              f"F_q {lp - lf:.4f} ({(lp - lf) / res.n_sites:.5f} per site)")
+        return 0
+
+    return run_command(a.argv, a.nproc, body, device=device, precheck=precheck)
 
 
 def cmd_runs(a) -> int:
@@ -479,20 +521,33 @@ def cmd_export(a) -> int:
 
 
 def cmd_phase_diagram(a) -> int:
+    from ..distributed import check_shardable, run_command
     from ..tasks import phase_diagram
 
     _at_least_one(T_points=a.T_points, mu_points=a.mu_points, samples=a.samples, chains=a.chains, sweeps=a.sweeps,
                   boundary_T_points=a.boundary_T_points, boundary_sweeps=a.boundary_sweeps)
-    res = _run_with_bar("part", phase_diagram, model=a.model, out=a.out, system=a.system,
-                        lattice_size=a.lattice_size, chains=a.chains, sweeps=a.sweeps, boundary=a.boundary,
-                        boundary_size=a.boundary_size, boundary_T_points=a.boundary_T_points, T_points=a.T_points,
-                        mu_points=a.mu_points, samples=a.samples, T_range=a.T_range, mu_range=a.mu_range,
-                        device=_device(a.device), seed=a.seed, formats=a.format, size=a.size,
-                        boundary_sweeps=a.boundary_sweeps)
-    for T, mu in res.extrapolation:
-        _note_extrapolation(res.trained_range, T, mu)
-    print(f"wrote the {a.T_points}x{a.mu_points} phase grid of {res.system} {res.label} ({res.what}) to {a.out}")
-    return 0
+    device = _device(a.device)
+
+    def precheck():
+        check_shardable(a.T_points, a.nproc, "temperatures", "the rows of the grid: raise --T-points")
+        if a.model != "mc":
+            _known_model(a.model)
+
+    def body(world) -> int:
+        res = _ranked_bar(world, "part", phase_diagram, model=a.model, out=a.out, system=a.system,
+                          lattice_size=a.lattice_size, chains=a.chains, sweeps=a.sweeps, boundary=a.boundary,
+                          boundary_size=a.boundary_size, boundary_T_points=a.boundary_T_points,
+                          T_points=a.T_points, mu_points=a.mu_points, samples=a.samples, T_range=a.T_range,
+                          mu_range=a.mu_range, device=device, seed=a.seed, formats=a.format,
+                          size=a.size, boundary_sweeps=a.boundary_sweeps)
+        if res is None:
+            return 0
+        for T, mu in res.extrapolation:
+            _note_extrapolation(res.trained_range, T, mu)
+        print(f"wrote the {a.T_points}x{a.mu_points} phase grid of {res.system} {res.label} ({res.what}) to {a.out}")
+        return 0
+
+    return run_command(a.argv, a.nproc, body, device=device, precheck=precheck)
 
 
 COMMANDS = {"exact": cmd_exact, "train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample,
@@ -510,8 +565,8 @@ def main(argv=None) -> int:
         from ..distributed import detect_world
 
         world = detect_world()
-        if getattr(exc, "from_rank0", False) and not world.is_main:
-            return exc.exit_code  # rank 0 says it (one line, not one per rank)
+        if getattr(exc, "quiet", False) or (getattr(exc, "from_rank0", False) and not world.is_main):
+            return exc.exit_code  # rank 0 (or the launcher) says it: one line, not one per rank
         where = f"rank {world.rank}: " if world.distributed and not world.is_main else ""
         print(f"lattherm: {where}error: {exc}", file=sys.stderr)
         return exc.exit_code

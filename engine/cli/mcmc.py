@@ -9,7 +9,7 @@ NAME = "mcmc"
 
 
 def add_parser(sub) -> None:
-    from .main import _number
+    from .main import NPROC_HELP, _number
 
     p = sub.add_parser(NAME, help="exact MCMC: a model as proposal (NMCMC, block NMCMC) or metropolis/wolff/"
                                   "swendsen-wang, with tau_int and effective samples per second")
@@ -32,32 +32,49 @@ def add_parser(sub) -> None:
     p.add_argument("--no-reference", action="store_true", help="skip the exact reference")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", help="FILE.npz with the recorded series")
+    p.add_argument("--chain-batch", type=int, metavar="M",
+                   help="run the chains in groups of M, each from its own seed (the unit --nproc splits; default: "
+                        "all chains in one group)")
+    p.add_argument("--nproc", type=int, metavar="N", help=NPROC_HELP.format(what="groups of chains"))
 
 
 def run(a) -> int:
+    from ..distributed import check_shardable, run_command
     from ..errors import LatthermError
+    from ..tasks._common import chunks
     from ..tasks.mcmc import mcmc
-    from .main import _bar, _device
+    from .main import _ranked_bar, _device
 
-    for flag, v in (("--steps", a.steps), ("--chains", a.chains)):
-        if v < 1:
+    for flag, v in (("--steps", a.steps), ("--chains", a.chains), ("--chain-batch", a.chain_batch)):
+        if v is not None and v < 1:
             raise LatthermError(f"{flag} must be >= 1, got {v}")
     for flag, v in (("--sweeps-between", a.sweeps_between), ("--equilibration", a.equilibration)):
         if v is not None and v < 0:
             raise LatthermError(f"{flag} must be >= 0, got {v}")
-    bar = _bar("step")
-    try:
-        res = mcmc(a.model, a.T, a.mu, a.steps, size=a.size, system=a.system, block=a.block, chains=a.chains,
-                   sweeps_between=a.sweeps_between, equilibration=a.equilibration, positions=a.positions,
-                   init=a.init, seed=a.seed, device=_device(a.device), out=a.out, reference=not a.no_reference,
-                   progress=bar)
-    finally:
-        if bar is not None:
-            bar.close()
-    d = res.to_dict()
-    if a.json:
-        print(json.dumps(d))
+    device = _device(a.device)
+    batch = a.chain_batch or a.chains
+
+    def precheck():
+        check_shardable(len(chunks(a.chains, batch)), a.nproc, "groups of chains",
+                        f"{a.chains} chains in groups of --chain-batch {batch}: lower it")
+
+    def body(world) -> int:
+        res = _ranked_bar(world, "step", mcmc, model_or_method=a.model, T=a.T, mu=a.mu, steps=a.steps, size=a.size,
+                          system=a.system, block=a.block, chains=a.chains, sweeps_between=a.sweeps_between,
+                          equilibration=a.equilibration, positions=a.positions, init=a.init, seed=a.seed,
+                          device=device, out=a.out, reference=not a.no_reference, chain_batch=a.chain_batch)
+        if res is not None:
+            _report(res, a.json)
         return 0
+
+    return run_command(a.argv, a.nproc, body, device=device, precheck=precheck)
+
+
+def _report(res, as_json: bool) -> None:
+    d = res.to_dict()
+    if as_json:
+        print(json.dumps(d))
+        return
     print(f"{d['method']} on {d['system']} {'x'.join(map(str, d['size']))} at T={d['T']:g}, mu={d['mu']:g}: "
           f"{d['chains']} chains x {d['steps']} steps, acceptance {d['acceptance']:.3f}, {d['seconds']:.2f} s")
     ref = d.get("reference") or {}
@@ -71,4 +88,3 @@ def run(a) -> int:
     print(f"  effective samples/s {d['effective_samples_per_second']:.1f}")
     if res.path is not None:
         print(f"  series -> {res.path}")
-    return 0

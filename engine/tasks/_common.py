@@ -44,6 +44,17 @@ def condition_seed(seed: int, i: int) -> int:
     return int(seed) + 1_000_003 * int(i)
 
 
+def chunk_seed(seed: int, i: int, j: int) -> int:
+    """The seed of chunk j of condition i (chunk 0 keeps the condition's seed): the unit a sharded task splits over
+    processes, so its draws do not depend on which process draws it or on the chunks before it."""
+    if j == 0:
+        return condition_seed(seed, i)
+    import hashlib
+
+    digest = hashlib.sha256(f"lattherm-chunk:{int(seed)}:{int(i)}:{int(j)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
 @torch.no_grad()
 def draw_conditions(make_draw, conditions, n: int, batch: int, progress=None, control: Control | None = None,
                     indices=None):
@@ -101,3 +112,28 @@ def write_guarded(write, path):
 def npz_out(out) -> None:
     if out is not None and not str(out).endswith(".npz"):
         raise LatthermError(f"out must name an .npz file, got {str(out)!r}")
+
+
+def run_sharded(count: int, work, *, what: str, hint: str = "", progress=None, control: Control | None = None,
+                extra=None, total: int | None = None):
+    """``[work(i) for i in range(count)]``, split over the ranks of the world this process is in (torchrun, or a
+    command's ``--nproc N``): rank 0 gets every result in item order, the other ranks None (distributed.shard_map).
+    Progress counts this rank's share (``total`` units, default its item count; ``extra(done, mine)`` adds to each
+    report); cancel is honoured between items."""
+    from ..distributed import current_world, shard, shard_map
+
+    world = current_world()
+    mine = len(shard(count, world))
+    meter = Meter(total or mine, progress, control=control)
+    done = 0
+
+    def one(i):
+        nonlocal done
+        if control is not None:
+            control.raise_if_stopped()
+        out = work(i)
+        done += 1
+        meter.update(done, extra=extra(done, mine) if extra is not None else None)
+        return out
+
+    return shard_map(count, one, what=what, hint=hint, world=world)

@@ -3,14 +3,15 @@
 Condition i is drawn from its own generator, seeded from (seed, i), so the table does not depend on which process
 drew which condition: in a distributed world (torchrun, or ``lattherm evaluate --nproc N``) the conditions are
 split over the ranks (strided), every rank draws its own, and the rows are gathered in grid order into the table
-one process writes for the same seed.
+one process writes for the same seed (distributed.shard_map; the other ranks return None).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import DEFAULT_BATCH, check_positive, condition_seed, draw_conditions, load, model_draw, seeded
+from ._common import (DEFAULT_BATCH, check_positive, condition_seed, draw_conditions, load, model_draw, run_sharded,
+                      seeded)
 from .limits import check_lattice, check_samples
 from .sample import estimate_table, resolve_conditions
 
@@ -36,12 +37,12 @@ def painted_draw(lm, target, generator, **options):
 
 def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_BATCH, exact: bool = True,
              device: str | None = "cpu", seed: int = 0, size=None, layout: str = "auto", stride: int | None = None,
-             views: int | None = None, method: str = "auto", progress=None, control=None) -> EvaluateResult:
+             views: int | None = None, method: str = "auto", progress=None, control=None) -> EvaluateResult | None:
     """``samples`` per condition of ``grid`` ("paper", "T1,T2:mu1,mu2" or (T, mu) pairs), drawn ``batch`` at a time
     by the model, or painted on a ``size`` lattice (``layout``, ``stride``, ``views``, ``method`` as in painting);
     F_q, -log Z_nis, ESS and, with ``exact``, the gap to the exact reference per condition."""
     from ..analysis.free_energy import Evaluation
-    from ..distributed import all_gather_objects, current_world, rank_device, shard
+    from ..distributed import current_world, rank_device
     from ..lattices import parse_size
     from ..systems import make_system
     from ..training import parse_grid
@@ -62,16 +63,17 @@ def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_B
         return (painted_draw(lm, system, gen, layout=layout, stride=stride, views=views, method=method) if painted
                 else model_draw(lm, gen))
 
-    mine = list(shard(len(conds), world))
-    estimates, rows = estimate_table(lm, system, draw_conditions(make_draw, conds, samples, batch, progress,
-                                                                 control, indices=mine), exact)
-    if world.distributed:  # every rank's rows, back in grid order
-        got = {}
-        for part in all_gather_objects(list(zip(mine, [e[0] for e in estimates], rows)), world):
-            for i, est, row in part:
-                got[i] = (est, row)
-        estimates = [(got[i][0],) for i in range(len(conds))]
-        rows = [got[i][1] for i in range(len(conds))]
+    def condition(i):  # one row of the table: its estimate and JSON row (the samples stay on the rank)
+        estimates, rows = estimate_table(lm, system, draw_conditions(make_draw, conds, samples, batch, None, control,
+                                                                     indices=[i]), exact)
+        return estimates[0][0], rows[0]
+
+    done = run_sharded(len(conds), condition, what="conditions", hint="the conditions of the grid",
+                       progress=progress, control=control,
+                       extra=lambda k, mine: {"condition": k, "conditions": mine})
+    if done is None:  # a rank other than 0: rank 0 has every row
+        return None
+    estimates, rows = [(est,) for est, _ in done], [row for _, row in done]
     ev = Evaluation(system=system.describe(), model=lm.model.hparams(), conditions=[e[0] for e in estimates])
     out = ev.to_dict()
     out["conditions"] = rows

@@ -20,7 +20,8 @@ import torch
 
 from ..errors import LatthermError
 from ..progress import Meter
-from ._common import load, npz_out, seeded, write_guarded
+from ..distributed import current_world, rank_device, shard
+from ._common import chunk_seed, chunks, load, npz_out, run_sharded, seeded, write_guarded
 from .limits import check_lattice
 
 #: the classical methods ``mcmc`` runs without a model
@@ -158,21 +159,38 @@ def _model_series(lm, system, T, mu, chains, steps, equilibration, block, positi
     return res, series
 
 
+class _Shifted:
+    """A meter seen from one group of chains: its counts start at ``offset`` (the groups this rank ran before)."""
+
+    def __init__(self, meter, offset: int):
+        self.meter, self.offset = meter, offset
+
+    def update(self, k: int, extra=None):
+        return self.meter.update(self.offset + k, extra=extra)
+
+
 def mcmc(model_or_method, T: float, mu: float = 0.0, steps: int = 1000, *, size=None, system: str | None = None,
          block=None, chains: int = 16, sweeps_between: int = 0, equilibration: int | None = None,
          positions: str = "random", init: str | None = None, seed: int = 0, device: str | None = "cpu", out=None,
-         reference: bool = True, progress=None, control=None) -> MCMCResult:
+         reference: bool = True, chain_batch: int | None = None, progress=None, control=None) -> MCMCResult | None:
     """Run ``chains`` exact chains for ``equilibration`` (default steps // 10) then ``steps`` recorded steps.
 
     ``model_or_method``: a run, model folder or bundled model (NMCMC on its own lattice; block NMCMC with ``block``
     or on a larger ``size``, default block: the model's window), or one of MC_METHODS (then ``system``, default
     "ising", and ``size`` name the lattice). ``init``: "model" (default for a model) or "random". ``out``: an .npz
-    with the recorded series, the final spins and the acceptance."""
+    with the recorded series, the final spins and the acceptance.
+
+    The chains run in groups of ``chain_batch`` (default: all in one), group g from its own generator
+    (:func:`chunk_seed`; group 0 keeps ``seed``). In a distributed world the groups are split over the ranks and rank
+    0 writes the file one process writes for the same seed and chain_batch (bitwise; ``seconds`` is the slowest
+    rank's); the other ranks return None."""
     from ..montecarlo.metropolis import check_count
     from ..systems import make_system
 
     steps = check_count(steps, "steps", 1)
     chains = check_count(chains, "chains", 1)
+    if chain_batch is not None:
+        chain_batch = check_count(chain_batch, "chain_batch", 1)
     sweeps_between = check_count(sweeps_between, "sweeps_between", 0)
     equilibration = steps // 10 if equilibration is None else check_count(equilibration, "equilibration", 0)
     npz_out(out)
@@ -193,7 +211,7 @@ def mcmc(model_or_method, T: float, mu: float = 0.0, steps: int = 1000, *, size=
         except LatthermError:
             raise LatthermError(f"unknown method or model {name!r} (a run, model folder or bundled model, or one "
                                 f"of: {', '.join(MC_METHODS)})") from None
-        lm = load(name, device)
+        lm = load(name, rank_device(device, current_world()))
         if system is not None and system != lm.system.name:
             raise LatthermError(f"the model {name} is for {lm.system.name}, not {system}")
         sysname = lm.system.info  # a user's CE file has no catalog name
@@ -203,20 +221,35 @@ def mcmc(model_or_method, T: float, mu: float = 0.0, steps: int = 1000, *, size=
     target = make_system(sysname, size_text)
     target.check(T, mu)
     T, mu = float(T), float(mu)
-    gen = seeded(seed)
-    meter = Meter(equilibration + steps, progress, control=control)
-    block_out = None
-    if classical:
-        if name != "metropolis" and target.square_ising_coupling is None:
-            raise LatthermError(f"{name} is for the square-lattice Ising model, not {sysname}")
-        series, acceptance, seconds, final = _mc_series(target, name, T, mu, chains, steps, equilibration, gen,
-                                                        meter, control)
-        method = name
-    else:
-        res, series = _model_series(lm, target, T, mu, chains, steps, equilibration, block, positions,
-                                    sweeps_between, init or "model", gen, meter, control)
-        method, acceptance, seconds, final = res.method, float(res.acceptance.mean()), res.seconds, res.final
-        block_out = None if res.block is None else list(res.block)
+    if classical and name != "metropolis" and target.square_ising_coupling is None:
+        raise LatthermError(f"{name} is for the square-lattice Ising model, not {sysname}")
+    world = current_world()
+    groups = chunks(chains, chain_batch or chains)
+    per_group = equilibration + steps
+    meter = Meter(len(shard(len(groups), world)) * per_group, progress, control=control)
+
+    def run_group(g):
+        """Chains of group g from their own generator; progress continues over this rank's groups."""
+        gen = seeded(chunk_seed(seed, 0, g))
+        shifted = _Shifted(meter, (g // world.size) * per_group)
+        if classical:
+            series, acc, seconds, final = _mc_series(target, name, T, mu, groups[g], steps, equilibration, gen,
+                                                     shifted, control)
+            return name, series, acc, seconds, final, None
+        res, series = _model_series(lm, target, T, mu, groups[g], steps, equilibration, block, positions,
+                                    sweeps_between, init or "model", gen, shifted, control)
+        return (res.method, series, float(res.acceptance.mean()), res.seconds, res.final.cpu(),
+                None if res.block is None else list(res.block))
+
+    parts = run_sharded(len(groups), run_group, what="groups of chains", control=control,
+                        hint=f"{chains} chains in groups of --chain-batch {chain_batch or chains}: lower it")
+    if parts is None:
+        return None
+    method, block_out = parts[0][0], parts[0][5]
+    series = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
+    acceptance = parts[0][2] if len(parts) == 1 else sum(p[2] * c for p, c in zip(parts, groups)) / chains
+    final = None if parts[0][4] is None else torch.cat([p[4] for p in parts])
+    seconds = max(sum(p[3] for p in parts[r::world.size]) for r in range(world.size))  # the slowest rank's
     observables, ess = _stats({k: v for k, v in series.items() if k != "abs_magnetisation_per_site"})
     ref = _reference(target, T, mu, observables) if reference else None
     result = MCMCResult(method, target.name, list(target.lattice.size), T, mu, chains, steps, equilibration, acceptance,

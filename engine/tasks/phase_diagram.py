@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import LatthermError
 from ..progress import Meter
-from ._common import check_positive, load, seeded, write_guarded
+from ..distributed import current_world, rank_device, shard
+from ._common import check_positive, condition_seed, load, run_sharded, seeded, write_guarded
 
 
 def span(value, name: str, default) -> tuple[float, float]:
@@ -113,7 +114,11 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
     ``boundary``: "wl" overlays the two-phase boundary from Wang-Landau over composition on ``boundary_size``
     (default: the diagram's cell, the painted one with ``size``) at ``boundary_T_points``, at most
     ``boundary_sweeps`` Wang-Landau sweeps (then the frozen-bias production run), or "none".
-    ``formats``: the figures' formats ("png,svg,pdf" or a list), checked before any work starts."""
+    ``formats``: the figures' formats ("png,svg,pdf" or a list), checked before any work starts.
+
+    Temperature i of the grid is drawn from its own generator (condition_seed): in a distributed world the rows are
+    split over the ranks, rank 0 computes the boundary and writes the files one process writes for the same seed;
+    the other ranks return None."""
     from ..analysis.composition import phase_boundary
     from ..analysis.figures import parse_formats
     from ..analysis.phase_diagram import mc_phase_grid, model_phase_grid, write_phase_diagram
@@ -142,7 +147,7 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
     else:
         if system or lattice_size:
             raise LatthermError("--system and --lattice-size belong to 'phase-diagram mc'; a model brings its own")
-        lm = load(model, device)
+        lm = load(model, rank_device(device, current_world()))
         sys_, default = lm.system, lm.trained_range() or {}
     if size is not None:
         if lm is None:
@@ -156,33 +161,37 @@ def phase_diagram(model, out, *, system: str | None = None, lattice_size: str | 
 
         check_lattice(sys_.info, boundary_size)
     bsys = make_system(sys_.info, boundary_size) if boundary_size else sys_
-    gen = seeded(seed)
-    meter = Meter((T_points if lm is not None else 1) + (boundary == "wl"), progress, control=control)
-    stop = control.raise_if_stopped if control is not None else (lambda: None)
+    total = len(shard(T_points)) + (boundary == "wl")
     corners = []
     if lm is not None:
         corners = [(float(t), float(m)) for t, m in ((T[0], mu[0]), (T[-1], mu[-1])) if lm.extrapolates(t, m)]
-        rows = []
-        for t in T:
-            stop()
+
+        def row(i):  # one temperature of the grid, from its own generator
+            gen = seeded(condition_seed(seed, i))
             if size is not None:
-                rows.append(painted_phase_row(lm, sys_, t, mu, samples, generator=gen))
-            else:
-                rows.append(model_phase_grid(lm, [t], mu, samples, generator=gen))
-            meter.update(len(rows), extra={"stage": "grid"})
-        grid = _stack_rows(rows)
+                return painted_phase_row(lm, sys_, T[i], mu, samples, generator=gen)
+            return model_phase_grid(lm, [T[i]], mu, samples, generator=gen)
+
         what = (f"{samples} lattices per condition painted onto {sys_.lattice.label} by the {lm.system.lattice.label} "
                 "model" if size is not None else f"{samples} model samples per condition")
     else:
-        grid = mc_phase_grid(sys_, T, mu, n_chains=chains, sweeps=sweeps, equilibration=sweeps, generator=gen)
-        meter.update(1, extra={"stage": "grid"})
+        def row(i):
+            return mc_phase_grid(sys_, [T[i]], mu, n_chains=chains, sweeps=sweeps, equilibration=sweeps,
+                                 generator=seeded(condition_seed(seed, i)))
+
         what = f"Metropolis, {chains} chains x {sweeps} sweeps per condition"
+    rows = run_sharded(T_points, row, what="temperatures", hint="the rows of the grid: raise --T-points",
+                       progress=progress, control=control, total=total, extra=lambda done, mine: {"stage": "grid"})
+    if rows is None:
+        return None
+    grid = _stack_rows(rows)
     reference = None
     if boundary == "wl":
-        stop()
+        if control is not None:
+            control.raise_if_stopped()
         temps = np.linspace(T[0], T[-1], boundary_T_points)
         reference = phase_boundary(wang_landau_profiles(bsys, temps, boundary_sweeps, seed, progress, control))
-        meter.update(meter.total, extra={"stage": "boundary"})
+        Meter(total, progress, control=control).update(total, extra={"stage": "boundary"})
         what += f"; two-phase boundary by Wang-Landau on {bsys.lattice.label} at {boundary_T_points} temperatures"
     files = write_guarded(lambda: write_phase_diagram(out, grid, sys_.info, reference=reference,
                                                       x_label=sys_.composition_name, formats=formats), out)
