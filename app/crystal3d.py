@@ -171,7 +171,7 @@ class CrystalView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumSize(220, 200)
+        self.setMinimumSize(220, 150)  # small enough for the painting panel on a 768-pixel screen
         self.setFocusPolicy(Qt.ClickFocus)
         self.editor = None
         self.shape: tuple = ()
@@ -258,9 +258,13 @@ class CrystalView(QWidget):
         super().resizeEvent(ev)
 
     def _scene_points(self) -> np.ndarray:
-        """Sites and supercell corners: what the fit must keep in view."""
-        corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float) @ self.cell
-        return np.vstack([self.points, corners])
+        """Sites, supercell corners and the conventional cube's corners: what the fit must keep in view (the cube
+        at the origin reaches outside a thin supercell such as fcc 2x2x4)."""
+        unit = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float)
+        parts = [self.points, unit @ self.cell]
+        if self.edge is not None:
+            parts.append(self.edge * unit)
+        return np.vstack(parts)
 
     def projection(self) -> Projection:
         return project(self.points, self.cam, self.width(), self.height())
