@@ -178,3 +178,18 @@ def test_the_3d_view_frames_sites_supercell_and_conventional_cube(qtbot, shape, 
     cube = a * np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float)
     xy = project(np.vstack([v.points, cube]), v.cam, v.width(), v.height()).xy
     assert np.all(xy >= 0) and np.all(xy[:, 0] <= v.width()) and np.all(xy[:, 1] <= v.height())
+
+
+# ---- training curves -----------------------------------------------------------------------------------------------
+def test_the_training_curves_have_a_key_below_the_plots(qtbot):
+    from lattherm.app.plots import LiveCurves
+
+    curves = LiveCurves()
+    qtbot.addWidget(curves)
+    curves.resize(600, 500)
+    curves.show()
+    qtbot.waitExposed(curves)
+    labels = [label.text for _, label in curves.legend.items]
+    assert labels == ["raw value", "EMA (smoothed)"]
+    lowest_plot = max(p.sceneBoundingRect().bottom() for p in curves.plots.values())
+    assert curves.legend.sceneBoundingRect().top() >= lowest_plot - 1  # under the plots, not over their data
