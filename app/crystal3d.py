@@ -119,7 +119,12 @@ class Camera:
         xy = np.abs((q @ rotation(kw["yaw"], kw["pitch"]).T)[:, :2]).max(0) + 1e-9 * ext
         fill = min(0.40 * width / xy[0], 0.40 * height / xy[1])  # pixels per unit that fill 80 % of the view
         kw.setdefault("zoom", fill * ext / (0.46 * min(width, height)))
-        return cls(center=tuple(float(v) for v in c), extent=ext, **kw)
+        cam = cls(center=tuple(float(v) for v in c), extent=ext, **kw)
+        # the centres within 72 % of the view as drawn (near sites are larger in perspective; a site's sphere and
+        # the "a = ..." label need the rest): exact in one step, screen offsets scale with the zoom
+        dx, dy = np.abs(project(points, cam, width, height).xy - [width / 2, height / 2]).max(0) + 1e-9
+        cam = replace(cam, zoom=cam.zoom * min(0.36 * width / dx, 0.36 * height / dy))
+        return cam
 
 
 @dataclass
