@@ -158,6 +158,9 @@ class PaintingPanel(QWidget):
         self.shown = 0  # the completion shown in 3D
         self.result_spins = self.result_fixed = None
         self._set_layer_range(1)
+        # the 5x5 editor it opens with is 2D: no empty "no 3D lattice" views before the model's description is in
+        self.crystal_box.setVisible(False)
+        self.result_crystal.setVisible(False)
         self._update_count()
 
     # ---- construction ------------------------------------------------------------------------------------------

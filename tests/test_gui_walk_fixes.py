@@ -193,3 +193,14 @@ def test_the_training_curves_have_a_key_below_the_plots(qtbot):
     assert labels == ["raw value", "EMA (smoothed)"]
     lowest_plot = max(p.sceneBoundingRect().bottom() for p in curves.plots.values())
     assert curves.legend.sceneBoundingRect().top() >= lowest_plot - 1  # under the plots, not over their data
+
+
+def test_painting_opens_without_3d_views_before_a_model_is_described(qtbot):
+    """First open with the engine still starting: the 2D editor alone, not two empty "no 3D lattice" boxes."""
+    panel = PaintingPanel(InProcessEngine())
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    assert not panel.crystal_box.isVisible() and not panel.result_crystal.isVisible()
+    panel.model.set_choices([("bundled: cuau", CUAU)])  # an fcc model: both 3D views appear (results once painted)
+    assert panel.crystal_box.isVisible()
