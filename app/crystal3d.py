@@ -119,7 +119,12 @@ class Camera:
         xy = np.abs((q @ rotation(kw["yaw"], kw["pitch"]).T)[:, :2]).max(0) + 1e-9 * ext
         fill = min(0.40 * width / xy[0], 0.40 * height / xy[1])  # pixels per unit that fill 80 % of the view
         kw.setdefault("zoom", fill * ext / (0.46 * min(width, height)))
-        return cls(center=tuple(float(v) for v in c), extent=ext, **kw)
+        cam = cls(center=tuple(float(v) for v in c), extent=ext, **kw)
+        # the centres within 72 % of the view as drawn (near sites are larger in perspective; a site's sphere and
+        # the "a = ..." label need the rest): exact in one step, screen offsets scale with the zoom
+        dx, dy = np.abs(project(points, cam, width, height).xy - [width / 2, height / 2]).max(0) + 1e-9
+        cam = replace(cam, zoom=cam.zoom * min(0.36 * width / dx, 0.36 * height / dy))
+        return cam
 
 
 @dataclass
@@ -171,7 +176,7 @@ class CrystalView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumSize(220, 200)
+        self.setMinimumSize(220, 150)  # small enough for the painting panel on a 768-pixel screen
         self.setFocusPolicy(Qt.ClickFocus)
         self.editor = None
         self.shape: tuple = ()
@@ -258,9 +263,13 @@ class CrystalView(QWidget):
         super().resizeEvent(ev)
 
     def _scene_points(self) -> np.ndarray:
-        """Sites and supercell corners: what the fit must keep in view."""
-        corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float) @ self.cell
-        return np.vstack([self.points, corners])
+        """Sites, supercell corners and the conventional cube's corners: what the fit must keep in view (the cube
+        at the origin reaches outside a thin supercell such as fcc 2x2x4)."""
+        unit = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float)
+        parts = [self.points, unit @ self.cell]
+        if self.edge is not None:
+            parts.append(self.edge * unit)
+        return np.vstack(parts)
 
     def projection(self) -> Projection:
         return project(self.points, self.cam, self.width(), self.height())

@@ -13,7 +13,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .common import JobView, dspin, error_label, ispin, set_unit, show_error
+from .common import JobView, dspin, error_label, ispin, set_unit, show_error, unit_text
 
 #: what the method box offers: "model" runs neural MCMC with the chosen model; the others need no model
 METHODS = (("neural MCMC (model proposals)", "model"), ("block neural MCMC", "model-block"),
@@ -33,7 +33,13 @@ def estimate_rows(result) -> list[dict]:
     reference's value as ``name_reference`` and its method as ``reference_method``."""
     if not isinstance(result, dict):
         return []
-    row = {"method": result.get("method"), "acceptance": result.get("acceptance")}
+    row = {"method": result.get("method")}
+    if result.get("size"):  # the condition each row was run at: rows of several runs sit side by side
+        row["size"] = "x".join(str(v) for v in result["size"])
+    for key, name in (("T", "T"), ("mu", "μ")):
+        if isinstance(result.get(key), (int, float)):
+            row[name] = float(result[key])
+    row["acceptance"] = result.get("acceptance")
     ref = result.get("reference") or {}
     for key, est in (result.get("observables") or {}).items():
         if not isinstance(est, dict):
@@ -63,6 +69,13 @@ def columns(rows: list[dict]) -> list[str]:
                 continue
             out.append(k)
     return out
+
+
+def header(key: str, info: dict) -> str:
+    """A column's title with its unit: T and μ in the model's units, E/N (and its reference) in energy units."""
+    T_u, mu_u = unit_text(info.get("T_unit", "")), unit_text(info.get("mu_unit", ""))
+    unit = {"T": T_u, "μ": mu_u, "E/N": mu_u, "E/N reference": mu_u}.get(key, "")
+    return f"{key} ({unit})" if unit else key
 
 
 def cell(row: dict, key: str) -> str:
@@ -186,7 +199,7 @@ class MCMCView(JobView, QWidget):
         self.table.clear()
         self.table.setColumnCount(len(keys) + len(extra))
         self.table.setRowCount(len(rows))
-        self.table.setHorizontalHeaderLabels(keys + extra)
+        self.table.setHorizontalHeaderLabels([header(k, self.info) for k in keys] + extra)
         for i, r in enumerate(rows):
             for j, k in enumerate(keys):
                 self.table.setItem(i, j, QTableWidgetItem(cell(r, k)))

@@ -63,12 +63,13 @@ def reference_text(row: dict) -> str:
     """The reference column: exact, or an approximation such as the tensor network with its error."""
     if row.get("exact_neg_log_Z") is None:
         return "—"
-    method = row.get("reference_method") or ("exact, " + row["exact_method"] if row.get("exact_method") else "exact")
+    method = str(row.get("reference_method") or row.get("exact_method") or "")
     err = row.get("reference_error")
     text = f"{row['exact_neg_log_Z']:.5f}"
     if err:
         text += f" ± {err:.1e}"
-    return f"{text}  ({method})"
+    kind = "tensor network" if "tensor" in method else f"exact, {method}" if method else "exact"
+    return f"{text}  ({kind})"
 
 
 EVAL_COLUMNS = ("T", "μ", "F_q ± s.e.", "−log Ẑ (NIS) ± s.e.", "ESS / n", "reference −log Z", "gap F_q − ref ± s.e.",
@@ -157,6 +158,9 @@ class PaintingPanel(QWidget):
         self.shown = 0  # the completion shown in 3D
         self.result_spins = self.result_fixed = None
         self._set_layer_range(1)
+        # the 5x5 editor it opens with is 2D: no empty "no 3D lattice" views before the model's description is in
+        self.crystal_box.setVisible(False)
+        self.result_crystal.setVisible(False)
         self._update_count()
 
     # ---- construction ------------------------------------------------------------------------------------------
@@ -222,9 +226,12 @@ class PaintingPanel(QWidget):
         self.target.setMaximumWidth(110)
         self.target.editingFinished.connect(self.apply_target)
         self.target.textEdited.connect(self._check_target)
-        self.T, self.mu = dspin(2.0, 0.001, 1e5), dspin(0.0, -1e3, 1e3, 0.05)
+        self.T, self.mu = dspin(2.0, 0.001, 1e5, name="T"), dspin(0.0, -1e3, 1e3, 0.05, name="μ")
         self.T.setToolTip("temperature")
         self.mu.setToolTip("chemical potential (field)")
+        self.status = error_label()
+        for box in (self.T, self.mu):  # a typed value the box cannot take says why instead of silently changing
+            box.refused.connect(lambda msg: show_error(self.status, msg))
         self.n = QSpinBox()
         self.n.setRange(1, 16)
         self.n.setValue(4)
@@ -237,7 +244,6 @@ class PaintingPanel(QWidget):
         self.progress.setMaximum(1000)
         self.progress.setFormat("")
         self.progress.setTextVisible(True)
-        self.status = error_label()
         self.T_label, self.mu_label = QLabel("T"), QLabel("μ")
         form = QGridLayout()
         form.addWidget(QLabel("model"), 0, 0)
@@ -261,7 +267,7 @@ class PaintingPanel(QWidget):
         self.scroll.setWidget(self.editor)
         self.scroll.setWidgetResizable(False)
         self.scroll.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        self.scroll.setMinimumSize(240, 200)
+        self.scroll.setMinimumSize(240, 140)  # the panel fits a 768-pixel screen; the editor scrolls
         zoom_out, zoom_in, fit = QToolButton(), QToolButton(), QToolButton()
         zoom_out.setText("−")
         zoom_in.setText("+")
@@ -324,7 +330,7 @@ class PaintingPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.results)
-        scroll.setMinimumHeight(170)
+        scroll.setMinimumHeight(130)
         scroll.setMinimumWidth(340)  # room for two completions beside the 3D view
         self.result_crystal = CrystalView()
         self.result_crystal.highlight_layer = False
@@ -425,8 +431,9 @@ class PaintingPanel(QWidget):
         T_unit, mu_unit = unit_text(info.get("T_unit")), unit_text(info.get("mu_unit"))
         self.T.setSuffix(f" {T_unit}" if T_unit else "")
         self.mu.setSuffix(f" {mu_unit}" if mu_unit else "")
-        self.T_label.setText(f"T [{T_unit}]" if T_unit else "T")
-        self.mu_label.setText(f"μ [{mu_unit}]" if mu_unit else "μ")
+        heads = list(EVAL_COLUMNS)  # the unit once, in the field (its suffix) and in the table's header
+        heads[0], heads[1] = (f"T ({T_unit})" if T_unit else "T"), (f"μ ({mu_unit})" if mu_unit else "μ")
+        self.eval_table.setHorizontalHeaderLabels(heads)
         self.size_label.setText(f"{info['system']} {info['lattice']} {'x'.join(map(str, shape))}, "
                                 f"{info['model']['kind']}")
 

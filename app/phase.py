@@ -120,12 +120,17 @@ class PhaseDiagramView(JobView, QWidget):
         self.iso_plot.clear()
         self.iso_legend.clear()
         self.status.setText("")
-        for p in (self.map_plot, self.iso_plot):
-            reset_range(p)
+        reset_range(self.iso_plot)
+        # the map holds its (cleared) image's old rectangle: frame the unit square by hand until the next grid, and
+        # the colour bar forgets the old grid's levels
+        self.map_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.colorbar.setLevels((0.0, 1.0))
         self._update()
 
     def _axes(self) -> None:
-        x = self.info.get("observable") or "composition"
+        # the map's x is the composition the engine samples (x_up, the fraction of up spins, for Ising; x_Au for
+        # CuAu), not the model's observable (Ising's magnetisation runs -1..1)
+        x = self.info.get("composition") or "composition"
         T_u, mu_u = unit_text(self.info.get("T_unit", "")), unit_text(self.info.get("mu_unit", ""))
         self.map_plot.setLabel("bottom", x)
         self.map_plot.getPlotItem().getAxis("left").setLabel(f"T ({T_u})" if T_u else "T")

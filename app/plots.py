@@ -19,6 +19,9 @@ pg.setConfigOptions(background="w", foreground="k")
 from .metrics import METRICS, OPTIONAL_METRICS  # noqa: F401  (re-exported: plots are drawn per metric)
 
 
+LEGEND_ROW = 99  # below every plot row (optional plots go in rows 2, 3, ...)
+
+
 class Series:
     def __init__(self):
         self.x = np.empty(256)
@@ -54,6 +57,12 @@ class LiveCurves(pg.GraphicsLayoutWidget):
         self.plots_changed = None  # optional callback when an optional plot appears or goes
         for key, title in METRICS:
             self._add_plot(key, title)
+        # one key for every plot, in its own row under them (never over the data): the faint and the dark line
+        self.legend = pg.LegendItem(colCount=2)
+        key0 = METRICS[0][0]
+        self.legend.addItem(self.raw[key0], "raw value")
+        self.legend.addItem(self.smooth[key0], "EMA (smoothed)")
+        self.addItem(self.legend, row=LEGEND_ROW, col=0, colspan=2)
         self._dirty = False
         self.timer = QTimer(self)
         self.timer.setInterval(40)  # 25 Hz redraw

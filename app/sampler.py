@@ -29,6 +29,13 @@ TABLE = (("T", "T"), ("mu", "mu"), ("F_q", "F_q"), ("F_q_stderr", "± F_q"), ("n
          ("mean_observable", "<obs>"), ("exact_mean_observable", "<obs> exact"),
          ("free_energy_per_site_q", "F/N (q)"), ("exact_free_energy_per_site", "F/N exact"))
 GALLERY = 8
+GALLERY_SPACING = 18  # px between two samples' thumbnails
+
+
+def thumb_cell(size) -> int:
+    """Pixels per site of a gallery thumbnail: 14 for 10x10, larger for small layers (a 2x2 fcc layer is 40 px,
+    not 28), so every model's thumbnails read at a glance."""
+    return max(14, min(20, 80 // max(int(size[0]), int(size[1]), 1)))
 PREVIEW_SAMPLES = 200  # the first-start look at the bundled model: well under a second on a CPU
 #: table columns that carry the temperature / chemical-potential unit
 UNIT_COLUMNS = {"T": "T_unit", "mu": "mu_unit"}
@@ -93,6 +100,7 @@ class SamplerPanel(JobView, QWidget):
         self.gallery = [LatticeView(cell=14) for _ in range(GALLERY)]
         gal = QWidget()
         gl = QHBoxLayout(gal)
+        gl.setSpacing(GALLERY_SPACING)  # wider than the gap between one sample's layers: each sample reads as one
         for v in self.gallery:
             gl.addWidget(v)
         gl.addWidget(self.key)
@@ -107,6 +115,8 @@ class SamplerPanel(JobView, QWidget):
         self.hist_obs = pg.PlotWidget(title="observable")
         for h in (self.hist_logf, self.hist_obs):
             h.setLabel("left", "samples")
+            for side in ("left", "bottom"):  # x_Au 0.2..0.6, never "x_Au (x0.001)" over 200..600
+                h.getAxis(side).enableAutoSIPrefix(False)
         self.hist_logf.setLabel("bottom", "log f (nats)")
         self.free_energy = pg.PlotWidget(title="free energy per site vs T")
         for side in ("left", "bottom"):  # axes in the model's units, never rescaled to "(x0.001)"
@@ -263,6 +273,7 @@ class SamplerPanel(JobView, QWidget):
         if self.samples is None and size:
             blank = np.zeros(tuple(int(v) for v in size), np.int8)
             for v in self.gallery:
+                v.cell = thumb_cell(size)
                 v.set_values(blank)
             self._fit_gallery()
             self._layers(len(size) == 3, int(size[-1]))
@@ -429,6 +440,7 @@ class SamplerPanel(JobView, QWidget):
         for k, view in enumerate(self.gallery):
             view.setVisible(k < len(spins))
             if k < len(spins):
+                view.cell = thumb_cell(spins[k].shape)
                 view.set_values(spins[k])
         self._fit_gallery()
         self._hist(self.hist_logf, self.samples["log_f"][i])

@@ -11,9 +11,9 @@ import tomllib
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QSplitter, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
+                               QLabel, QLineEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from lattherm.engine import config as schema
 from lattherm.engine import paths
@@ -276,13 +276,20 @@ class TrainingPanel(QWidget):
         png.clicked.connect(lambda: self._export_figure("png"))
         svg.clicked.connect(lambda: self._export_figure("svg"))
         csv.clicked.connect(self._export_csv)
+        # the form scrolls rather than setting the window's height: its longest tab is taller than a 768-pixel
+        # screen leaves for the panel (menu, tab bar and status bar take their share)
+        self.form_area = area = QScrollArea()
+        area.setWidget(box)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        area.setMinimumWidth(box.sizeHint().width() + area.verticalScrollBar().sizeHint().width())
         left = QVBoxLayout()
-        left.addWidget(box)
+        left.addWidget(area, 1)
         left.addWidget(hrow(self.start_btn, self.pause_btn, self.resume_btn, self.stop_btn))
         left.addWidget(self.resume_run_btn)
         left.addWidget(self.progress)
         left.addWidget(self.status)
-        left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(hrow(QLabel("EMA"), self.smoothing, QLabel("plot"), self.which_plot, self.log_y))
         right.addWidget(hrow(QLabel("export"), png, svg, csv))

@@ -17,6 +17,7 @@ from .runs import RunBrowser
 from .training import TrainingPanel
 
 PREFERRED_MODEL = "ising-5x5-ao-mlp"  # the bundled model both panels start on
+TITLE_BAR = 32  # px a window manager's frame adds above the window (the first size leaves room for it)
 
 
 class CrashBanner(QFrame):
@@ -49,7 +50,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("lattherm")
         self.setObjectName("lattherm-main")
         screen = self.screen().availableGeometry()  # never larger than the screen (a 1366x768 laptop included)
-        self.resize(min(1400, screen.width()), min(900, screen.height()))
+        # less a title bar's height: the frame a window manager adds must fit too
+        self.resize(min(1400, screen.width()), min(900, screen.height() - TITLE_BAR))
         self.auto_restart = auto_restart
         self.restarts: list[float] = []
         self.bundled: list[dict] | None = None  # the engine's bundled_models answer
@@ -63,6 +65,8 @@ class MainWindow(QMainWindow):
         for name, title in self.LAZY_TABS:
             self.tabs.addTab(QWidget(), title)  # a placeholder until the panel is built
         self.tabs.currentChanged.connect(self._build_tab)
+        self.tab_chosen = False  # the user picked a tab: the first-start jump to the Sampler no longer happens
+        self.tabs.tabBarClicked.connect(lambda _: setattr(self, "tab_chosen", True))
         self._shown = False
         self.banner = CrashBanner(self.restart_engine)
         central = QWidget()
@@ -281,10 +285,15 @@ class MainWindow(QMainWindow):
             if preferred:
                 self.sampler.model.select(preferred)
                 self.painting.model.select(preferred)
-            if not rows and self.bundled:
-                self.tabs.setCurrentWidget(self.sampler)  # first start: sample the bundled model right away
+            # first start: sample the bundled model right away, unless the user is already busy elsewhere (a
+            # picked tab, a training run started before the engine's lists came in)
+            if not rows and self.bundled and self.first_start_jump_ok():
+                self.tabs.setCurrentWidget(self.sampler)
                 if self.first_look:
                     self.sampler.preview_when_ready()
+
+    def first_start_jump_ok(self) -> bool:
+        return not self.tab_chosen and self.training.state == "idle" and self.training.run_id is None
 
     def open_run(self, run_id: str) -> None:
         self.training.show_run(run_id)

@@ -91,7 +91,7 @@ def shoot(out: Path, args) -> int:
     win.show()
     win.start_engine()
     try:
-        wait(win.client.is_ready, 60, "the engine")
+        wait(win.client.is_ready, 180, "the engine")  # a loaded machine starts it slowly
         runs_dock = next(d for d in win.findChildren(QDockWidget) if d.widget() is win.browser)
         win.resizeDocks([runs_dock], [340], Qt.Horizontal)  # room for more of the run table
 

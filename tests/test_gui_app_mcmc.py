@@ -64,10 +64,10 @@ def test_results_of_real_runs_show_side_by_side_with_errors_and_the_reference(vi
         view.on_event("finished", job, data)
     assert view.job is None and view.progress.format() == "idle" and view.table.rowCount() == 2
     heads = [view.table.horizontalHeaderItem(j).text() for j in range(view.table.columnCount())]
-    assert heads[:3] == ["method", "acceptance", "E/N"] and heads[-1] == "reference"
+    assert heads[:6] == ["method", "size", "T (kT/ε)", "μ (ε)", "acceptance", "E/N (ε)"] and heads[-1] == "reference"
     assert not any(h.endswith("_stderr") for h in heads)
     e = answers[0]["observables"]["energy_per_site"]
-    assert view.table.item(0, 2).text() == f"{e['mean']:.6g} ± {e['stderr']:.2g}"
+    assert view.table.item(0, 5).text() == f"{e['mean']:.6g} ± {e['stderr']:.2g}"
     assert view.table.item(0, len(heads) - 1).text() == "exact (kaufman)"
     assert view.table.item(1, 0).text() == "wolff"
 

@@ -140,7 +140,7 @@ def test_invalid_target_disables_painting_and_says_why(qtbot):
 def test_units_on_T_and_mu(qtbot):
     panel, _ = _panel(qtbot)
     assert panel.T.suffix() == " kT/ε" and panel.mu.suffix() == " ε"
-    assert panel.T_label.text() == "T [kT/ε]"
+    assert panel.eval_table.horizontalHeaderItem(0).text() == "T (kT/ε)"
     assert panel.T.value() == pytest.approx(2.5) and panel.mu.value() == pytest.approx(0.0)
 
 

@@ -51,6 +51,7 @@ def model_info(lm) -> dict:
     return {"source": lm.source.kind, "path": str(lm.source.path), "name": lm.source.name, "model": lm.model.hparams(),
             "system": s.name, "lattice": s.lattice.kind, "size": list(s.lattice.size), "species": list(s.species),
             "labels": list(s.info.value_labels), "encoding": s.encoding, "observable": s.observable_name,
+            "composition": s.info.composition,  # the x of phase diagrams (x_up for Ising, x_Au for CuAu)
             "observable_unit": s.info.observable_unit, "T_unit": s.temperature_unit, "mu_unit": s.mu_unit,
             "step": lm.step, "vectors": [[float(v) for v in row] for row in s.lattice.vectors],
             "unit_length": float(s.lattice.unit_length), "trained_range": lm.trained_range()}
