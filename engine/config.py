@@ -563,6 +563,8 @@ def parse_config(text: str, source: str = "config", base=None) -> RunConfig:
         data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, RecursionError) as exc:
         raise ConfigError(f"{source} is not valid TOML: {' '.join(str(exc).split()) or 'nested too deeply'}") from None
+    if source is None:
+        source = "config"
     if base is None and source != "config" and Path(source).is_file():
         base = Path(source).parent
     return config_from_dict(data, base)

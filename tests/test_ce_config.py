@@ -138,3 +138,14 @@ def test_resume_reads_the_runs_own_copy(tmp_path, capsys, tiny_config):
     rc, out, err = cli(capsys, "train", "--resume", run)
     assert rc == 0, err
     assert "step 7" in out + err
+
+
+def test_a_config_given_as_text_without_a_file_opens_a_run(tmp_path, monkeypatch):
+    """The engine's train job (the GUI's Start) passes TOML text and no file name: no source, the working
+    directory resolves a relative ce, and the run opens (a regression: the source was None)."""
+    from lattherm.engine.tasks.train import open_trainer
+
+    monkeypatch.chdir(tmp_path)
+    text = (Path(__file__).resolve().parents[1] / "resources" / "configs" / "quick-cpu.toml").read_text()
+    trainer = open_trainer(text)
+    assert trainer.run is not None and trainer.run.path.is_dir() and trainer.step == 0
