@@ -59,8 +59,9 @@ def chunk_seed(seed: int, i: int, j: int) -> int:
 def draw_conditions(make_draw, conditions, n: int, batch: int, progress=None, control: Control | None = None,
                     indices=None):
     """Yield (T, mu, spins, log_p, order) for the conditions at ``indices`` (default all), ``n`` samples each in
-    chunks of at most ``batch``, condition i drawn by ``make_draw(i)(T, mu, k) -> (spins, log_p, order)`` (its own
-    generator, seeded by :func:`condition_seed`); one progress report per chunk, cancel honoured between chunks."""
+    chunks of at most ``batch``, chunk c of condition i drawn by ``make_draw(i, c)(T, mu, k) -> (spins, log_p,
+    order)`` (its own generator, seeded by :func:`chunk_seed`, as the sample task draws it: one seed gives the same
+    samples in both); one progress report per chunk, cancel honoured between chunks."""
     check_positive(samples=n, batch=batch)
     indices = range(len(conditions)) if indices is None else list(indices)
     sizes = chunks(n, batch)
@@ -68,12 +69,11 @@ def draw_conditions(make_draw, conditions, n: int, batch: int, progress=None, co
     done = 0
     for j, i in enumerate(indices):
         T, mu = conditions[i]
-        draw = make_draw(i)
         parts = []
-        for k in sizes:
+        for c, k in enumerate(sizes):
             if control is not None:
                 control.raise_if_stopped()
-            parts.append([t.cpu() for t in draw(float(T), float(mu), k)])
+            parts.append([t.cpu() for t in make_draw(i, c)(float(T), float(mu), k)])
             done += 1
             meter.update(done, extra={"condition": j + 1, "conditions": len(indices)})
         yield (float(T), float(mu), *(torch.cat(ts) for ts in zip(*parts)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._common import (DEFAULT_BATCH, check_positive, condition_seed, draw_conditions, load, model_draw, run_sharded,
+from ._common import (DEFAULT_BATCH, check_positive, chunk_seed, draw_conditions, load, model_draw, run_sharded,
                       seeded)
 from .limits import check_lattice, check_samples
 from .sample import estimate_table, resolve_conditions
@@ -58,8 +58,8 @@ def evaluate(model, grid="paper", samples: int = 2000, *, batch: int = DEFAULT_B
     check_positive(samples=samples, batch=batch)
     check_samples(int(samples), system.n_sites, len(conds), what="evaluating with")
 
-    def make_draw(i):
-        gen = seeded(condition_seed(seed, i))
+    def make_draw(i, c):
+        gen = seeded(chunk_seed(seed, i, c))
         return (painted_draw(lm, system, gen, layout=layout, stride=stride, views=views, method=method) if painted
                 else model_draw(lm, gen))
 
