@@ -22,26 +22,8 @@ from pathlib import Path  # noqa: E402
 
 
 def idle_gaps(app, seconds: float) -> list[float]:
-    from PySide6.QtCore import QTimer
-
-    gaps, last = [], [None]
-
-    def tick():
-        now = time.perf_counter()
-        if last[0] is not None:
-            gaps.append(now - last[0])
-        last[0] = now
-
-    t = QTimer()
-    t.setInterval(5)
-    t.timeout.connect(tick)
-    t.start()
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.001)
-    t.stop()
-    return gaps or [float("nan")]
+    """Tick gaps between consecutive ticks over ``seconds`` with nothing streaming (the scheduler's own noise)."""
+    return watch(app, lambda: True, seconds)[0][1:] or [float("nan")]
 
 
 def watch(app, running, limit: float) -> tuple[list[float], float]:

@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import _configs
+from _ranks import rank_pids
 from lattherm.engine.config import parse_config
 from lattherm.engine.distributed import (World, all_gather_objects, backend_for, detect_world, gather_by_condition,
                                          rank_seed, strip_nproc)
@@ -419,20 +420,6 @@ def test_mam_chains_are_sharded_and_resplit_on_resume(tmp_path, lattherm_home):
     one.run.lock.release()
 
 
-def _rank_pids(home: Path) -> dict[int, int]:
-    """{rank: pid} of the training ranks started with this LATTHERM_HOME (read from /proc)."""
-    out = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            env = dict(x.split("=", 1) for x in (d / "environ").read_text().split("\0") if "=" in x)
-        except OSError:
-            continue
-        if env.get("LATTHERM_HOME") == str(home) and "RANK" in env and "TORCHELASTIC_RUN_ID" in env:
-            out[int(env["RANK"])] = int(d.name)
-    return out
-
 
 def _start_long_run(tmp_path, home):
     cfg = tmp_path / "long.toml"
@@ -443,7 +430,7 @@ def _start_long_run(tmp_path, home):
     deadline = time.time() + 120
     while time.time() < deadline:
         runs = list((home / "runs").glob("*/checkpoints/step-*.safetensors")) if (home / "runs").exists() else []
-        pids = _rank_pids(home)
+        pids = rank_pids(home)
         if runs and len(pids) == 2:
             return proc, pids, next((home / "runs").iterdir())
         time.sleep(0.2)

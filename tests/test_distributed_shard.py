@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import _configs
+from _ranks import rank_pids
 from lattherm.engine.distributed import World, check_shardable, shard_map, sharded_task
 from lattherm.engine.errors import LatthermError
 
@@ -249,20 +250,6 @@ def test_launched_and_torchrun_commands_write_the_one_process_files(tmp_path, la
     assert not (tmp_path / "bad.npz").exists()
 
 
-def _rank_pids(home: Path) -> dict[int, int]:
-    """{rank: pid} of the ranks started with this LATTHERM_HOME (read from /proc)."""
-    out = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            env = dict(x.split("=", 1) for x in (d / "environ").read_text().split("\0") if "=" in x)
-        except OSError:
-            continue
-        if env.get("LATTHERM_HOME") == str(home) and "RANK" in env and "TORCHELASTIC_RUN_ID" in env:
-            out[int(env["RANK"])] = int(d.name)
-    return out
-
 
 @pytest.mark.slow
 def test_a_rank_that_dies_stops_the_others_with_one_line_and_no_file(tmp_path, lattherm_home):
@@ -275,7 +262,7 @@ def test_a_rank_that_dies_stops_the_others_with_one_line_and_no_file(tmp_path, l
     pids = {}
     while time.time() < deadline and len(pids) < 2:
         time.sleep(0.5)
-        pids = _rank_pids(lattherm_home)
+        pids = rank_pids(lattherm_home)
     assert len(pids) == 2, "the ranks did not start"
     time.sleep(3)  # both are drawing
     os.kill(pids[1], signal.SIGKILL)

@@ -381,6 +381,20 @@ def _known_model(ref: str) -> None:
     resolve_model_source(ref)
 
 
+def _chunked_precheck(a, what: str):
+    """The launcher's precheck of a command drawn in chunks of ``--batch``: the ranks can share the chunks and the
+    model exists, each one line before any rank starts."""
+    from ..distributed import check_shardable
+    from ..tasks._common import chunks
+    from ..tasks.sample import chunk_hint
+
+    def precheck():
+        check_shardable(len(chunks(a.n, a.batch)), a.nproc, what, chunk_hint(a.n, a.batch))
+        _known_model(a.model)
+
+    return precheck
+
+
 def cmd_evaluate(a) -> int:
     from ..distributed import run_command
     from ..tasks import evaluate
@@ -416,17 +430,11 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_sample(a) -> int:
-    from ..distributed import check_shardable, run_command
+    from ..distributed import run_command
     from ..tasks import sample
-    from ..tasks._common import chunks
-    from ..tasks.sample import chunk_hint
 
     _at_least_one(n=a.n, batch=a.batch)
     device = _device(a.device)
-
-    def precheck():
-        check_shardable(len(chunks(a.n, a.batch)), a.nproc, "chunks of samples", chunk_hint(a.n, a.batch))
-        _known_model(a.model)
 
     def body(world) -> int:
         res = _ranked_bar(world, "chunk", sample, model=a.model, conditions=(a.T, a.mu), n=a.n, size=a.size,
@@ -440,21 +448,15 @@ def cmd_sample(a) -> int:
               f"{row['mean_log_f']:.4f}, <{res.observable}> {row['mean_observable']:.4f}")
         return 0
 
-    return run_command(a.argv, a.nproc, body, device=device, precheck=precheck)
+    return run_command(a.argv, a.nproc, body, device=device, precheck=_chunked_precheck(a, "chunks of samples"))
 
 
 def cmd_paint(a) -> int:
-    from ..distributed import check_shardable, run_command
+    from ..distributed import run_command
     from ..tasks import paint
-    from ..tasks._common import chunks
-    from ..tasks.sample import chunk_hint
 
     _at_least_one(n=a.n, batch=a.batch)
     device = _device(a.device)
-
-    def precheck():
-        check_shardable(len(chunks(a.n, a.batch)), a.nproc, "chunks of lattices", chunk_hint(a.n, a.batch))
-        _known_model(a.model)
 
     def body(world) -> int:
         res = _ranked_bar(world, "batch", paint, model=a.model, size=a.size, T=a.T, mu=a.mu, n=a.n,
@@ -468,7 +470,7 @@ def cmd_paint(a) -> int:
               f"F_q {lp - lf:.4f} ({(lp - lf) / res.n_sites:.5f} per site)")
         return 0
 
-    return run_command(a.argv, a.nproc, body, device=device, precheck=precheck)
+    return run_command(a.argv, a.nproc, body, device=device, precheck=_chunked_precheck(a, "chunks of lattices"))
 
 
 def cmd_runs(a) -> int:

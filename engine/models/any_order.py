@@ -48,7 +48,7 @@ def fixed_cell_conditionals(model, lattice, site_log_probs: SiteLogProbs, condit
         raise LatthermError(f"a {model.n_sites}-site model cannot run on the {lattice.label} cell "
                             f"({lattice.n_sites} sites)")
     return Conditionals(site_log_probs, condition, model.n_sites, model.symmetric, model.device,
-                        model.mode_log_weights if model.mode_weight is not None else None)
+                        model.mode_log_weights)
 
 
 def sample_along(site_log_probs: SiteLogProbs, c: torch.Tensor, ranks: torch.Tensor, tokens: torch.Tensor,

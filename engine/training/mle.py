@@ -162,7 +162,7 @@ class MLEObjective:
             loss = loss + tr.cfg.model.mam_lambda() * (sc + empty)
             info.update(self_consistency=float(sc.detach()), empty_set_penalty=float(empty.detach()))
         else:
-            gauge = self.data_cfg.gauge
+            gauge, mode = self.data_cfg.gauge, None
             if gauge and model.mode_weight is not None:
                 # pi(T, mu) -> c(mu) / 2 = E_p[1 - f(x)] by a logistic regression on the (plainly augmented)
                 # rows, then the gauge flip with probability f(x) for the component's rows
@@ -172,7 +172,7 @@ class MLEObjective:
                 info["mode_weight_bce"] = float(mode.detach())
             ll = forward_log_likelihood(model, s, T, mu)
             loss = -ll.mean() / N
-            if "mode_weight_bce" in info:
+            if mode is not None:
                 loss = loss + mode / N
         info["nll_per_site"] = float(-ll.detach().mean() / N)
         if log:
