@@ -51,3 +51,31 @@ def test_ideal_mixture_reweighting():
     np.testing.assert_allclose(p.probabilities(0.3), binom, rtol=0, atol=1e-12)
     assert p.two_phase_regions() == []  # -ln C(N, n) is convex
     assert p.mean_fraction_error(0.3) == float("inf")  # no block estimates behind a hand-made profile
+
+
+def test_unvisited_bin_of_one_block_keeps_the_other_error_bars():
+    """Production histograms of 4 walker blocks over a double-well profile, one block never reaching the edge bin
+    n = 0: F and its error bars stay finite elsewhere (the edge bin's error too, from 3 blocks), the two-phase
+    region is still found, and the blocks' errors match their spread."""
+    from lattherm.engine.montecarlo.wang_landau import profile_from_histograms
+
+    rng = np.random.default_rng(0)
+    x = np.arange(9) / 8
+    F_true = 4 * (x - 0.5) ** 4 - (x - 0.5) ** 2
+    T, k_B = 0.05, 1.0
+    lnW = F_true / (k_B * T)                                    # the bias that flattens the histogram exactly
+    H = rng.poisson(4000.0, size=(4, 9)).astype(np.float64)
+    H[2, 0] = 0.0                                                # block 2 never visited n = 0
+    p = profile_from_histograms(T, 8, k_B, -lnW, H, 1e-3, 100)
+    assert np.isfinite(p.F).all() and np.isfinite(p.F_error).all()
+    # (bin 0 lost a quarter of its visits by hand: its pooled value is biased by kT ln 4/3, so it is left out)
+    np.testing.assert_allclose(p.F[1:] - p.F.min(), F_true[1:] - F_true.min(), atol=5 * p.F_error.max())
+    assert 0 < p.F_error.max() < 0.01
+    assert p.two_phase_regions() == [(0.125, 0.875)]
+    assert np.isfinite(p.mean_fraction_error(0.0))
+    H[1:, 0] = 0.0                                               # only one block saw n = 0: no error bar there
+    q = profile_from_histograms(T, 8, k_B, -lnW, H, 1e-3, 100)
+    assert q.F_error[0] == float("inf") and np.isfinite(q.F_error[1:]).all()
+    H[:, 0] = 0.0                                                # no walker saw n = 0: the bin is left out
+    r = profile_from_histograms(T, 8, k_B, -lnW, H, 1e-3, 100)
+    assert r.F[0] == float("inf") and r.two_phase_regions() == [(0.125, 0.875)]

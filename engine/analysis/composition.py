@@ -66,21 +66,24 @@ class CompositionProfile:
         return float(out[0]) if np.ndim(mu) == 0 else out
 
     def mean_fraction_error(self, mu) -> float:
-        """Error bar of :meth:`mean_fraction` at one mu from the spread of the independent walker blocks."""
-        if self.F_blocks is None or not np.isfinite(self.F_blocks).all():
+        """Error bar of :meth:`mean_fraction` at one mu from the spread of the independent walker blocks (a bin a
+        block never visited takes the pooled F there: it adds no spread)."""
+        if self.F_blocks is None or len(self.F_blocks) < 2 or not np.isfinite(self.F).all():
             return float("inf")
-        vals = [CompositionProfile(self.T, self.n_sites, self.k_B, f, self.F_error, self.ln_f_final,
-                                   self.sweeps).mean_fraction(float(mu)) for f in self.F_blocks]
+        vals = [CompositionProfile(self.T, self.n_sites, self.k_B, np.where(np.isfinite(f), f, self.F), self.F_error,
+                                   self.ln_f_final, self.sweeps).mean_fraction(float(mu)) for f in self.F_blocks]
         return float(np.std(vals, ddof=1) / math.sqrt(len(vals)))
 
     def two_phase_regions(self, tol: float | None = None) -> list[tuple[float, float]]:
         """Composition intervals (x_a, x_b) where F(x) lies above its lower convex hull by more than ``tol`` (default
-        3 error bars, at least 1e-9 in energy): the endpoints are hull vertices, the points between are two-phase."""
-        x, F = self.x, self.F
+        3 error bars, at least 1e-9 in energy): the endpoints are hull vertices, the points between are two-phase.
+        Compositions no walker visited (F infinite) are left out."""
+        seen = np.isfinite(self.F)
+        x, F = self.x[seen], self.F[seen]
         hull = lower_hull(x, F)
         line = np.interp(x, x[hull], F[hull])
         above = F - line
-        tol_arr = np.maximum(3.0 * self.F_error, 1e-9) if tol is None else np.full_like(F, float(tol))
+        tol_arr = np.maximum(3.0 * self.F_error[seen], 1e-9) if tol is None else np.full_like(F, float(tol))
         off = above > tol_arr
         regions, k = [], 0
         while k < len(x):

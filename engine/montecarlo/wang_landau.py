@@ -24,7 +24,7 @@ from ..errors import LatthermError
 from ..systems.base import System, check_condition
 from .metropolis import LogRatio, SpinChains, check_count, initial_spins
 
-__all__ = ["composition_free_energy", "biased_ratio"]
+__all__ = ["composition_free_energy", "biased_ratio", "profile_from_histograms"]
 
 
 def biased_ratio(beta: torch.Tensor, W: torch.Tensor, base: torch.Tensor, n: torch.Tensor) -> LogRatio:
@@ -119,18 +119,37 @@ def composition_free_energy(system: System, T, n_walkers: int = 64, ln_f_final: 
         Hb.index_add_(0, block, H_walker.view(B, N + 1))
     Hb = Hb.cpu().reshape(nT, n_blocks, N + 1).numpy()
     lnW = lnW.cpu().numpy()
-    out = []
-    for t, temp in enumerate(temps):
-        kT = system.k_B * temp
-        total = Hb[t].sum(0)
-        with np.errstate(divide="ignore"):
-            lnZ = lnW[t] + np.log(total)
-            lnZ_blocks = lnW[t][None] + np.log(Hb[t])
-        F = -kT * lnZ
-        Fb = -kT * lnZ_blocks
-        Fb = Fb - Fb.min(1, keepdims=True) if np.isfinite(Fb).all() else Fb
-        F = F - F.min()
-        err = Fb.std(0, ddof=1) / math.sqrt(n_blocks) if np.isfinite(Fb).all() else np.full(N + 1, np.inf)
-        out.append(CompositionProfile(T=temp, n_sites=N, k_B=system.k_B, F=F, F_error=err,
-                                      ln_f_final=float(ln_f[t]), sweeps=done, F_blocks=Fb))
-    return out
+    return [profile_from_histograms(temp, N, system.k_B, lnW[t], Hb[t], float(ln_f[t]), done)
+            for t, temp in enumerate(temps)]
+
+
+def profile_from_histograms(T: float, n_sites: int, k_B: float, lnW: np.ndarray, H_blocks: np.ndarray,
+                            ln_f: float, sweeps: int) -> CompositionProfile:
+    """F(n) = -k_B T [ln W(n) + ln H(n)] from the frozen-bias production histograms ``H_blocks`` (n_blocks, N+1) of
+    independent walker blocks, and its error bar from the spread of the blocks' own estimates.
+
+    A block that never visited a bin (a large cell at low T: 129 bins, a few walkers per block) has no estimate
+    there; the error of each bin comes from the blocks that visited it (infinite only where fewer than two did),
+    each block aligned to the pooled profile on the bins every block visited, so one missing edge bin does not make
+    every error bar infinite (which used to hide every two-phase region of a 4x4x8 cell)."""
+    kT = k_B * T
+    with np.errstate(divide="ignore"):
+        F = -kT * (lnW + np.log(H_blocks.sum(0)))
+        Fb = -kT * (lnW[None] + np.log(H_blocks))
+    F = F - F[np.isfinite(F)].min()
+    seen = np.isfinite(Fb)
+    common = seen.all(0)
+    if common.any():
+        with np.errstate(invalid="ignore"):  # bins no walker saw are inf in both (excluded by ``common``)
+            Fb = Fb - np.mean(np.where(common[None], Fb - F[None], 0.0), axis=1, where=common[None],
+                              keepdims=True)
+    count = seen.sum(0)
+    err = np.full(n_sites + 1, np.inf)
+    ok = count >= 2
+    if ok.any():
+        mean = np.where(seen, Fb, 0.0).sum(0) / np.maximum(count, 1)
+        dev = np.where(seen, Fb - mean[None], 0.0)
+        var = (dev ** 2).sum(0)[ok] / (count[ok] - 1)
+        err[ok] = np.sqrt(var / count[ok])
+    return CompositionProfile(T=T, n_sites=n_sites, k_B=k_B, F=F, F_error=err, ln_f_final=ln_f, sweeps=sweeps,
+                              F_blocks=Fb)
