@@ -213,3 +213,18 @@ def test_errors(cuau16):
         metropolis(cuau16, 300.0, 0.0, n_chains=2, sweeps=1, init=torch.ones(2, 15))
     with pytest.raises(LatthermError, match="sizes|size|lattice|fcc|bad|positive|must"):
         make_system("cuau", "0x2x4")
+
+
+@pytest.mark.slow
+def test_wang_landau_on_4x4x8_finds_the_ordered_compounds():
+    """CuAu on 128 sites at 300 K: F(x) touches its lower hull at the L1_2 (x = 1/4) and L1_0 (x = 1/2) orderings,
+    with two-phase regions between them, and nearly every bin has a finite error bar (a walker block that missed one
+    edge bin once made every error infinite and hid every region)."""
+    from lattherm.engine.systems import make_system
+
+    (p,) = composition_free_energy(make_system("cuau", "4x4x8"), [300.0], n_walkers=32, n_blocks=4,
+                                   max_sweeps=3000, production_sweeps=100, generator=torch.Generator().manual_seed(0))
+    assert np.isfinite(p.F_error).mean() > 0.9
+    ends = {round(v, 6) for region in p.two_phase_regions() for v in region}
+    assert {0.25, 0.5} <= ends
+    assert all(b - a < 0.5 for a, b in p.two_phase_regions())
