@@ -68,7 +68,8 @@ def run_method(text: str, root: Path, samples: int, seed: int) -> dict:
     return {"run": str(tr.run.path), "steps": tr.step, "wall_s": wall, "elapsed_s": tr.elapsed,
             "data": tr.run.status().get("dataset"),
             "curve": [(r["elapsed_s"] / 60, r.get("exact_gap"), r["phase"]) for r in records],
-            "final_gap": av["gap"], "final_gap_stderr": av.get("gap_stderr"), "final_F_q": av["F_q"], "final_ess": av.get("ess_fraction"),
+            "final_gap": av["gap"], "final_gap_stderr": av.get("gap_stderr"), "final_F_q": av["F_q"],
+            "final_ess": av.get("ess_fraction"),
             "sec_per_sample": {p: sum(v) / len(v) for p, v in per_phase.items()}}
 
 
@@ -213,6 +214,7 @@ def report(results: dict, size: str, threads: int, samples: int, minutes: float,
     path = out / f"learning_curves-{size}{tag}.png"
     fig.savefig(path, dpi=120)
     print(f"figure: {path}")
+
 
 if __name__ == "__main__":
     main()

@@ -34,7 +34,8 @@ plateaus in chi, the discarded weight was 20-5000x the true error in every case 
 for each quantity (derivatives add twice their chi difference, the discarded weight, and a tenth of chi's
 3-point-minus-5-point difference, which bounds the 5-point stencil's own error). The tests check the estimates bound
 the true error against Kaufman and the transfer matrix. A side that is itself a large prime stays the weak case (its
-p-fold merge has no better order). At T_c convergence in chi is slow (64x64: 5.8e-7 at chi 24, 1.4e-7 at 32, 9.4e-8 at 40).
+p-fold merge has no better order). At T_c convergence in chi is slow (64x64: 5.8e-7 at chi 24, 1.4e-7 at 32, 9.4e-8
+at 40; 128x128: 6.9e-8 at 40).
 Cost: chi^7 per merge, ~log2(L1 L2) merges; log Z at 64x64, chi 24 takes seconds on one thread; <E>, <M> and C
 take 12 more contractions (6 at mu = 0), 4 (2) of them at chi_check.
 """

@@ -14,8 +14,6 @@ with the profile (reweighting, hull, two-phase regions) is :mod:`lattherm.engine
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -141,8 +139,7 @@ def profile_from_histograms(T: float, n_sites: int, k_B: float, lnW: np.ndarray,
     common = seen.all(0)
     if common.any():
         with np.errstate(invalid="ignore"):  # bins no walker saw are inf in both (excluded by ``common``)
-            Fb = Fb - np.mean(np.where(common[None], Fb - F[None], 0.0), axis=1, where=common[None],
-                              keepdims=True)
+            Fb = Fb - np.mean(Fb - F[None], axis=1, where=common[None], keepdims=True)
     count = seen.sum(0)
     err = np.full(n_sites + 1, np.inf)
     ok = count >= 2
