@@ -136,11 +136,15 @@ def init_world(device: str | None = None) -> World:
 
 
 def teardown() -> None:
-    """Leave the process group (if this process joined one)."""
+    """Leave the process group (if this process joined one) together with the other ranks: on gloo they first meet
+    at a barrier with a short timeout, so no rank destroys its group while a peer's gloo threads still talk to it
+    (seen as a rank aborting at exit after its work was done: "terminate called without an active exception")."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         try:
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=_env_int("LATTHERM_DIST_TEARDOWN_S", 30)))
             dist.destroy_process_group()
         except (RuntimeError, ValueError):  # a peer is gone already: nothing left to tear down
             pass
