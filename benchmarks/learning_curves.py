@@ -143,12 +143,20 @@ def main() -> None:
     ap.add_argument("--variance", default="", help="only measure the subsampled gradient: comma-separated K")
     ap.add_argument("--init", default=None, help="--variance at this model's weights (run, folder or bundled)")
     ap.add_argument("--log-every", type=int, default=0, help="override the preset's log_every (points on the curve)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a [training] key of the preset for every method (e.g. steps=6000, so the cosine "
+                         "ends inside a short budget); repeatable")
     ap.add_argument("--tag", default="", help="suffix of the JSON and figure names (runs split over processes)")
     ap.add_argument("--merge", nargs="+", default=None, help="only draw the table and figure of these JSON files")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     base = preset(a.size)
+    for item in a.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            ap.error(f"--set needs KEY=VALUE, got {item!r}")
+        base = set_key(base, key.strip(), json.loads(value) if re.fullmatch(r"[-+0-9.eE]+", value) else value)
     if a.variance:
         import torch
 
