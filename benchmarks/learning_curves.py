@@ -74,13 +74,17 @@ def run_method(text: str, root: Path, samples: int, seed: int) -> dict:
 
 
 def gap_at(curve, minute: float):
-    """The mean logged gap over the records of the last 10% of the time up to ``minute`` (a smoothed read)."""
-    pts = [(m, g) for m, g, _ in curve if g is not None and m <= minute]
-    if not pts or pts[-1][0] < 0.9 * minute:
+    """The logged gap at ``minute``: the mean over the records of the last 10% of the time up to it (a smoothed
+    read), or where records are sparser than that, the straight line between the two around it; None before the
+    first record or more than 5% after the run's last."""
+    pts = [(m, g) for m, g, _ in curve if g is not None]
+    if not pts or not pts[0][0] <= minute <= pts[-1][0] * 1.05:
         return None
-    lo = 0.9 * minute
-    tail = [g for m, g in pts if m >= lo] or [pts[-1][1]]
-    return sum(tail) / len(tail)
+    tail = [g for m, g in pts if 0.9 * minute <= m <= minute]
+    if tail:
+        return sum(tail) / len(tail)
+    (m0, g0), (m1, g1) = next((a, b) for a, b in zip(pts, pts[1:]) if a[0] <= minute <= b[0])
+    return g0 + (g1 - g0) * (minute - m0) / (m1 - m0)
 
 
 def gradient_variance(text: str, ks, draws: int, init=None) -> list[dict]:
@@ -192,7 +196,7 @@ def main() -> None:
 
 def report(results: dict, size: str, threads: int, samples: int, minutes: float, out: Path, tag: str = "") -> None:
     """The table (gap at round minutes, final evaluated gap, cost per sample) and the figure of ``results``."""
-    marks = [m for m in (1, 2, 5, 10, 20, 30, 60) if m <= minutes] or [minutes]
+    marks = sorted({m for m in (1, 2, 5, 10, 20, 30, 60) if m < minutes} | {minutes})
     print(f"\nIsing {size} AO-ARM, {threads} thread(s) per run: logged gap (F_q - exact, smoothed) at wall minutes "
           f"(MC data included); final = paper grid, {samples} samples per condition")
     head = f"{'method':<16}{'data s':>8}{'steps':>7}" + "".join(f"{f'{m:g} min':>9}" for m in marks)
