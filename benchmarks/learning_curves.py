@@ -61,16 +61,27 @@ def run_method(text: str, root: Path, samples: int, seed: int) -> dict:
     records = tr.run.read_metrics()
     ev = evaluate(tr.run.path, grid="paper", samples=samples, seed=seed).to_dict()
     av = ev["average"]
-    per_phase = {}
     rows = {"mle": tr.cfg.data.batch or tr.cfg.training.batch, "reinforce": tr.cfg.training.batch}
-    for r in records:
-        per_phase.setdefault(r["phase"], []).append(r["sec_per_step"] / rows[r["phase"]])
     return {"run": str(tr.run.path), "steps": tr.step, "wall_s": wall, "elapsed_s": tr.elapsed,
             "data": tr.run.status().get("dataset"),
             "curve": [(r["elapsed_s"] / 60, r.get("exact_gap"), r["phase"]) for r in records],
             "final_gap": av["gap"], "final_gap_stderr": av.get("gap_stderr"), "final_F_q": av["F_q"],
             "final_ess": av.get("ess_fraction"),
-            "sec_per_sample": {p: sum(v) / len(v) for p, v in per_phase.items()}}
+            "sec_per_sample": sec_per_sample(records, rows)}
+
+
+def sec_per_sample(records: list[dict], rows: dict) -> dict:
+    """Seconds per training row by phase, from the wall time between consecutive records of one phase without the
+    logged step itself (whose diagnostics draw fresh samples in an MLE phase: ``sec_per_step`` of a record is that
+    one step's time, not the phase's rate); a phase with one record falls back to its logged step."""
+    out = {}
+    for phase in dict.fromkeys(r["phase"] for r in records):
+        recs = [r for r in records if r["phase"] == phase]
+        pairs = [(b["elapsed_s"] - a["elapsed_s"] - b["sec_per_step"], b["step"] - a["step"] - 1)
+                 for a, b in zip(recs, recs[1:]) if b["step"] - a["step"] > 1]
+        secs, steps = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+        out[phase] = (secs / steps if steps else recs[-1]["sec_per_step"]) / rows[phase]
+    return out
 
 
 def gap_at(curve, minute: float):
