@@ -98,6 +98,24 @@ def test_made_is_autoregressive_in_raster_order():
     assert bool((torch.tril(J, -1)[1:] != 0).any())
 
 
+def test_made_masks_are_derived_not_saved_and_old_files_still_load():
+    """The masks follow from the hyper-parameters: not in the state dict; a state dict written with them (older
+    files) loads to the same distribution, and one whose mask is not the architecture's is refused."""
+    torch.manual_seed(0)
+    m = build_model("fo-arm", n_sites=6, hidden=30, layers=3)
+    state = m.state_dict()
+    assert not [k for k in state if k.endswith("mask")]
+    old = {**state, **{f"{name}.mask": mod.mask.clone() for name, mod in m.named_modules() if hasattr(mod, "mask")}}
+    fresh = build_model("fo-arm", n_sites=6, hidden=30, layers=3)
+    fresh.load_state_dict(old, strict=True)
+    s = torch.tensor(list(itertools.product([-1, 1], repeat=6)))
+    T, mu = torch.full((len(s),), 2.0), torch.full((len(s),), 0.1)
+    assert torch.allclose(fresh.log_prob(s, T, mu), m.log_prob(s, T, mu))
+    old["inp.mask"] = torch.ones_like(old["inp.mask"])
+    with pytest.raises(RuntimeError, match="inp.mask: the stored mask is not this architecture's"):
+        fresh.load_state_dict(old)
+
+
 def test_ao_conditionals_ignore_unknown_sites_values():
     """AO-ARM conditionals see only known sites: the one-hot 'unknown' class hides the value completely."""
     m = make("ao-arm")

@@ -19,11 +19,22 @@ from .conditioning import ConditionEmbedding
 
 
 class MaskedLinear(nn.Linear):
+    """The mask follows from the hyper-parameters, so it is not saved (it would double a MADE's file); files written
+    before that still load, and a stored mask that is not the derived one is refused."""
+
     def __init__(self, n_in: int, n_out: int, mask: torch.Tensor):
         super().__init__(n_in, n_out)
-        self.register_buffer("mask", mask.to(torch.float32))
+        self.register_buffer("mask", mask.to(torch.float32), persistent=False)
         with torch.no_grad():  # Xavier correction for the masked-out fan-in (VAN)
             self.weight.mul_(math.sqrt(mask.numel() / max(float(mask.sum()), 1.0)))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        stored = state_dict.pop(prefix + "mask", None)
+        if stored is not None and (stored.shape != self.mask.shape or not torch.equal(stored.to(self.mask), self.mask)):
+            error_msgs.append(f"{prefix}mask: the stored mask is not this architecture's")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def forward(self, x):
         return F.linear(x, self.weight * self.mask, self.bias)
