@@ -21,6 +21,7 @@ import argparse
 import json
 import re
 import time
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,7 @@ def preset(size: str) -> str:
 
 def set_key(text: str, key: str, value) -> str:
     """Set ``key = value`` in the [training] table of a TOML text (replaced if present, else appended there)."""
-    v = json.dumps(value) if isinstance(value, str) else repr(value)
+    v = json.dumps(value) if isinstance(value, (str, bool)) else repr(value)
     line = re.compile(rf"^{re.escape(key)}\s*=.*$", re.M)
     if line.search(text):
         return line.sub(f"{key} = {v}", text, count=1)
@@ -171,7 +172,11 @@ def main() -> None:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             ap.error(f"--set needs KEY=VALUE, got {item!r}")
-        base = set_key(base, key.strip(), json.loads(value) if re.fullmatch(r"[-+0-9.eE]+", value) else value)
+        try:  # a TOML value (2e-5, true, "text"); anything else is taken as a string
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        base = set_key(base, key.strip(), parsed)
     if a.variance:
         import torch
 
