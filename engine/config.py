@@ -69,6 +69,11 @@ def _ao_arm(kind, arch, info):
     return kind == "ao-arm"
 
 
+def _window_model(kind, arch, info):
+    """Any-order models of one fixed cell: the ones that paint a larger lattice through windows of it."""
+    return kind in ("ao-arm", "ao-mam") and arch == "mlp"
+
+
 @dataclass
 class SystemConfig:
     name: str = _spec("ising", "system", "the lattice system (the catalog's name; with a cluster-expansion file "
@@ -179,6 +184,12 @@ class DataConfig:
     gauge: float = _spec(0.0, "Z2 gauge", "even-energy systems: flip (x, mu) -> (-x, -mu) with probability "
                          "sigmoid(-gauge M / sqrt N), so ordered rows reach a symmetric model's component with "
                          "M > 0 (the mixture stays exact); 0 = flip half of the rows at random", low=0.0)
+    paint_known: float = _spec(0.0, "painting known sets", "fraction of the data rows whose known set is one the "
+                               "painting walk meets on paint_size (scored at the site it generates there) instead of "
+                               "a uniformly random one: weights the conditionals a window model paints with",
+                               low=0.0, high=1.0, applies=_window_model)
+    paint_size: str = _spec("", "painting target", "the lattice whose paint (default layout, stride and views) gives "
+                            "those known sets; empty = twice the cell on every axis", applies=_window_model)
     seed: int = _spec(0, "data seed", "seed of the data set's conditions and chains")
     path: str = _spec("", "data set file", "a dataset.npz to train on instead of generating one (it must be made "
                       "for this system, size and condition ranges); empty = generate")
@@ -506,6 +517,32 @@ def _check_objective(cfg: RunConfig, n_sites: int) -> None:
                           f"got {t.reinforce_steps}")
     if d.sampler not in MC_SAMPLERS:
         raise ConfigError(f"[data] sampler must be one of {', '.join(MC_SAMPLERS)}, got {d.sampler!r}")
+    if d.paint_size and not d.paint_known:
+        raise ConfigError("[data] paint_size needs paint_known > 0 (the fraction of rows with painting known sets)")
+    if d.paint_known:
+        if not _window_model(m.kind, m.arch, None):
+            raise ConfigError(f"[data] paint_known needs an any-order MLP (ao-arm or ao-mam with arch = \"mlp\"): "
+                              f"a {m.kind}/{m.arch} does not paint through windows of its cell")
+        if t.objective == "reinforce":
+            raise ConfigError("[data] paint_known weights the maximum-likelihood phase; objective \"reinforce\" has "
+                              "none (use mle or mle+reinforce)")
+        paint_cell(cfg)  # names a bad paint_size
+
+
+def paint_cell(cfg: RunConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(window cell, painting target) sizes of ``[data] paint_size`` (default: twice the cell on every axis); a
+    target that is not a size of the system or not larger than the cell is a ConfigError."""
+    info = system_of(cfg)
+    cell = info.lattice_of(cfg.system.size).size
+    text = cfg.data.paint_size or "x".join(str(2 * v) for v in cell)
+    try:
+        target = info.lattice_of(text).size
+    except (LatthermError, ValueError) as exc:
+        raise ConfigError(f"[data] paint_size: not a size of {info.name}: {exc}") from None
+    if len(target) != len(cell) or any(w > L for w, L in zip(cell, target)) or tuple(target) == tuple(cell):
+        raise ConfigError(f"[data] paint_size ({text}) must be larger than the {cfg.system.size} cell and contain it "
+                          f"on every axis")
+    return tuple(cell), tuple(target)
 
 
 def _toml_ready(value, where: str):

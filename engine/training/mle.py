@@ -13,6 +13,8 @@ data set of :mod:`lattherm.engine.montecarlo.dataset`, each row with its own (T,
 
   is unbiased for E_sigma log p_sigma(x) (given k, the site generated at step k is uniform over the N - k unknown
   ones, and the N steps are sampled uniformly). Its average over all (order, k) is exactly E_sigma log p_sigma(x).
+  A window model is asked far fewer conditionals when it paints a larger lattice; ``[data] paint_known`` gives that
+  fraction of the rows a known set of the painting walk instead, scored at the one site the walk generates there.
 * AO-MAM: the conditional net by that estimator; the marginal net by self-consistency with the conditional net held
   fixed (a distillation of p_phi into p_theta on the data configurations: Delta along a random order, plus the
   empty-set normalisation), weighted by the model's lambda.
@@ -29,12 +31,17 @@ once, on the first MLE step, and a resumed run reads it back.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.nn import functional as F
 
+from ..config import paint_cell, system_of
+from ..lattices import lattice_for
 from ..models.base import random_ranks, tokens_from_spins
 from ..montecarlo.dataset import DATASET_FILE, Dataset, check_dataset, load_dataset, mc_dataset, mc_sampler, \
     save_dataset
+from ..sampling.plan import known_sets, layout_steps
 from .mam import self_consistency_residual
 from .reinforce import batch_metrics
 
@@ -46,29 +53,67 @@ def random_known_sets(batch: int, n_sites: int, device=None, generator=None) -> 
     return ranks, k
 
 
-def order_agnostic_log_likelihood(model, spins: torch.Tensor, T: torch.Tensor, mu: torch.Tensor,
-                                  known: torch.Tensor) -> torch.Tensor:
-    """N / (N - k) * sum_{j unknown} log p(x_j | x_known) per row, from ONE pass of the any-order network
-    (``model.logits``: all (B, N, K) conditionals of a partial lattice). ``known`` (B, N) bool with k < N known
-    sites per row. Unbiased for E_sigma log p_sigma(x) when the known set is :func:`random_known_sets`'s."""
-    B, N = spins.shape
+def site_log_likelihoods(model, spins: torch.Tensor, T: torch.Tensor, mu: torch.Tensor,
+                         known: torch.Tensor) -> torch.Tensor:
+    """(B, N) log p(x_j | x_known) of every site, from ONE pass of the any-order network (``model.logits``)."""
     tokens = tokens_from_spins(spins)
     logp = F.log_softmax(model.logits(tokens * known, T, mu), -1)  # (B, N, K)
-    site = logp.gather(2, (tokens - 1)[..., None]).squeeze(-1)  # (B, N) log p(x_j | x_S)
+    return logp.gather(2, (tokens - 1)[..., None]).squeeze(-1)
+
+
+def order_agnostic_log_likelihood(model, spins: torch.Tensor, T: torch.Tensor, mu: torch.Tensor,
+                                  known: torch.Tensor) -> torch.Tensor:
+    """N / (N - k) * sum_{j unknown} log p(x_j | x_known) per row, from one pass. ``known`` (B, N) bool with k < N
+    known sites per row. Unbiased for E_sigma log p_sigma(x) when the known set is :func:`random_known_sets`'s."""
+    return _order_agnostic(site_log_likelihoods(model, spins, T, mu, known), known)
+
+
+def _order_agnostic(site: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     unknown = ~known
     n_unknown = unknown.sum(-1)
     if bool((n_unknown == 0).any()):
         raise ValueError("every row needs at least one unknown site (k < N)")
-    return (site * unknown).sum(-1) * (N / n_unknown.to(site.dtype))
+    return (site * unknown).sum(-1) * (site.shape[1] / n_unknown.to(site.dtype))
 
 
-def forward_log_likelihood(model, spins: torch.Tensor, T: torch.Tensor, mu: torch.Tensor, generator=None):
+@dataclass(frozen=True)
+class PaintingKnownSets:
+    """The (known set, generated site) pairs of one paint of a larger target through windows of the model's cell
+    (:func:`lattherm.engine.sampling.plan.known_sets`), and the fraction of rows that draw one of them."""
+
+    known: torch.Tensor  # (M, N) bool, in the cell's site order
+    site: torch.Tensor  # (M,) long
+    fraction: float
+
+    @classmethod
+    def of(cls, cfg, device=None) -> "PaintingKnownSets":
+        cell, size = paint_cell(cfg)
+        target = lattice_for(system_of(cfg).lattice_kind, list(size))
+        known, site = known_sets(target, layout_steps(target, cell)[0])
+        return cls(torch.as_tensor(known, device=device), torch.as_tensor(site, device=device),
+                   float(cfg.data.paint_known))
+
+
+def forward_log_likelihood(model, spins: torch.Tensor, T: torch.Tensor, mu: torch.Tensor, generator=None,
+                           paint: PaintingKnownSets | None = None):
     """The one-pass log-likelihood estimate of ``model`` on data rows: exact teacher forcing for an FO-ARM,
-    the order-agnostic estimator for any-order models (the AO-MAM's conditional net)."""
+    the order-agnostic estimator for any-order models (the AO-MAM's conditional net). With ``paint``, a fraction
+    of the rows instead takes a known set of the painting walk, uniformly over the walk's (site, view) pairs,
+    and scores N log p(x_site | x_known): an unbiased estimate of N times the mean log-conditional of a paint
+    (log q of the painted window cell, on the same scale as the order-agnostic rows)."""
     if not model.any_order:
         return model.log_prob(spins, T, mu)
-    ranks, k = random_known_sets(spins.shape[0], spins.shape[1], spins.device, generator)
-    return order_agnostic_log_likelihood(model, spins, T, mu, ranks < k[:, None])
+    B, N = spins.shape
+    ranks, k = random_known_sets(B, N, spins.device, generator)
+    known = ranks < k[:, None]
+    if paint is None or not paint.fraction:
+        return order_agnostic_log_likelihood(model, spins, T, mu, known)
+    painted = torch.rand(B, device=spins.device, generator=generator) < paint.fraction
+    pick = torch.randint(0, len(paint.site), (B,), device=spins.device, generator=generator)
+    known = torch.where(painted[:, None], paint.known[pick], known)
+    site = site_log_likelihoods(model, spins, T, mu, known)
+    at = N * site.gather(1, paint.site[pick][:, None]).squeeze(1)
+    return torch.where(painted, at, _order_agnostic(site, known))  # a painting row's site is always unknown
 
 
 def gauge_flip_probability(spins: torch.Tensor, gauge: float) -> torch.Tensor:
@@ -103,6 +148,7 @@ class MLEObjective:
         self.sampler = mc_sampler(cfg.data.sampler, trainer.system)  # a sampler the system lacks fails here
         self.data: Dataset | None = None
         self._tensors = None
+        self.paint = PaintingKnownSets.of(cfg, trainer.device) if cfg.data.paint_known else None
         own = trainer.run is not None and (trainer.run.path / DATASET_FILE).is_file()
         if cfg.data.path and not own:  # a given data set is checked before any run folder exists
             self.data = check_dataset(load_dataset(cfg.data.path), trainer.system, cfg.conditions.T,
@@ -156,7 +202,7 @@ class MLEObjective:
         s, T, mu = self.batch((self.data_cfg.batch or tr.cfg.training.batch) // tr.world.size)
         info: dict = {}
         if model.kind == "ao-mam":
-            ll = forward_log_likelihood(model.conditional_net, s, T, mu)
+            ll = forward_log_likelihood(model.conditional_net, s, T, mu, paint=self.paint)
             loss = -ll.mean() / N
             sc, empty = self._marginal_terms(s, T, mu, step)
             loss = loss + tr.cfg.model.mam_lambda() * (sc + empty)
@@ -170,7 +216,7 @@ class MLEObjective:
                 mode = F.binary_cross_entropy_with_logits(model.mode_weight.logit(T, mu), target)
                 s, mu = z2_augment(s, mu, gauge=gauge)
                 info["mode_weight_bce"] = float(mode.detach())
-            ll = forward_log_likelihood(model, s, T, mu)
+            ll = forward_log_likelihood(model, s, T, mu, paint=self.paint)
             loss = -ll.mean() / N
             if mode is not None:
                 loss = loss + mode / N
