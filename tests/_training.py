@@ -31,3 +31,17 @@ def train_until_stopped(trainer, step: int) -> str:
             control.request_stop("test stop")
 
     return trainer.train(on_log=stop_at, control=control)
+
+
+def assert_refused_without_run(text: str, message: str) -> None:
+    """Trainer.create(text) raises one ConfigError line containing ``message`` and leaves no run folder."""
+    import pytest
+
+    from lattherm.engine.errors import ConfigError
+    from lattherm.engine.store import list_runs
+    from lattherm.engine.training import Trainer
+
+    with pytest.raises(ConfigError) as info:
+        Trainer.create(text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert list_runs() == []
