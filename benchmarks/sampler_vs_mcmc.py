@@ -41,9 +41,9 @@ def reference(size: str, T: float, mu: float):
     return r.mean_energy_per_site - mu * r.mean_observable, r.method
 
 
-def importance(T, mu, n, seed):
+def importance(model, T, mu, n, seed):
     """Model i.i.d. with importance weights at 10x10: (rows per observable, seconds)."""
-    lm = load(MODEL)
+    lm = load(model)
     system = lm.system
     g = seeded(seed)
     t0 = time.perf_counter()
@@ -88,8 +88,11 @@ def main():
     ap.add_argument("--steps", type=int, help="Metropolis / cluster sweeps (NMCMC: half of it); default per size")
     ap.add_argument("--block-steps", type=int, help="block NMCMC steps (sweeps of block proposals); default per size")
     ap.add_argument("--iid", type=int, help="model i.i.d. samples at 10x10 (default 20000, --quick 2000)")
+    ap.add_argument("--model", default=MODEL, help=f"the 10x10 model (default {MODEL}); block NMCMC needs an "
+                    "any-order one and is left out for a fixed-order model")
     ap.add_argument("--json")
     a = ap.parse_args()
+    paints = load(a.model).model.any_order
     sizes = a.sizes.split(",") if a.sizes else (["10x10"] if a.quick else ["10x10", "64x64"])
     rows = []
     for size in sizes:
@@ -110,18 +113,19 @@ def main():
             ref = reference(size, T, mu)
             runs = []
             if size == "10x10":
-                res, _ = importance(T, mu, n_iid, 0)
+                res, _ = importance(a.model, T, mu, n_iid, 0)
                 runs.append(("model-iid", res, None))
-                res, acc, _ = chain(MODEL, size, T, mu, steps // 2, chains)
+                res, acc, _ = chain(a.model, size, T, mu, steps // 2, chains)
                 runs.append(("nmcmc", res, acc))
-            res, acc, _ = chain(MODEL, size, T, mu, block_steps, chains, block="5x5",
-                                equilibration=max(2, block_steps // 5))
-            runs.append(("block-nmcmc 5x5", res, acc))
+            if paints:
+                res, acc, _ = chain(a.model, size, T, mu, block_steps, chains, block="5x5",
+                                    equilibration=max(2, block_steps // 5))
+                runs.append(("block-nmcmc 5x5", res, acc))
             for m in ("metropolis", "wolff", "swendsen-wang"):
                 res, acc, _ = chain(m, size, T, mu, steps, chains)
                 runs.append((m, res, acc))
             for name, res, acc in runs:
-                row = {"size": size, "T": T, "mu": mu, "method": name, "acceptance": acc,
+                row = {"size": size, "T": T, "mu": mu, "method": name, "model": a.model, "acceptance": acc,
                        "reference": None if ref is None else ref[1]}
                 for obs, (mean, err, rate) in res.items():
                     row[obs] = mean
