@@ -16,6 +16,7 @@ import torch
 
 from lattherm.engine.cli.main import main
 from lattherm.engine.models import build_model
+from lattherm.engine.montecarlo.flips import flip_tables
 from lattherm.engine.montecarlo.metropolis import SpinChains
 from lattherm.engine.sampling.block_nmcmc import BlockProposer, block_move
 from lattherm.engine.sampling.nmcmc import NeuralMCMC
@@ -139,25 +140,64 @@ def _chi2_against_enumeration(system, final: torch.Tensor, mu: float) -> float:
 
 
 @pytest.mark.parametrize("mu", [0.0, MU])
-@pytest.mark.parametrize("mode", ["whole", "block"])
+@pytest.mark.parametrize("mode", ["whole", "block", "parallel"])
 def test_chains_leave_the_exact_distribution_invariant(mode, mu):
     """2000 chains started from exact draws of the enumerated 4x4 distribution are still in it after many moves
-    (chi-square of the final states): NMCMC with a 4x4 model, block NMCMC with 2x2 blocks in a 3x3 window."""
+    (chi-square of the final states): NMCMC with a 4x4 model, block NMCMC with 2x2 blocks in a 3x3 window (one
+    block at a time), and four 1x1 blocks in 2x2 windows proposed at once."""
     system = make_system("ising", "4x4")
     if mode == "whole":
         model, window, block, steps = _model(16, False, 5.0), system.lattice, None, 40
-    else:
+    elif mode == "block":
         model, window, block, steps = _model(9, True, 10.0), make_system("ising", "3x3").lattice, "2x2", 5
+    else:
+        model, window, block, steps = _model(4, True, 10.0), make_system("ising", "2x2").lattice, "1x1", 5
     g = torch.Generator().manual_seed(11)
     S = _all_states(16)
     start = S[torch.multinomial(torch.softmax(system.log_f(S, T, mu), 0).float(), 2000, True, generator=g)]
     mc = NeuralMCMC(model, system, T, mu, 2000, window=window, block=block, init=start, generator=g)
     assert mc.method == ("nmcmc" if mode == "whole" else "block-nmcmc")
+    if mode != "whole":
+        assert mc.proposer.blocks_per_proposal == (4 if mode == "parallel" else 1)
     for _ in range(steps):
         mc.step()
+    E = mc.E.clone()
+    mc.resync()
+    assert torch.allclose(E, mc.E)  # the running energy of accepted blocks
     assert 0.01 < float(mc.acceptance.mean()) < 0.95
     assert float((mc.chains.spins != start).any(1).double().mean()) > 0.1  # hundreds of chains have moved
     assert _chi2_against_enumeration(system, mc.chains.spins.clone(), mu) < 1.6
+
+
+@pytest.mark.parametrize("system_name, size, cell, block", [("ising", "12x12", "5x5", "3x3"),
+                                                             ("cuau", "4x4x8", "2x2x4", "1x1x2")])
+def test_parallel_blocks_do_not_interact(system_name, size, cell, block):
+    """The parallel layout's blocks are independent, checked by full energies: flipping any site of one block
+    leaves the flip energy of every site of every other block unchanged, and no block lies in another's window."""
+    system = make_system(system_name, size)
+    window = make_system(system_name, cell).lattice
+    model = build_model("ao-arm", "mlp", n_sites=window.n_sites, hidden=8, layers=1)
+    p = BlockProposer(model, window, system.lattice, block, "parallel", partners=flip_tables(system).partners())
+    assert p.blocks_per_proposal >= 2
+    shift = torch.as_tensor(system.lattice.grid[7])
+    win = p.window_sites(torch.as_tensor(p.layout) + shift)
+    blocks = win[:, torch.as_tensor(p.block_local)]
+    g = torch.Generator().manual_seed(0)
+    x = (2 * torch.randint(0, 2, (1, system.n_sites), generator=g) - 1).double()
+
+    def flip_energy(y, j):
+        z = y.clone()
+        z[0, j] = -z[0, j]
+        return float(system.energy(z) - system.energy(y))
+
+    for a in range(len(blocks)):
+        others = torch.cat([blocks[b] for b in range(len(blocks)) if b != a])
+        assert not bool(torch.isin(others, win[a]).any())
+        i = int(blocks[a][torch.randint(0, len(blocks[a]), (1,), generator=g)])
+        y = x.clone()
+        y[0, i] = -y[0, i]
+        for j in others[torch.randperm(len(others), generator=g)[:12]].tolist():
+            assert math.isclose(flip_energy(x, j), flip_energy(y, j), abs_tol=1e-9)
 
 
 def test_raw_proposals_fail_where_the_chain_passes():

@@ -22,8 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, required=True, help="recorded steps per chain")
     p.add_argument("--equilibration", type=int, help="unrecorded steps first (default steps / 10)")
     p.add_argument("--block", help="block NMCMC with WxH blocks (at most the model's window)")
-    p.add_argument("--positions", default="random", choices=["random", "tiled"],
-                   help="block corners: uniform at random, or a randomly shifted tiling per sweep")
+    p.add_argument("--positions", default="parallel", choices=["parallel", "random", "tiled"],
+                   help="block corners: a randomly shifted sub-lattice of blocks that do not interact, proposed at "
+                        "once (default); one block at a uniform corner at a time; or a shifted tiling, block by block")
     p.add_argument("--chains", type=int, default=16)
     p.add_argument("--sweeps-between", type=int, default=0, help="local Metropolis sweeps after each model step")
     p.add_argument("--init", choices=["model", "random"], help="start of a model's chains (default model)")

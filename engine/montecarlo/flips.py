@@ -50,28 +50,45 @@ class FlipTables:
         return hit
 
     def local(self, s: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        """sum_{m containing i} c_m prod_{v in m, v != i} s_v, float64 (B,), for padded spins s (B, N+1) and sites i."""
-        out = self.h.index_select(0, i).clone()
-        B = s.shape[0]
+        """sum_{m containing i} c_m prod_{v in m, v != i} s_v, float64 of i's shape, for padded spins s (B, N+1)
+        and sites i (B,) or (B, M) (M sites per row, each against the row's unchanged spins)."""
+        B, shape = s.shape[0], i.shape
+        flat = i.reshape(-1)
+        out = self.h.index_select(0, flat).view(shape).clone()
         for o, c in zip(self.others, self.coefs):
-            idx = o.index_select(0, i)  # (B, K, d-1)
+            idx = o.index_select(0, flat)  # (B*M, K, d-1)
             K, m = idx.shape[1], idx.shape[2]
-            g = torch.gather(s, 1, idx.reshape(B, K * m)).reshape(B, K, m)
+            g = torch.gather(s, 1, idx.reshape(B, -1)).reshape(*shape, K, m)
             p = g[..., 0]
             for j in range(1, m):
                 p = p * g[..., j]
-            out += (p.to(torch.float64) * c.index_select(0, i)).sum(-1)
+            out += (p.to(torch.float64) * c.index_select(0, flat).view(*shape, K)).sum(-1)
         return out
 
     def delta(self, s: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        """E(s with s_i flipped) - E(s), float64 (B,), for padded spins s (B, N+1) and one site per row i (B,)."""
-        si = s.gather(1, i[:, None]).squeeze(1).to(torch.float64)
+        """E(s with s_i flipped) - E(s), float64 of i's shape, for padded spins s (B, N+1) and one site per row i
+        (B,), or M sites per row (B, M), each flipped alone (exact tables only)."""
+        si = s.gather(1, i if i.ndim == 2 else i[:, None]).view(i.shape).to(torch.float64)
         if self.exact:
             return -2.0 * si * self.local(s, i)
+        if i.ndim != 1:
+            raise ValueError("several flips per row need a spin polynomial")
         x = s[:, : self.n_sites].to(torch.float64)
         y = x.clone()
         y.scatter_(1, i[:, None], -si[:, None])
         return self.system.energy(y) - self.system.energy(x)
+
+    def partners(self) -> list[np.ndarray] | None:
+        """Per site, the other sites it shares a monomial with (what its flip energy reads); None without a
+        polynomial."""
+        if not self.exact:
+            return None
+        out = [set() for _ in range(self.n_sites)]
+        for o, c in zip(self.others, self.coefs):
+            o, live = o.cpu().numpy(), c.cpu().numpy() != 0
+            for i in range(self.n_sites):
+                out[i].update(int(v) for v in o[i][live[i]].reshape(-1) if v < self.n_sites)
+        return [np.array(sorted(v - {i}), dtype=np.int64) for i, v in enumerate(out)]
 
 
 def pad_spins(s: torch.Tensor, dtype) -> torch.Tensor:

@@ -1,15 +1,19 @@
-"""Block neural MCMC: re-paint one window-shaped block of a (larger) lattice given all other sites, and accept with
+"""Block neural MCMC: re-paint window-shaped blocks of a (larger) lattice given all other sites, and accept with
 the exact Metropolis-Hastings ratio of that painting move (ALGORITHMS.md §3.6 for the painting walk).
 
 The move. A block B (``block`` sites per axis, at most the model's window) sits at a fixed place inside a window
-of the model's cell (centred); the window is put on the torus so that B starts at a uniformly random site (or at
-the next place of a shifted tiling, ``positions="tiled"``). Every window site outside B is a known token taken
-from the current state; the block's sites are drawn one after another with the painting walk
+of the model's cell (centred); the window is put on the torus so that B starts at a uniformly random site
+(``positions="random"``), at the next place of a shifted tiling (``"tiled"``), or B is one of a randomly shifted
+sub-lattice of blocks far enough apart not to see each other (``"parallel"``, below). Every window site outside B
+is a known token taken from the current state; the block's sites are drawn one after another with the painting walk
 (:func:`.painting._walk`, one view) in an order drawn uniformly and independently of the state. The proposal is
 
     q_sigma(x'_B | x_rest) = prod_t p(x'_{b_t} | x_rest in the window, x'_{b_<t}),
 
-and for a Z2-symmetrised model the mixture [q_sigma(x'_B | x_rest, mu) + q_sigma(-x'_B | -x_rest, -mu)] / 2.
+and for a Z2-symmetrised model the component aligned with the context: q_+(x'_B | x_rest, mu) when the window's
+known spins sum to >= 0, else q_+(-x'_B | -x_rest, -mu). The choice reads x_rest only, which the move leaves alone,
+so the reverse move makes the same one; it is what the surroundings ask for (a gauge-trained component holds one
+ordered state) and costs half of scoring the mixture.
 
 Why it is exact. Position and order are auxiliary choices drawn independently of the state, so the update is a
 mixture of kernels indexed by (position, sigma); each is a Metropolis-Hastings kernel with proposal q_sigma(. |
@@ -20,9 +24,13 @@ x_rest) on the block's 2^|B| states, accepted with
 where the reverse term scores the current block values along the SAME order and context (teacher forcing; the
 context x_rest is unchanged by the move). Each such kernel is reversible with respect to f, hence so is the mixture,
 at any lattice size. Re-drawing the order from the state, or scoring the reverse move along another order, would
-break this. A tiled sweep composes such kernels in a fixed sequence: f stays invariant (not reversible). The f ratio
-comes from the flip tables (:mod:`..montecarlo.flips`): the changed block sites are flipped one at a time, so a
-proposal costs O(|B|) model passes and table look-ups, independent of the lattice.
+break this. A tiled sweep composes such kernels in a fixed sequence: f stays invariant (not reversible). Parallel
+blocks are placed so that no block lies in another's window or shares an energy term with it (checked on the flip
+tables when the layout is built): their kernels then read and write disjoint variables, commute, and their product
+- every block proposed and accepted or rejected on its own, all at once - is reversible too. That batches the
+network over the blocks of a chain, which is what makes large lattices affordable. The f ratio comes from the flip
+tables (:mod:`..montecarlo.flips`): the changed block sites are flipped one at a time, so a proposal costs O(|B|)
+model passes and table look-ups, independent of the lattice.
 """
 
 from __future__ import annotations
@@ -33,12 +41,12 @@ import torch
 from ..devices import generator_on
 from ..errors import LatthermError
 from ..lattices import Lattice, parse_size
-from ..models.base import AutoregressiveModel, z2_flip, z2_mixture
+from ..models.base import AutoregressiveModel
 from ..montecarlo.metropolis import SpinChains
 from .painting import _walk
 from .plan import PaintPlan, PaintStep
 
-POSITIONS = ("random", "tiled")
+POSITIONS = ("parallel", "random", "tiled")
 
 
 def parse_block(block, dim: int) -> tuple[int, ...]:
@@ -60,11 +68,12 @@ def _flip_tokens(tokens: torch.Tensor) -> torch.Tensor:
 class BlockProposer:
     """Painting proposals of one block shape on ``lattice`` with ``model``'s conditionals on the window ``cell``.
 
-    ``propose(spins)`` returns, per chain, the block's target sites, the proposed values and the exact forward and
-    reverse log q of the move (see the module docstring)."""
+    ``propose(spins)`` returns, per chain and block, the block's target sites, the proposed values and the exact
+    forward and reverse log q of the move (see the module docstring). ``partners``: per lattice site the sites its
+    flip energy reads (:meth:`FlipTables.partners`), needed by ``positions="parallel"``."""
 
     def __init__(self, model: AutoregressiveModel, cell: Lattice, lattice: Lattice, block, positions: str = "random",
-                 chunk_rows: int = 8192):
+                 chunk_rows: int = 8192, partners: list | None = None):
         if not model.any_order:
             raise LatthermError(f"block neural MCMC needs an any-order (ao-arm or ao-mam) model, not a {model.kind}")
         if cell.kind != lattice.kind:
@@ -99,26 +108,71 @@ class BlockProposer:
         self._grid = torch.as_tensor(lattice.grid)
         self._window = torch.as_tensor(self.window_from_block)
         self._sizes = torch.as_tensor(lsize)
+        self.layout = np.zeros((1, lattice.dim), dtype=np.int64)  # block corners proposed together (shift 0)
+        if positions == "parallel":
+            if partners is None:
+                raise LatthermError("parallel blocks need the system's flip tables (a spin polynomial); use "
+                                    "positions 'random'")
+            self.layout = self._parallel_layout(offset, partners)
+
+    def _parallel_layout(self, offset: np.ndarray, partners: list) -> np.ndarray:
+        """(M, dim) corners of the most blocks that can move at once: per axis n = L // s corners spread evenly,
+        with the spacing s growing from the window's reach until no block lies in another's window or shares an
+        energy term with it (checked here, site by site)."""
+        lsize, wsize = np.array(self.lattice.size), np.array(self.cell.size)
+        b = np.array(self.size)
+        s = np.maximum(np.maximum(wsize - offset, b + offset), b + 1)
+        while True:
+            n = np.maximum(1, lsize // s)
+            axes = [(np.arange(k) * L) // k for k, L in zip(n, lsize)]
+            corners = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(lsize))
+            if len(corners) == 1 or self._independent(corners, partners):
+                return corners
+            s = s + 1
+
+    def _independent(self, corners: np.ndarray, partners: list) -> bool:
+        """No block's sites in another block's window or flip-energy partners."""
+        win = self.window_sites(torch.as_tensor(corners)).numpy()  # (M, Nw)
+        blocks = win[:, self.block_local]
+        owner = np.full(self.lattice.n_sites, -1)
+        for m, sites in enumerate(blocks):
+            owner[sites] = m
+        for m in range(len(corners)):
+            seen = np.concatenate([win[m]] + [partners[i] for i in blocks[m]])
+            if np.any((owner[seen] != -1) & (owner[seen] != m)):
+                return False
+        return True
+
+    @property
+    def blocks_per_proposal(self) -> int:
+        """Blocks of one chain proposed at once (1 unless positions is "parallel")."""
+        return len(self.layout)
+
+    @property
+    def rounds_per_sweep(self) -> int:
+        """Proposal rounds per chain that touch every site once on average (random, parallel) or cover the torus
+        (tiled)."""
+        if self.positions == "tiled":
+            return len(self.tiles)
+        return max(1, -(-self.lattice.n_sites // (self.n_block * self.blocks_per_proposal)))
 
     @property
     def proposals_per_sweep(self) -> int:
-        """Block proposals per chain that touch every site once on average (random) or cover the torus (tiled)."""
-        if self.positions == "tiled":
-            return len(self.tiles)
-        return max(1, -(-self.lattice.n_sites // self.n_block))
+        """Block proposals per chain and sweep."""
+        return self.rounds_per_sweep * self.blocks_per_proposal
 
     def corners(self, n_chains: int, k: int, shift: torch.Tensor | None, generator=None) -> torch.Tensor:
-        """(n_chains, dim) grid corners of the blocks of proposal ``k`` of a sweep: uniform sites, or tile k moved
-        by the sweep's per-chain random ``shift``."""
-        if self.positions == "random":
-            site = torch.randint(0, self.lattice.n_sites, (n_chains,), generator=generator)
-            return self._grid[site]
-        return torch.as_tensor(self.tiles[k % len(self.tiles)])[None] + shift
+        """(n_chains, M, dim) grid corners of the blocks of round ``k`` of a sweep: uniform sites, tile k moved by
+        the sweep's per-chain random ``shift``, or the parallel layout moved to a uniform site."""
+        if self.positions == "tiled":
+            return (torch.as_tensor(self.tiles[k % len(self.tiles)])[None] + shift)[:, None]
+        site = torch.randint(0, self.lattice.n_sites, (n_chains,), generator=generator)
+        return self._grid[site][:, None] + torch.as_tensor(self.layout)[None]
 
     def window_sites(self, corners: torch.Tensor) -> torch.Tensor:
-        """(C, Nw) target indices of each chain's window (model site order) for block corners (C, dim)."""
-        g = torch.remainder(corners[:, None, :] + self._window[None], self._sizes)
-        idx = torch.zeros(g.shape[:2], dtype=torch.long)
+        """(..., Nw) target indices of the windows (model site order) of block corners (..., dim)."""
+        g = torch.remainder(corners[..., None, :] + self._window, self._sizes)
+        idx = torch.zeros(g.shape[:-1], dtype=torch.long)
         for k, n in enumerate(self.lattice.size):
             idx = idx * n + g[..., k]
         return idx
@@ -152,78 +206,89 @@ class BlockProposer:
             out += logp.gather(1, val[:, None]).squeeze(1).to(torch.float64).reshape(len(ts), C).sum(0)
         return out
 
+    def flipped(self, context: torch.Tensor) -> torch.Tensor:
+        """(C,) bool: rows whose proposal is the flipped Z2 component (the window's known spins sum to < 0; never
+        for a model without the symmetry)."""
+        if not self.conditionals.symmetric:
+            return torch.zeros(context.shape[0], dtype=torch.bool, device=context.device)
+        return (context == 1).sum(1) > (context == 2).sum(1)
+
     def log_q(self, context, truth, key, T, mu) -> torch.Tensor:
-        """log q(block = truth | context) of the proposal, the Z2 mixture for a symmetric model."""
-        lp = self.score(context, truth, key, T, mu)
-        if self.conditionals.symmetric:
-            lp = z2_mixture(lp, self.score(_flip_tokens(context), _flip_tokens(truth), key, T, -mu),
-                            self.conditionals.log_w(T, mu))
-        return lp
+        """log q(block = truth | context) of the proposal: the component :meth:`flipped` picks from the context."""
+        flip = self.flipped(context)
+        sign = torch.where(flip.cpu(), -1.0, 1.0).to(torch.float64)
+        return self.score(torch.where(flip[:, None], _flip_tokens(context), context),
+                          torch.where(flip[:, None], _flip_tokens(truth), truth), key, T, mu * sign)
 
     @torch.no_grad()
     def propose(self, spins: torch.Tensor, T: torch.Tensor, mu: torch.Tensor, corners: torch.Tensor,
                 generator=None, key: torch.Tensor | None = None):
-        """For spins (C, N) and block corners (C, dim): (block target sites (C, b), proposed spins (C, b) float32,
-        log q forward (C,), log q reverse (C,)), float64 log q on the CPU. ``key`` (C, Nw): the order (default
-        uniform noise drawn here, independently of the state)."""
+        """For spins (C, N) and block corners (C, dim) or (C, M, dim): (block target sites (C, [M,] b), proposed
+        spins (C, [M,] b) float32, log q forward (C, [M]), log q reverse (C, [M])), float64 log q on the CPU.
+        ``key`` (C * M, Nw): the order (default uniform noise drawn here, independently of the state)."""
         dev = self.device
         gen = generator_on(generator, dev)
-        C = spins.shape[0]
-        win = self.window_sites(corners)  # (C, Nw)
+        one = corners.ndim == 2
+        corners = corners[:, None] if one else corners
+        C, M = corners.shape[:2]
+        win = self.window_sites(corners)  # (C, M, Nw)
+        Nw = win.shape[-1]
         blk = torch.as_tensor(self.block_local)
-        current = ((spins.gather(1, win) > 0).to(torch.long) + 1).to(dev)  # (C, Nw) tokens of the current state
+        current = ((spins.gather(1, win.reshape(C, M * Nw)) > 0).to(torch.long) + 1).reshape(C * M, Nw).to(dev)
         context = current.clone()
         context[:, blk.to(dev)] = 0
         if key is None:
-            key = torch.rand(C, self.cell.n_sites, generator=gen, device=dev if gen is None else gen.device)
-        key = key.to(dev)
-        T, mu = T.to(torch.float64), mu.to(torch.float64)
-        sign = torch.ones(C, dtype=torch.float64)
-        log_w = None
-        if self.conditionals.symmetric:  # draw one Z2 component, then flip
-            log_w = self.conditionals.log_w(T, mu)
-            sign = torch.where(z2_flip(log_w, C, torch.device("cpu"), generator), -1.0, 1.0).to(torch.float64)
-        flip = (sign < 0).to(dev)
-        context_c = torch.where(flip[:, None], _flip_tokens(context), context)  # the drawn component's context
-        tokens = context_c.clone()
-        mu_c = mu * sign
-        fwd = _walk(self.plan, T.to(dev), mu_c.to(dev), tokens, key.to(torch.float64), generator=gen)[0]
-        if self.conditionals.symmetric:  # the other component of the same proposal, along the same order
-            fwd = z2_mixture(fwd, self.score(_flip_tokens(context_c), _flip_tokens(tokens), key, T, -mu_c), log_w,
-                             flip)
+            key = torch.rand(C * M, Nw, generator=gen, device=dev if gen is None else gen.device)
+        key = key.to(dev).to(torch.float64)
+        T = T.to(torch.float64).repeat_interleave(M)
+        mu = mu.to(torch.float64).repeat_interleave(M)
+        flip = self.flipped(context)
+        sign = torch.where(flip.cpu(), -1.0, 1.0).to(torch.float64)
+        tokens = torch.where(flip[:, None], _flip_tokens(context), context)  # the chosen component's context
+        fwd = _walk(self.plan, T.to(dev), (mu * sign).to(dev), tokens, key, generator=gen)[0]
         proposed = torch.where(flip[:, None], _flip_tokens(tokens), tokens)
         rev = self.log_q(context, current, key, T, mu)
-        new = (2 * proposed[:, blk.to(dev)] - 3).to(torch.float32).cpu()
-        return win[:, blk], new, fwd.cpu(), rev.cpu()
+        new = (2 * proposed[:, blk.to(dev)] - 3).to(torch.float32).cpu().reshape(C, M, -1)
+        out = win[..., blk], new, fwd.cpu().reshape(C, M), rev.cpu().reshape(C, M)
+        return tuple(v[:, 0] for v in out) if one else out
 
 
 def block_move(chains: SpinChains, sites: torch.Tensor, new: torch.Tensor, log_q_fwd: torch.Tensor,
                log_q_rev: torch.Tensor, beta: torch.Tensor, mu: torch.Tensor, generator=None,
                logu: torch.Tensor | None = None):
-    """Apply the proposed block values ``new`` (C, b) at ``sites`` (C, b) of ``chains`` and accept or undo with the
-    Metropolis-Hastings ratio. Delta E is summed over single flips of the changed sites (flip tables), so the cost
-    is O(b). ``logu``: the log uniforms of the test (default drawn here; -inf accepts every finite ratio, 0 keeps
-    only ratios >= 1, +inf rejects all). Returns (accepted (C,) bool, Delta E (C,) float64, Delta sum s (C,) float64)
-    of the accepted moves, and the log acceptance ratio (C,) of every proposal."""
-    rows = chains.rows
-    old = chains.s[rows[:, None], sites].clone()
-    dE = torch.zeros(sites.shape[0], dtype=torch.float64)
-    for k in range(sites.shape[1]):
-        i = sites[:, k]
-        changed = chains.s[rows, i] != new[:, k]
+    """Apply the proposed block values ``new`` (C, [M,] b) at ``sites`` (C, [M,] b) of ``chains`` and accept or undo
+    each block with its Metropolis-Hastings ratio (M blocks per chain must not interact: see the module docstring).
+    Delta E is summed over single flips of the changed sites (flip tables), so the cost is O(b). ``logu``: the log
+    uniforms of the test (default drawn here; -inf accepts every finite ratio, 0 keeps only ratios >= 1, +inf
+    rejects all). Returns (accepted (C, [M]) bool, Delta E (C, [M]) float64, Delta sum s (C, [M]) float64) of the
+    accepted moves, and the log acceptance ratio (C, [M]) of every proposal."""
+    one = sites.ndim == 2
+    if one:
+        sites, new = sites[:, None], new[:, None]
+        log_q_fwd, log_q_rev = log_q_fwd[:, None], log_q_rev[:, None]
+        logu = None if logu is None else logu[:, None]
+    C, M, b = sites.shape
+    s = chains.s
+    flat = sites.reshape(C, M * b)
+    old = s.gather(1, flat).reshape(C, M, b)
+    dE = torch.zeros(C, M, dtype=torch.float64)
+    for k in range(b):
+        i = sites[..., k]
+        changed = s.gather(1, i) != new[..., k]
         if bool(changed.any()):
-            dE += torch.where(changed, chains.tables.delta(chains.s, i), torch.zeros_like(dE))
-            chains.s[rows, i] = new[:, k]
-    dsum = (new.to(torch.float64) - old.to(torch.float64)).sum(1)
-    log_alpha = -beta * (dE - mu * dsum) + log_q_rev - log_q_fwd
+            d = chains.tables.delta(s, i[:, 0]).unsqueeze(1) if M == 1 else chains.tables.delta(s, i)
+            dE += torch.where(changed, d, torch.zeros_like(dE))
+            s.scatter_(1, i, new[..., k].to(s.dtype))
+    dsum = (new.to(torch.float64) - old.to(torch.float64)).sum(-1)
+    log_alpha = -beta[:, None] * (dE - mu[:, None] * dsum) + log_q_rev - log_q_fwd
     if logu is None:
-        logu = torch.rand(sites.shape[0], generator=generator, dtype=torch.float64).log()
+        logu = torch.rand(C, M, generator=generator, dtype=torch.float64).log()
     acc = logu < log_alpha
-    back = ~acc
-    if bool(back.any()):
-        chains.s[rows[back][:, None], sites[back]] = old[back]
+    if not bool(acc.all()):
+        s.scatter_(1, flat, torch.where(acc[..., None], new.to(s.dtype), old).reshape(C, M * b))
     zero = torch.zeros_like(dE)
-    return acc, torch.where(acc, dE, zero), torch.where(acc, dsum, zero), log_alpha
+    out = acc, torch.where(acc, dE, zero), torch.where(acc, dsum, zero), log_alpha
+    return tuple(v[:, 0] for v in out) if one else out
 
 
 __all__ = ["POSITIONS", "BlockProposer", "block_move", "parse_block"]

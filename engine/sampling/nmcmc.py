@@ -27,6 +27,7 @@ import torch
 from ..errors import LatthermError
 from ..lattices import Lattice
 from ..models.base import AutoregressiveModel
+from ..montecarlo.flips import flip_tables
 from ..montecarlo.metropolis import SpinChains, check_count, initial_spins, semi_grand_ratio
 from ..montecarlo.statistics import estimate
 from ..progress import check_interrupt
@@ -70,11 +71,12 @@ class NeuralMCMC:
     """``n_chains`` chains of ``system`` at one (T, mu) driven by ``model`` (a model of the ``window`` cell).
 
     ``block``: block size (e.g. "4x4"); default the whole window. Whole-lattice independence MH when the block is
-    the whole lattice, block NMCMC otherwise. ``positions``: "random" (uniform block corners) or "tiled" (a shifted
-    tiling per sweep). ``init``: "model" (a model draw; a paint of the lattice in block mode), "random", or spins."""
+    the whole lattice, block NMCMC otherwise. ``positions``: "parallel" (a randomly shifted sub-lattice of
+    non-interacting blocks proposed at once), "random" (one block at a uniform corner at a time) or "tiled" (a
+    shifted tiling per sweep, block after block). ``init``: "model" (a model draw; a paint of the lattice in block mode), "random", or spins."""
 
     def __init__(self, model: AutoregressiveModel, system: System, T: float, mu: float, n_chains: int, *,
-                 window: Lattice | None = None, block=None, positions: str = "random", sweeps_between: int = 0,
+                 window: Lattice | None = None, block=None, positions: str = "parallel", sweeps_between: int = 0,
                  init="model", generator: torch.Generator | None = None):
         check_condition(T, mu)
         system.check(T, mu)
@@ -90,7 +92,10 @@ class NeuralMCMC:
         self.whole = size == tuple(lat.size) and tuple(self.window.size) == tuple(lat.size)
         if self.whole and model.n_sites != system.n_sites:
             raise LatthermError(f"a {model.n_sites}-site model cannot propose {lat.label} lattices")
-        self.proposer = None if self.whole else BlockProposer(model, self.window, lat, size, positions)
+        self.proposer = None
+        if not self.whole:
+            partners = flip_tables(system).partners() if positions == "parallel" else None
+            self.proposer = BlockProposer(model, self.window, lat, size, positions, partners=partners)
         self.block, self.positions = size, (None if self.whole else positions)
         self.T, self.mu = float(T), float(mu)
         C = self.n_chains
@@ -160,13 +165,13 @@ class NeuralMCMC:
         if p.positions == "tiled":
             shift = p._grid[torch.randint(0, self.system.n_sites, (C,), generator=self.generator)]
 
-        for k in range(p.proposals_per_sweep):
+        for k in range(p.rounds_per_sweep):
             check_interrupt()
             corners = p.corners(C, k, shift, self.generator)
             sites, new, fwd, rev = p.propose(self.chains.spins, self.Tt, self.mut, corners, self.generator)
             acc, dE, _, _ = block_move(self.chains, sites, new, fwd, rev, self.beta, self.mut, self.generator)
-            self.E += dE
-            acc_total += acc
+            self.E += dE.sum(1)
+            acc_total += acc.sum(1)
         return acc_total
 
     def _local_sweeps(self) -> None:

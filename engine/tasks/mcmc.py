@@ -171,7 +171,7 @@ class _Shifted:
 
 def mcmc(model_or_method, T: float, mu: float = 0.0, steps: int = 1000, *, size=None, system: str | None = None,
          block=None, chains: int = 16, sweeps_between: int = 0, equilibration: int | None = None,
-         positions: str = "random", init: str | None = None, seed: int = 0, device: str | None = "cpu", out=None,
+         positions: str = "parallel", init: str | None = None, seed: int = 0, device: str | None = "cpu", out=None,
          reference: bool = True, chain_batch: int | None = None, progress=None, control=None) -> MCMCResult | None:
     """Run ``chains`` exact chains for ``equilibration`` (default steps // 10) then ``steps`` recorded steps.
 
