@@ -198,15 +198,21 @@ def test_agrees_with_metropolis_8x8(algorithm):
 
 @pytest.mark.slow
 def test_cluster_updates_beat_critical_slowing_down():
-    """At T_c on 12x12 both cluster algorithms decorrelate |M| in far fewer sweeps than Metropolis (about 10
-    sweeps there against about 1 for Wolff and 2.5 for SW)."""
-    system = Ising((12, 12))
-    kw = dict(T=2.269, mu=0.0, n_chains=32, sweeps=250, equilibration=50)
-    met = metropolis(system, generator=torch.Generator().manual_seed(5), **kw)
-    tau_met = _tau_abs(met)
+    """At T_c, from 8x8 to 24x24, Metropolis's tau_int of |M| grows like L^z (z ~ 2: about 3 -> 22 sweeps for the
+    colour sweep) while Wolff's and SW's hardly move (about 1.0 -> 1.5 and 2.3 -> 3.1), far below it at 24x24."""
+    taus = {}
+    for L, sweeps in ((8, 600), (24, 1500)):
+        system = Ising((L, L))
+        kw = dict(T=2.269, mu=0.0, n_chains=32)
+        taus["metropolis", L] = _tau_abs(metropolis(system, sweeps=sweeps, equilibration=200,
+                                                    generator=torch.Generator().manual_seed(5), **kw))
+        for algorithm in ALGORITHMS:
+            taus[algorithm, L] = _tau_abs(cluster_mc(system, sweeps=300, equilibration=50, algorithm=algorithm,
+                                                     generator=torch.Generator().manual_seed(6), **kw))
+    assert taus["metropolis", 24] > 4 * taus["metropolis", 8], taus
     for algorithm in ALGORITHMS:
-        clu = cluster_mc(system, algorithm=algorithm, generator=torch.Generator().manual_seed(6), **kw)
-        assert _tau_abs(clu) < tau_met / 3
+        assert taus[algorithm, 24] < 2 * taus[algorithm, 8], taus
+        assert taus[algorithm, 24] < taus["metropolis", 24] / 4, taus
 
 
 def _tau_abs(res):

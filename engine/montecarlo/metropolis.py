@@ -1,12 +1,20 @@
 """Semi-grand-canonical single-spin-flip Metropolis, batched over independent chains.
 
-One *sub-step* picks ONE uniformly random site per chain (independently per chain) and accepts its flip with
-probability min(1, exp(Delta log f)); N sub-steps make a *sweep*. Random-site selection needs no checkerboard
-colouring, so it is exact for cluster expansions with arbitrary (multi-site, long-range, self-wrapping) clusters.
-:class:`SpinChains` holds the batch and owns that sub-step; the target enters only as the log acceptance ratio
-of a proposed flip, so the Metropolis driver (Delta log f = -(Delta E + 2 mu s_i) / k_B T, one (T, mu) per chain)
-and Wang-Landau (the same plus a composition bias) share one inner loop. The flip's Delta E comes from the flip
-tables (:mod:`.flips`).
+Two sweeps of N single-site flips each, both accepting a flip with probability min(1, exp(Delta log f)):
+
+- the *colour sweep* (:meth:`SpinChains.colour_sweep`, what :func:`metropolis` runs): the sites are coloured so that
+  no two sites of a colour share an energy term (greedy colouring of the flip tables' partner graph: the
+  checkerboard for the square Ising model with even sides, more colours for a cluster expansion's long-range,
+  multi-site, self-wrapping clusters); the sites of one colour are independent given the others, so all of them
+  are updated at once, colour after colour. Each colour update is a product of commuting single-site Metropolis
+  kernels, so f stays invariant; the sweep costs one batched flip-table look-up per colour instead of N.
+- the *random-site sweep* (:meth:`SpinChains.sweep`): N sub-steps, each picking ONE uniformly random site per
+  chain. Wang-Landau needs it, since its acceptance depends on the chain's total energy (one flip at a time), and it
+  is the fallback for a system without a spin polynomial.
+
+:class:`SpinChains` holds the batch; the target enters only as the log acceptance ratio of a proposed flip, so the
+Metropolis driver (Delta log f = -(Delta E + 2 mu s_i) / k_B T, one (T, mu) per chain) and Wang-Landau (the same
+plus a composition bias) share the flip machinery. The flip's Delta E comes from the flip tables (:mod:`.flips`).
 """
 
 from __future__ import annotations
@@ -29,6 +37,21 @@ __all__ = ["SpinChains", "semi_grand_ratio", "MCResult", "metropolis", "initial_
 LogRatio = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: after(accepted, s_i, Delta E): bookkeeping after a sub-step (s_i is the spin before the flip)
 AfterStep = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+#: after(accepted flips (B,) float64, their summed Delta E (B,) float64): bookkeeping after one colour's update
+AfterColour = Callable[[torch.Tensor, torch.Tensor], None]
+
+
+def colour_classes(partners: list[np.ndarray], n_sites: int) -> list[np.ndarray]:
+    """Sites grouped so that no two of a group are partners (greedy colouring in site order; the checkerboard of
+    an even square lattice)."""
+    colour = np.full(n_sites, -1)
+    for i in range(n_sites):
+        used = set(colour[partners[i]].tolist())
+        c = 0
+        while c in used:
+            c += 1
+        colour[i] = c
+    return [np.flatnonzero(colour == c) for c in range(colour.max() + 1)]
 
 
 def check_count(value, name: str, minimum: int) -> int:
@@ -86,6 +109,42 @@ class SpinChains:
         acc = logu < log_ratio(si, dE)
         self.s[self.rows, i] = torch.where(acc, -si, si).to(self.s.dtype)
         return acc, si, dE
+
+    @property
+    def colours(self) -> list[torch.Tensor] | None:
+        """The colour classes of the sites (:func:`colour_classes`), None without a spin polynomial."""
+        if not hasattr(self, "_colours"):
+            partners = self.tables.partners()
+            self._colours = None if partners is None else \
+                [torch.as_tensor(c, device=self.device) for c in colour_classes(partners, self.system.n_sites)]
+        return self._colours
+
+    def colour_sweep(self, log_ratio: LogRatio, generator: torch.Generator | None = None,
+                     after: AfterColour | None = None) -> None:
+        """Every site once: the colours in turn, all sites of a colour in every chain at once (module docstring).
+        Falls back to :meth:`sweep` (with ``after`` fed per sub-step) for a system without a spin polynomial."""
+        if self.colours is None:
+            self.sweep(log_ratio, generator, None if after is None else
+                       lambda acc, si, dE: after(acc.to(torch.float64), torch.where(acc, dE, torch.zeros_like(dE))))
+            return
+        B = self.n_chains
+        reads = 1 + sum(o.shape[1] * o.shape[2] for o in self.tables.others)  # spins gathered per flip energy
+        per = max(1, (1 << 20) // (B * reads))  # sites of a colour per pass: intermediates stay in cache
+        for colour in self.colours:
+            for k in range(0, colour.numel(), per):
+                self._colour_update(colour[k:k + per], log_ratio, generator, after)
+
+    def _colour_update(self, sites, log_ratio, generator, after) -> None:
+        """Flip-or-not at once at ``sites`` (M,) of every chain, none sharing an energy term with another."""
+        B = self.n_chains
+        i = sites[None].expand(B, -1)
+        si = self.s.gather(1, i).to(torch.float64)  # (B, M)
+        dE = self.tables.delta(self.s, i)
+        logu = torch.rand(B, sites.numel(), generator=generator, device=self.device, dtype=torch.float64).log_()
+        acc = logu < log_ratio(si.T, dE.T).T  # the ratio broadcasts per chain along its last axis
+        self.s.scatter_(1, i, torch.where(acc, -si, si).to(self.s.dtype))
+        if after is not None:
+            after(acc.sum(1).to(torch.float64), torch.where(acc, dE, torch.zeros_like(dE)).sum(1))
 
     def sweep(self, log_ratio: LogRatio, generator: torch.Generator | None = None,
               after: AfterStep | None = None) -> None:
@@ -196,8 +255,7 @@ def metropolis(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
     """Semi-grand-canonical single-spin-flip Metropolis, batched over ``n_chains`` independent chains.
 
     T, mu: scalars or (n_chains,) tensors (one condition per chain). ``sweeps`` recorded sweeps follow
-    ``equilibration`` discarded ones; a sweep is N sub-steps, each flipping at most one uniformly random site per
-    chain. Records E/N and the observable every ``record_every`` sweeps. init: (n_chains, N) or (N,) spins, default
+    ``equilibration`` discarded ones; a sweep updates every site once, colour by colour (module docstring). Records E/N and the observable every ``record_every`` sweeps. init: (n_chains, N) or (N,) spins, default
     uniformly random. generator: a torch.Generator on ``device`` for reproducibility."""
     if not isinstance(system, System):
         raise LatthermError(f"metropolis needs a System, got {type(system).__name__}")
@@ -221,15 +279,15 @@ def metropolis(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
         o_rec = torch.empty_like(e_rec)
         log_ratio = semi_grand_ratio(beta, mut)
 
-        def track(acc, si, dE):
-            E.add_(torch.where(acc, dE, torch.zeros_like(dE)))
+        def track(n_acc, dE):
+            E.add_(dE)
 
-        def track_and_count(acc, si, dE):
-            track(acc, si, dE)
-            accepted.add_(acc)
+        def track_and_count(n_acc, dE):
+            E.add_(dE)
+            accepted.add_(n_acc)
 
         for sweep in range(equilibration + sweeps):
-            chains.sweep(log_ratio, generator, track_and_count if sweep >= equilibration else track)
+            chains.colour_sweep(log_ratio, generator, track_and_count if sweep >= equilibration else track)
             if sweep + 1 == equilibration:
                 E = chains.energy()  # resynchronise the running energy (no drift enters the record)
             r = sweep - equilibration + 1

@@ -179,12 +179,12 @@ class NeuralMCMC:
             return
         ratio = semi_grand_ratio(self.beta, self.mut)
 
-        def track(acc, si, dE):
-            self.E.add_(torch.where(acc, dE, torch.zeros_like(dE)))
+        def track(n_acc, dE):
+            self.E.add_(dE)
 
         for _ in range(self.sweeps_between):
             check_interrupt()
-            self.chains.sweep(ratio, self.generator, track)
+            self.chains.colour_sweep(ratio, self.generator, track)
         if self.whole:
             self._rescore()
 
