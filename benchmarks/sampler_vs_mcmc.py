@@ -8,8 +8,8 @@ References: Kaufman at mu = 0, the transfer matrix with a field at 10x10, exact_
 
     OMP_NUM_THREADS=1 python benchmarks/sampler_vs_mcmc.py --quick [--json FILE]
     OMP_NUM_THREADS=1 python benchmarks/sampler_vs_mcmc.py [--sizes 10x10,64x64] [--json FILE]
-    OMP_NUM_THREADS=1 python benchmarks/sampler_vs_mcmc.py --sizes 64x64 --conditions 2.5:0.2 --steps 400 \
-        --block-steps 12 --json FILE         # one condition, shorter runs
+    OMP_NUM_THREADS=1 python benchmarks/sampler_vs_mcmc.py --sizes 64x64 --conditions 2.5:0.2 --steps 10000 \
+        --cluster-steps 1000 --block-steps 30 --json FILE   # one condition; Metropolis longer than the rest
 
 One clock for every method: wall seconds of the production draws on one thread (the model's i.i.d. draws; the
 chains' recorded steps, equilibration excluded), so "effective samples per second" compares like with like.
@@ -86,6 +86,7 @@ def main():
     ap.add_argument("--sizes", help="comma-separated (default 10x10, and 64x64 unless --quick)")
     ap.add_argument("--conditions", help="T:mu pairs, e.g. 2.269:0,2.5:0.2 (default: per size, see below)")
     ap.add_argument("--steps", type=int, help="Metropolis / cluster sweeps (NMCMC: half of it); default per size")
+    ap.add_argument("--cluster-steps", type=int, help="Wolff / Swendsen-Wang sweeps (default: --steps)")
     ap.add_argument("--block-steps", type=int, help="block NMCMC steps (sweeps of block proposals); default per size")
     ap.add_argument("--iid", type=int, help="model i.i.d. samples at 10x10 (default 20000, --quick 2000)")
     ap.add_argument("--model", default=MODEL, help=f"the 10x10 model (default {MODEL}); block NMCMC needs an "
@@ -122,7 +123,7 @@ def main():
                                     equilibration=max(2, block_steps // 5))
                 runs.append(("block-nmcmc 5x5", res, acc))
             for m in ("metropolis", "wolff", "swendsen-wang"):
-                res, acc, _ = chain(m, size, T, mu, steps, chains)
+                res, acc, _ = chain(m, size, T, mu, steps if m == "metropolis" else a.cluster_steps or steps, chains)
                 runs.append((m, res, acc))
             for name, res, acc in runs:
                 row = {"size": size, "T": T, "mu": mu, "method": name, "model": a.model, "acceptance": acc,
