@@ -70,7 +70,8 @@ class BlockProposer:
 
     ``propose(spins)`` returns, per chain and block, the block's target sites, the proposed values and the exact
     forward and reverse log q of the move (see the module docstring). ``partners``: per lattice site the sites its
-    flip energy reads (:meth:`FlipTables.partners`), needed by ``positions="parallel"``."""
+    flip energy reads (:meth:`FlipTables.partners`); without them ``positions="parallel"`` proposes one block at a
+    time."""
 
     def __init__(self, model: AutoregressiveModel, cell: Lattice, lattice: Lattice, block, positions: str = "random",
                  chunk_rows: int = 8192, partners: list | None = None):
@@ -109,10 +110,7 @@ class BlockProposer:
         self._window = torch.as_tensor(self.window_from_block)
         self._sizes = torch.as_tensor(lsize)
         self.layout = np.zeros((1, lattice.dim), dtype=np.int64)  # block corners proposed together (shift 0)
-        if positions == "parallel":
-            if partners is None:
-                raise LatthermError("parallel blocks need the system's flip tables (a spin polynomial); use "
-                                    "positions 'random'")
+        if positions == "parallel" and partners is not None:  # without a polynomial: one block at a time
             self.layout = self._parallel_layout(offset, partners)
 
     def _parallel_layout(self, offset: np.ndarray, partners: list) -> np.ndarray:

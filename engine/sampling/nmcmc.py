@@ -73,7 +73,8 @@ class NeuralMCMC:
     ``block``: block size (e.g. "4x4"); default the whole window. Whole-lattice independence MH when the block is
     the whole lattice, block NMCMC otherwise. ``positions``: "parallel" (a randomly shifted sub-lattice of
     non-interacting blocks proposed at once), "random" (one block at a uniform corner at a time) or "tiled" (a
-    shifted tiling per sweep, block after block). ``init``: "model" (a model draw; a paint of the lattice in block mode), "random", or spins."""
+    shifted tiling per sweep, block after block). ``init``: "model" (a model draw; a paint of the lattice in block
+    mode), "random", or spins."""
 
     def __init__(self, model: AutoregressiveModel, system: System, T: float, mu: float, n_chains: int, *,
                  window: Lattice | None = None, block=None, positions: str = "parallel", sweeps_between: int = 0,
