@@ -83,12 +83,15 @@ class FlipTables:
         polynomial."""
         if not self.exact:
             return None
+        if "partners" in self._cache:  # a loop over sites: the layout and the colouring both ask
+            return self._cache["partners"]
         out = [set() for _ in range(self.n_sites)]
         for o, c in zip(self.others, self.coefs):
             o, live = o.cpu().numpy(), c.cpu().numpy() != 0
             for i in range(self.n_sites):
                 out[i].update(int(v) for v in o[i][live[i]].reshape(-1) if v < self.n_sites)
-        return [np.array(sorted(v - {i}), dtype=np.int64) for i, v in enumerate(out)]
+        self._cache["partners"] = [np.array(sorted(v - {i}), dtype=np.int64) for i, v in enumerate(out)]
+        return self._cache["partners"]
 
 
 def pad_spins(s: torch.Tensor, dtype) -> torch.Tensor:

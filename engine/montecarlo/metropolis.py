@@ -255,8 +255,9 @@ def metropolis(system: System, T, mu, n_chains: int, sweeps: int, equilibration:
     """Semi-grand-canonical single-spin-flip Metropolis, batched over ``n_chains`` independent chains.
 
     T, mu: scalars or (n_chains,) tensors (one condition per chain). ``sweeps`` recorded sweeps follow
-    ``equilibration`` discarded ones; a sweep updates every site once, colour by colour (module docstring). Records E/N and the observable every ``record_every`` sweeps. init: (n_chains, N) or (N,) spins, default
-    uniformly random. generator: a torch.Generator on ``device`` for reproducibility."""
+    ``equilibration`` discarded ones; a sweep updates every site once, colour by colour (module docstring). Records
+    E/N and the observable every ``record_every`` sweeps. init: (n_chains, N) or (N,) spins, default uniformly
+    random. generator: a torch.Generator on ``device`` for reproducibility."""
     if not isinstance(system, System):
         raise LatthermError(f"metropolis needs a System, got {type(system).__name__}")
     n_chains = check_count(n_chains, "n_chains", 1)

@@ -211,12 +211,16 @@ class BlockProposer:
             return torch.zeros(context.shape[0], dtype=torch.bool, device=context.device)
         return (context == 1).sum(1) > (context == 2).sum(1)
 
-    def log_q(self, context, truth, key, T, mu) -> torch.Tensor:
-        """log q(block = truth | context) of the proposal: the component :meth:`flipped` picks from the context."""
+    def _component(self, context: torch.Tensor, mu: torch.Tensor):
+        """(tokens -> the chosen component's tokens, its own inverse; the component's mu) for the rows' contexts."""
         flip = self.flipped(context)
         sign = torch.where(flip.cpu(), -1.0, 1.0).to(torch.float64)
-        return self.score(torch.where(flip[:, None], _flip_tokens(context), context),
-                          torch.where(flip[:, None], _flip_tokens(truth), truth), key, T, mu * sign)
+        return (lambda t: torch.where(flip[:, None], _flip_tokens(t), t)), mu * sign
+
+    def log_q(self, context, truth, key, T, mu) -> torch.Tensor:
+        """log q(block = truth | context) of the proposal: the component :meth:`flipped` picks from the context."""
+        to_c, mu_c = self._component(context, mu)
+        return self.score(to_c(context), to_c(truth), key, T, mu_c)
 
     @torch.no_grad()
     def propose(self, spins: torch.Tensor, T: torch.Tensor, mu: torch.Tensor, corners: torch.Tensor,
@@ -240,11 +244,10 @@ class BlockProposer:
         key = key.to(dev).to(torch.float64)
         T = T.to(torch.float64).repeat_interleave(M)
         mu = mu.to(torch.float64).repeat_interleave(M)
-        flip = self.flipped(context)
-        sign = torch.where(flip.cpu(), -1.0, 1.0).to(torch.float64)
-        tokens = torch.where(flip[:, None], _flip_tokens(context), context)  # the chosen component's context
-        fwd = _walk(self.plan, T.to(dev), (mu * sign).to(dev), tokens, key, generator=gen)[0]
-        proposed = torch.where(flip[:, None], _flip_tokens(tokens), tokens)
+        to_c, mu_c = self._component(context, mu)
+        tokens = to_c(context)  # the chosen component's context, filled in by the walk
+        fwd = _walk(self.plan, T.to(dev), mu_c.to(dev), tokens, key, generator=gen)[0]
+        proposed = to_c(tokens)
         rev = self.log_q(context, current, key, T, mu)
         new = (2 * proposed[:, blk.to(dev)] - 3).to(torch.float32).cpu().reshape(C, M, -1)
         out = win[..., blk], new, fwd.cpu().reshape(C, M), rev.cpu().reshape(C, M)
