@@ -107,7 +107,7 @@ def gradient_variance(text: str, ks, draws: int, init=None) -> list[dict]:
 
     from lattherm.engine.config import parse_config
     from lattherm.engine.training import Trainer
-    from lattherm.engine.training.reinforce import leave_one_out_advantage, subsampled_score
+    from lattherm.engine.training.reinforce import leave_one_out_advantage, score
 
     tr = Trainer(parse_config(text))
     if init:
@@ -138,7 +138,7 @@ def gradient_variance(text: str, ks, draws: int, init=None) -> list[dict]:
     rows[0]["batch_relative_variance"] = float(((bt - m) ** 2).sum(1).mean() * len(bt) / (len(bt) - 1) / (m ** 2).sum())
     for K in ks:
         t0 = time.perf_counter()
-        g = torch.stack([grad(subsampled_score(model, sb.spins, T, mu, sb.ranks, K, log_q=sb.log_p))
+        g = torch.stack([grad(score(model, sb, T, mu, K))
                          for _ in range(draws)])
         rows.append({"K": K, "s_per_gradient": (time.perf_counter() - t0) / draws,
                      "relative_variance": float(((g - full) ** 2).sum(1).mean() / (full ** 2).sum())})

@@ -157,6 +157,10 @@ class TrainingConfig:
                                "starts at this lr (0 = lr)", low=0.0)
     reinforce_steps: int = _spec(0, "REINFORCE steps K", "AO-ARM: gradient from K random generation steps of "
                                  "the N, scaled N/K (unbiased); 0 = all N", low=0, applies=_ao_arm)
+    z2_confident: float = _spec(0.99, "Z2 drawn-component threshold", "symmetric models, REINFORCE: rows whose "
+                                "larger component responsibility is at least this are scored through the component "
+                                "they were drawn from (one path with gradient instead of two; unbiased); 0.5 = every "
+                                "row, 1 = none", low=0.5, high=1.0)
     precision: str = _spec("float32", "precision", "float32, tf32 (CUDA matmuls) or bf16 (autocast of the gradient "
                            "passes; sampling and log p stay float32)", choices=PRECISIONS)
     compile: bool = _spec(False, "compile sampler", "torch.compile the network passes of sampling (a GPU speed-up; "

@@ -16,15 +16,16 @@ import torch
 from _training import assert_refused_without_run
 from lattherm.engine.cli.main import main
 from lattherm.engine.config import parse_config
-from lattherm.engine.errors import ConfigError, LatthermError
+from lattherm.engine.errors import LatthermError
 from lattherm.engine.models import build_model
+from lattherm.engine.models.base import SampleBatch
 from lattherm.engine.montecarlo.dataset import DATASET_FILE, Dataset, load_dataset, save_dataset
 from lattherm.engine.progress import Control
 from lattherm.engine.store import list_runs
 from lattherm.engine.systems import make_system
 from lattherm.engine.training import Trainer
 from lattherm.engine.training.mle import forward_log_likelihood, order_agnostic_log_likelihood
-from lattherm.engine.training.reinforce import subsampled_score
+from lattherm.engine.training.reinforce import score
 
 
 def tiny_model(kind="ao-arm", arch="mlp", symmetric=False, n=2, seed=0):
@@ -82,29 +83,94 @@ def _grad(model, surrogate):
     return torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]).clone()
 
 
-@pytest.mark.parametrize("symmetric", [False, True])
-def test_subsampled_reinforce_gradient_averages_to_the_full_gradient(symmetric):
-    """Fixed samples and advantages: the mean over draws of the K-of-N gradient (K = 1 of N = 4) equals the full
-    score-function gradient within 5 standard errors (estimated from the draws) in every coordinate, and K = N
-    gives the full gradient exactly."""
+def _responsibility_draws(model, sb, T, mu, g):
+    """``sb`` with each row's component drawn afresh from the exact responsibilities: flipped with probability
+    (1 - pi) q(-s | -mu) / q_sym(s | mu)."""
+    with torch.no_grad():
+        log_w = model.mode_log_weights(T, mu)
+        plus = model._log_prob_path(sb.spins, T, mu, sb.ranks).double()
+        plus = plus + (-math.log(2.0) if log_w is None else log_w[0].double())
+        w_minus = 1.0 - torch.exp(plus - model.log_prob(sb.spins, T, mu, sb.ranks).double())
+
+    def draw():
+        flip = torch.rand(len(T), generator=g, dtype=torch.float64) < w_minus
+        return SampleBatch(sb.spins, sb.log_p, sb.ranks, flip, torch.where(flip, w_minus, 1 - w_minus))
+    return draw
+
+
+@pytest.mark.parametrize("symmetric, K, mode_weight, confident", [(False, 1, False, 1.0), (True, 1, False, 0.5),
+                                                                  (True, 4, False, 0.5), (True, 2, True, 0.5),
+                                                                  (True, 2, True, 1.0)])
+def test_sampled_reinforce_score_averages_to_the_full_gradient(symmetric, K, mode_weight, confident):
+    """Fixed samples and advantages: the mean over draws of the score's gradient (K of the N = 4 steps, and for a
+    symmetric model every row through one component drawn from the responsibilities) equals the full
+    score-function gradient of the mixture (a learned pi(T, mu) included) within 5 standard errors in every
+    coordinate, whether the rows go through their drawn component (``confident`` 0.5) or both (1.0); all steps give
+    it exactly where nothing is drawn."""
     model = tiny_model("ao-arm", symmetric=symmetric, seed=1)
+    if mode_weight:
+        model.add_mode_weight(2.5, 0.4)
+        with torch.no_grad():
+            for p in model.mode_weight.parameters():
+                p.normal_(0, 0.5)
     T = torch.tensor([1.5, 1.5, 3.0, 3.0, 2.0, 2.0])
     mu = torch.tensor([0.0, 0.0, 0.4, 0.4, -0.2, -0.2])
     sb = model.sample(T, mu, generator=torch.Generator().manual_seed(0))
     adv = torch.tensor([1.0, -0.5, 0.3, -1.2, 0.8, -0.4])
     full = _grad(model, (adv * model.log_prob(sb.spins, T, mu, sb.ranks)).mean())
     g = torch.Generator().manual_seed(1)
-    draws = torch.stack([_grad(model, (adv * subsampled_score(model, sb.spins, T, mu, sb.ranks, 1, g)).mean())
+    rows = _responsibility_draws(model, sb, T, mu, g) if symmetric else (lambda: sb)
+    draws = torch.stack([_grad(model, (adv * score(model, rows(), T, mu, K, g, confident=confident)).mean())
                          for _ in range(600)])
     mean, se = draws.mean(0), draws.std(0) / math.sqrt(len(draws))
     assert float(draws.std(0).max()) > 0  # the estimator is genuinely random
     assert bool(((mean - full).abs() <= 5 * se + 1e-6).all()), float(((mean - full).abs() / (se + 1e-12)).max())
-    all_steps = _grad(model, (adv * subsampled_score(model, sb.spins, T, mu, sb.ranks, 4, g)).mean())
-    assert torch.allclose(all_steps, full, atol=1e-5)
-    if symmetric:  # responsibilities from the mixture's exact log p and one component: the same gradient
-        from_log_p = _grad(model, (adv * subsampled_score(model, sb.spins, T, mu, sb.ranks, 4, g,
-                                                          log_q=sb.log_p)).mean())
-        assert torch.allclose(from_log_p, full, atol=1e-5)
+    if not symmetric:
+        assert torch.allclose(_grad(model, (adv * score(model, sb, T, mu, 4)).mean()), full, atol=1e-5)
+        return
+    # one fixed component is not the mixture's gradient: the draw is what makes it unbiased
+    fixed = SampleBatch(sb.spins, sb.log_p, sb.ranks, torch.zeros(6, dtype=torch.bool), torch.ones(6))
+    fixed_grad = _grad(model, (adv * score(model, fixed, T, mu, confident=0.5)).mean())
+    assert float(((fixed_grad - full).abs() / (se + 1e-12)).max()) > 10
+    # rows below the threshold are scored by the exact mixture: no draw at all
+    assert torch.allclose(_grad(model, (adv * score(model, rows(), T, mu, confident=1.0)).mean()), full, atol=1e-5)
+    with pytest.raises(ValueError, match="component"):
+        score(model, SampleBatch(sb.spins, sb.log_p, sb.ranks), T, mu)
+
+
+def test_samples_report_their_component_with_the_exact_responsibilities():
+    """A symmetric model's ``flip`` is a draw from the responsibilities given s: on a 2x2 model along one order,
+    the fraction of flipped rows among the samples of each of the 16 states is (1 - pi) q(-s|-mu) / q_sym(s|mu)
+    within 4 binomial standard errors (pi learned and away from 1/2, so both weights enter), and each row's
+    ``responsibility`` is its drawn component's."""
+    model = tiny_model("ao-arm", symmetric=True, seed=2)
+    model.add_mode_weight(2.5, 0.4)
+    with torch.no_grad():
+        for p in model.mode_weight.parameters():
+            p.normal_(0, 0.5)
+    n = 40000
+    T, mu = torch.full((n,), 2.0), torch.full((n,), 0.3)
+    ranks = torch.tensor([2, 0, 3, 1]).expand(n, -1)
+    sb = model.sample(T, mu, ranks=ranks, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        log_pi, log_1mpi = model.mode_log_weights(T[:16], mu[:16])
+        minus = log_1mpi.double() + model._log_prob_path(-ALL4, T[:16], -mu[:16], ranks[:16]).double()
+        w_minus = torch.exp(minus - model.log_prob(ALL4, T[:16], mu[:16], ranks[:16]).double())
+    assert 0.05 < float(log_pi[0].exp()) < 0.95 and abs(float(log_pi[0].exp()) - 0.5) > 0.02
+    state = ((sb.spins > 0).long() * torch.tensor([8, 4, 2, 1])).sum(1)
+    seen = 0
+    for i in range(16):
+        rows = state == i
+        m = int(rows.sum())
+        if m < 200:
+            continue
+        seen += 1
+        p = float(w_minus[i])
+        frac = float(sb.flip[rows].double().mean())
+        assert abs(frac - p) <= 4 * math.sqrt(p * (1 - p) / m) + 1e-9, (i, frac, p, m)
+        resp = torch.where(sb.flip[rows], w_minus[i], 1 - w_minus[i])  # the drawn component's, reported exactly
+        assert torch.allclose(sb.responsibility[rows], resp, atol=1e-5)
+    assert seen >= 8
 
 
 # ---- MLE on exact samples of 3x3 Ising ---------------------------------------------------------------------------

@@ -145,6 +145,22 @@ def test_non_square_tori_against_transfer_matrix(size, T, mu, tol):
     assert_bounded(r, ref)
 
 
+def test_concurrent_contractions_give_the_serial_result_and_keep_the_thread_count():
+    """The stencil's contractions run on the caller's torch threads, one each: 2 threads give the 1-thread numbers
+    bit for bit (same order, same projectors) and leave torch's thread count as it was."""
+    system = Ising((8, 8))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = tensor_network(system, 2.5, 0.2, chi=6, chi_check=8)
+        torch.set_num_threads(2)
+        concurrent = tensor_network(system, 2.5, 0.2, chi=6, chi_check=8)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert concurrent == serial
+
+
 def test_transposed_torus_has_the_same_log_z():
     assert hotrg_log_z(12, 16, 0.5, 0.1, chi=12) == pytest.approx(hotrg_log_z(16, 12, 0.5, 0.1, chi=12), abs=1e-9)
 

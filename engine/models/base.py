@@ -27,6 +27,12 @@ class SampleBatch:
     spins: torch.Tensor  # (B, N) float32 in {-1, +1}
     log_p: torch.Tensor  # (B,) float64
     ranks: torch.Tensor  # (B, N) long: ranks[b, j] = step at which site j was generated
+    #: (B,) bool, Z2-symmetric models only: the row came from the flipped component q(-s | -mu). Given s this is a
+    #: draw from the exact responsibilities, which is what lets one component's score stand for the mixture's
+    #: (:func:`..training.reinforce.score`)
+    flip: torch.Tensor | None = None
+    #: (B,) float64, Z2-symmetric models only: the responsibility of the drawn component given s
+    responsibility: torch.Tensor | None = None
 
 
 def tokens_from_spins(s: torch.Tensor) -> torch.Tensor:
@@ -136,7 +142,7 @@ class AutoregressiveModel(nn.Module):
         generator = generator_on(generator, T.device)
         if ranks is None:
             ranks = self.default_ranks(B, T.device, generator)
-        flip = log_w = None
+        flip = log_w = resp = None
         if self.symmetric:
             log_w = self.mode_log_weights(T, mu)
             flip = z2_flip(log_w, B, T.device, generator)
@@ -148,9 +154,12 @@ class AutoregressiveModel(nn.Module):
         if self.symmetric:
             # the other mixture component, scored along the same order (joint-space weights stay exact)
             other = self._log_prob_path(-s, T, -mu, ranks).to(torch.float64)
+            drawn = log_p + (-math.log(2.0) if log_w is None else
+                             torch.where(flip, log_w[1], log_w[0]).to(torch.float64))
             log_p = z2_mixture(log_p, other, log_w, flip)
+            resp = torch.exp(drawn - log_p).clamp(0.0, 1.0)
             s = torch.where(flip[:, None], -s, s)
-        return SampleBatch(spins=s, log_p=log_p, ranks=ranks)
+        return SampleBatch(spins=s, log_p=log_p, ranks=ranks, flip=flip, responsibility=resp)
 
     def log_prob(self, s: torch.Tensor, T, mu, ranks: torch.Tensor | None = None) -> torch.Tensor:
         """log q_sigma(s | T, mu) for a (B, N) batch along ``ranks`` (FO: raster order). Differentiable."""
