@@ -32,6 +32,24 @@ def test_flip_energy_equals_full_difference(name, size):
     torch.testing.assert_close(d, full, rtol=0, atol=1e-12)
 
 
+def test_full_difference_tables_take_one_site_per_row_in_either_shape():
+    """Without a spin polynomial the flip energy is a full energy difference: for sites (B,) and (B, 1) it equals
+    the polynomial tables' value, in the shape asked; several sites per row are refused."""
+    from lattherm.engine.montecarlo.flips import FlipTables, pad_spins
+
+    system = make_system("ising", "5x4")
+    exact = flip_tables(system, check=False)
+    full = FlipTables(system.n_sites, torch.zeros(system.n_sites, dtype=torch.float64), [], [], system, exact=False)
+    g = torch.Generator().manual_seed(0)
+    s = pad_spins(torch.where(torch.rand(6, system.n_sites, generator=g) < 0.5, -1.0, 1.0), torch.int8)
+    i = torch.randint(system.n_sites, (6,), generator=g)
+    assert torch.allclose(full.delta(s, i), exact.delta(s, i))
+    column = full.delta(s, i[:, None])
+    assert column.shape == (6, 1) and torch.allclose(column, exact.delta(s, i[:, None]))
+    with pytest.raises(ValueError, match="spin polynomial"):
+        full.delta(s, torch.stack([i, i], 1))
+
+
 @pytest.mark.parametrize("T,mu", [(600.0, 0.0), (900.0, 0.02), (1200.0, -0.03)])
 def test_metropolis_matches_enumeration(cuau16, T, mu):
     g = torch.Generator().manual_seed(int(T))

@@ -67,16 +67,16 @@ class FlipTables:
 
     def delta(self, s: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
         """E(s with s_i flipped) - E(s), float64 of i's shape, for padded spins s (B, N+1) and one site per row i
-        (B,), or M sites per row (B, M), each flipped alone (exact tables only)."""
+        (B,), or M sites per row (B, M), each flipped alone (M > 1: exact tables only)."""
         si = s.gather(1, i if i.ndim == 2 else i[:, None]).view(i.shape).to(torch.float64)
         if self.exact:
             return -2.0 * si * self.local(s, i)
-        if i.ndim != 1:
+        if i.ndim == 2 and i.shape[1] != 1:
             raise ValueError("several flips per row need a spin polynomial")
         x = s[:, : self.n_sites].to(torch.float64)
         y = x.clone()
-        y.scatter_(1, i[:, None], -si[:, None])
-        return self.system.energy(y) - self.system.energy(x)
+        y.scatter_(1, i.view(-1, 1), -si.view(-1, 1))
+        return (self.system.energy(y) - self.system.energy(x)).view(i.shape)
 
     def partners(self) -> list[np.ndarray] | None:
         """Per site, the other sites it shares a monomial with (what its flip energy reads); None without a

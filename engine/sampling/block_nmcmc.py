@@ -277,7 +277,7 @@ def block_move(chains: SpinChains, sites: torch.Tensor, new: torch.Tensor, log_q
         i = sites[..., k]
         changed = s.gather(1, i) != new[..., k]
         if bool(changed.any()):
-            d = chains.tables.delta(s, i[:, 0]).unsqueeze(1) if M == 1 else chains.tables.delta(s, i)
+            d = chains.tables.delta(s, i)
             dE += torch.where(changed, d, torch.zeros_like(dE))
             s.scatter_(1, i, new[..., k].to(s.dtype))
     dsum = (new.to(torch.float64) - old.to(torch.float64)).sum(-1)
