@@ -20,7 +20,7 @@ counts the other jobs too. The reference is exact_reference: the transfer matrix
 (with its error) at 20x20.
 
     OMP_NUM_THREADS=1 python benchmarks/free_energy_cost.py [--sizes 10x10,20x20] [--conditions 2.5:0.2,2.269:0.2]
-        [--pilot 15] [--confirm 120] [--json FILE]
+        [--pilot 15] [--confirm 120] [--model MODEL] [--no-ti] [--json FILE]
 """
 
 from __future__ import annotations
@@ -108,10 +108,12 @@ def main():
     ap.add_argument("--pilot", type=float, default=15.0, help="CPU seconds of each method's pilot")
     ap.add_argument("--confirm", type=float, default=120.0, help="largest projected CPU seconds to run for real")
     ap.add_argument("--ti-pilot-sweeps", type=int, default=200)
+    ap.add_argument("--model", default=MODEL, help="the model of the NIS and NMCMC rows (bundled name or run)")
+    ap.add_argument("--no-ti", action="store_true", help="leave out thermodynamic integration (model rows only)")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    lm = load(MODEL)
+    lm = load(a.model)
     rows = []
     for size in a.sizes.split(","):
         system = make_system("ising", size)
@@ -132,7 +134,8 @@ def main():
             for name, run, unit in methods:
                 est, err, sec, info = run(s=a.pilot)
                 projected = sec * (err / TARGET) ** 2 if math.isfinite(err) else math.inf
-                row = dict(size=size, T=T, mu=mu, method=name, reference=ref_neg, reference_method=ref.method,
+                row = dict(size=size, T=T, mu=mu, method=name, model=a.model, reference=ref_neg,
+                           reference_method=ref.method,
                            pilot=dict(estimate=est, stderr=err, cpu_seconds=sec, **info), projected_seconds=projected)
                 if projected <= a.confirm:
                     need = max(int(math.ceil(info[unit] * 1.1 * (err / TARGET) ** 2)), info[unit])
@@ -141,6 +144,8 @@ def main():
                 rows.append(row)
                 _print(row)
                 _dump(a.json, rows)
+            if a.no_ti:
+                continue
             pilot_sweeps = a.ti_pilot_sweeps
             est, err, sec, info = ti(system, T, mu, pilot_sweeps)
             # both parts of the pilot's error are mostly noise (the halved-grid difference of noisy nodes), so the
